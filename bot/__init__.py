@@ -1,0 +1,1 @@
+"""Ausweg: the composition root, command line and platform transports."""

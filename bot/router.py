@@ -1,0 +1,134 @@
+"""The router: one inbound message -> one transaction -> outbound messages.
+
+Steps: de-duplicate, resolve the sender to a pseudonymous contact (or a staff
+role), run the handler for its state, apply effects through the case service,
+commit. Replies are returned only after the commit; a failure rolls everything
+back and the sender gets a kind error message instead of a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from bot.clock import Clock, hour
+from bot.messages import ChatKind, InboundMessage, OutboundMessage
+from config.directory import Directory
+from config.i18n import pick_locale, translator
+from config.settings import RetentionSettings
+from handlers import intake, staff
+from handlers.cases import CaseService, Person, StaffRole
+from storage.db import Database
+from storage.models import Contact
+from storage.repositories import UnitOfWork, new_id
+from storage.vault import Vault
+
+log = logging.getLogger(__name__)
+
+
+class Router:
+    """Platform-neutral core entry point."""
+
+    def __init__(self, db: Database, vault: Vault, directory: Directory,
+                 retention: RetentionSettings, clock: Clock) -> None:
+        self.db = db
+        self.vault = vault
+        self.directory = directory
+        self.retention = retention
+        self.clock = clock
+        self._retention_view = {
+            "intake_hours": retention.intake_hours,
+            "held_days": retention.held_message_days,
+            "case_days": retention.inactive_case_days,
+        }
+        self._ctx = intake.IntakeContext(directory, self._retention_view)
+
+    async def handle(self, msg: InboundMessage) -> list[OutboundMessage]:
+        """Process one message in one transaction; never raises."""
+        try:
+            async with self.db.transaction() as session:
+                uow = UnitOfWork(session, self.vault, self.clock.now())
+                if msg.update_id and not await uow.updates.first_time(
+                    msg.platform.value, msg.update_id,
+                    hour(uow.now) + timedelta(hours=self.retention.dedup_hours),
+                ):
+                    log.info("duplicate update skipped")
+                    return []
+                svc = CaseService(uow, self.directory, self.retention)
+                roles = [StaffRole(p, m) for p, m in
+                         self.directory.staff_roles(msg.platform.value, msg.sender_id)]
+                if roles:
+                    return await staff.handle(svc, roles, msg)
+                if msg.chat_kind is ChatKind.GROUP:
+                    log.info("message from a non-staff account in a group ignored")
+                    return []
+                return await self._person(uow, svc, msg)
+        except Exception as exc:  # one bad update must never stop the bot
+            log.error("handling failed: %s", type(exc).__name__, exc_info=True)
+            t = translator(pick_locale(msg.locale))
+            return [OutboundMessage(msg.address, t("error.generic"))]
+
+    async def _load(self, uow: UnitOfWork, msg: InboundMessage) -> tuple[Person, dict[str, Any]]:
+        platform = msg.platform.value
+        pseudonyms = [self.vault.pseudonym(platform, msg.sender_id, v)
+                      for v in self.vault.pseudonym_versions()]
+        found = await uow.contacts.by_pseudonyms(pseudonyms)
+        if found is not None:
+            contact, key_row = found
+            person = Person(contact, uow.keys.remember(key_row))
+            profile: dict[str, Any] = {}
+            if contact.profile_ct is not None:
+                profile = uow.keys.open_json(person.dek, "contacts", "profile", contact.id,
+                                             contact.profile_ct)
+            if contact.state in intake.INTAKE_STATES and contact.delete_after <= uow.now:
+                contact.state, contact.urgent, profile = intake.State.NEW.value, False, {}
+            return person, profile
+        expiry = hour(uow.now) + timedelta(hours=self.retention.intake_hours)
+        key_id, dek = uow.keys.create(expiry)
+        contact_id = new_id()
+        address = {"p": platform, "c": msg.address.chat_id, "t": msg.address.thread_id,
+                   "a": msg.sender_id}
+        contact = Contact(
+            id=contact_id, pseudonym=pseudonyms[0], pseudonym_version=self.vault.pseudonym_version,
+            platform=platform, key_id=key_id,
+            address_ct=uow.keys.seal_json(dek, "contacts", "address", contact_id, address),
+            locale=pick_locale(msg.locale), state=intake.State.NEW.value, profile_ct=None,
+            urgent=False, created_at=hour(uow.now), delete_after=expiry,
+        )
+        uow.session.add(contact)
+        return Person(contact, dek), {}
+
+    async def _person(self, uow: UnitOfWork, svc: CaseService,
+                      msg: InboundMessage) -> list[OutboundMessage]:
+        person, profile = await self._load(uow, msg)
+        contact = person.contact
+        ctx = self._ctx
+        tr = intake.step(ctx, contact.state, profile, contact.locale, msg)
+        out = [OutboundMessage(msg.address, r.text, r.buttons, urgent=r.urgent)
+               for r in tr.replies]
+        t = translator(contact.locale)
+        for effect in tr.effects:
+            if effect.kind == "erase":
+                out.extend(await svc.erase(person, t, receipt=bool(effect.data.get("receipt"))))
+                return out
+            if effect.kind == "set_locale":
+                contact.locale = effect.data["locale"]
+                t = translator(contact.locale)
+            elif effect.kind == "mark_urgent":
+                out.extend(await svc.mark_urgent(person))
+            elif effect.kind == "relay":
+                out.extend(await svc.from_person(person, effect.data["text"], t))
+            elif effect.kind == "open_case":
+                out.extend(await svc.open_case(person, effect, t))
+            elif effect.kind == "restart":
+                contact.urgent = False
+        contact.state = tr.state
+        if tr.profile != profile:
+            contact.profile_ct = (
+                uow.keys.seal_json(person.dek, "contacts", "profile", contact.id, tr.profile)
+                if tr.profile.get("consent") else None
+            )
+        if tr.state in intake.INTAKE_STATES or tr.state == intake.State.REFERRED:
+            contact.delete_after = hour(uow.now) + timedelta(hours=self.retention.intake_hours)
+        return out

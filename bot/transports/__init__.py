@@ -1,0 +1,1 @@
+"""Platform transports: turn platform events into InboundMessage and send OutboundMessage."""

@@ -1,0 +1,28 @@
+"""The contract every transport fulfils."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+from bot.messages import InboundMessage, OutboundMessage, Platform
+
+#: What a transport calls for every inbound event. It returns once the event's
+#: transaction has committed and the replies were handed back for sending.
+InboundHandler = Callable[[InboundMessage], Awaitable[Sequence[OutboundMessage]]]
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """A connection to one platform. Transports never decide anything."""
+
+    platform: Platform
+
+    async def start(self, on_message: InboundHandler) -> None:
+        """Connect and begin delivering inbound events to ``on_message``."""
+
+    async def stop(self) -> None:
+        """Stop receiving, finish in-flight sends, release resources."""
+
+    async def send(self, message: OutboundMessage) -> None:
+        """Deliver one outbound message (copy, never forward)."""

@@ -1,0 +1,1 @@
+"""Configuration: settings, the programme directory and translations."""

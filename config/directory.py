@@ -1,0 +1,348 @@
+"""The programme directory: schema, loader with line-numbered errors, lookups.
+
+The directory is configuration, not personal data: programmes, their regions,
+office hours, contact details for people who do not want to chat, and the staff
+accounts (per platform) with the alias a person sees.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+import holidays
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from config.vocabulary import MV_DISTRICTS, NATIONAL, STATES, Audience, Kind, Scene
+
+Locale = Literal["de", "en"]
+LocalText = dict[Locale, str]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SPAN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+#: Validation context key: :func:`parse_directory` checks references itself (with lines).
+_DEFER_REFERENCES = "defer_references"
+Loc = tuple[str | int, ...]
+
+
+class DirectoryError(ValueError):
+    """The directory file is unusable; the message names file, line and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _complete(text: LocalText, what: str) -> LocalText:
+    if "de" not in text or "en" not in text:
+        raise ValueError(f"{what} needs German ('de') and English ('en') text")
+    return text
+
+
+def _check_span(span: str) -> str:
+    if not _SPAN.match(span):
+        raise ValueError(f"'{span}' is not HH:MM-HH:MM (00:00 to 24:00)")
+    start, end = span.split("-")
+    if end != "24:00" and end <= start:
+        raise ValueError(f"'{span}' ends before it starts (split spans that cross midnight)")
+    return span
+
+
+Span = Annotated[str, AfterValidator(_check_span)]
+
+
+class ContactInfo(_Strict):
+    """How to reach a programme without the chat."""
+
+    phone: str | None = None
+    email: str | None = None
+    web: str | None = None
+
+
+class OfficeHours(_Strict):
+    """Weekly hours in a time zone, closed on public holidays of a state."""
+
+    timezone: str = "Europe/Berlin"
+    weekly: dict[Weekday, list[Span]] = Field(default_factory=dict)
+    holidays_state: str | None = None
+    closed_dates: list[date] = Field(default_factory=list)
+
+    @field_validator("holidays_state")
+    @classmethod
+    def _state(cls, value: str | None) -> str | None:
+        if value is not None and value not in STATES:
+            raise ValueError(f"unknown state '{value}' (use one of {', '.join(STATES)})")
+        return value
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        """The time zone object."""
+        return ZoneInfo(self.timezone)
+
+    def _closed_on(self, day: date) -> bool:
+        if day in self.closed_dates:
+            return True
+        if self.holidays_state is None:
+            return False
+        return day in holidays.country_holidays("DE", subdiv=self.holidays_state, years=day.year)
+
+    def _spans_on(self, day: date) -> list[tuple[time, time]]:
+        if self._closed_on(day):
+            return []
+        out = []
+        for span in self.weekly.get(WEEKDAYS[day.weekday()], []):
+            start, end = span.split("-")
+            end_t = time.max if end == "24:00" else time.fromisoformat(end)
+            out.append((time.fromisoformat(start), end_t))
+        return out
+
+    def is_open(self, when: datetime) -> bool:
+        """Whether the programme is staffed at ``when`` (aware datetime)."""
+        local = when.astimezone(self.zone)
+        return any(s <= local.time() < e for s, e in self._spans_on(local.date()))
+
+    def next_opening(self, when: datetime) -> datetime | None:
+        """The next moment the programme opens (``when`` itself if open), within 3 weeks."""
+        local = when.astimezone(self.zone)
+        for offset in range(22):
+            day = local.date() + timedelta(days=offset)
+            for start, end in self._spans_on(day):
+                begin = datetime.combine(day, start, self.zone)
+                finish = datetime.combine(day, end, self.zone)
+                if local < finish:
+                    return max(begin, local)
+        return None
+
+
+class StaffMember(_Strict):
+    """A counsellor or coordinator. ``accounts`` maps platform -> account id."""
+
+    id: str
+    alias: str
+    role: Literal["counsellor", "coordinator"] = "counsellor"
+    accounts: dict[str, str] = Field(default_factory=dict)
+    locale: Locale = "de"
+
+
+class Programme(_Strict):
+    """One service a person can be routed to."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")
+    name: str
+    operator: str | None = None
+    kind: Kind
+    scenes: list[Scene] = Field(default_factory=list, description="empty: every scene")
+    audiences: list[Audience]
+    states: list[str]
+    districts: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=lambda: ["de"])
+    prison_support: bool = False
+    office_hours: OfficeHours | None = None
+    response_time_hours: int | None = None
+    contact: ContactInfo = Field(default_factory=ContactInfo)
+    description: LocalText
+    info: dict[Audience, LocalText] = Field(default_factory=dict)
+    notice: LocalText | None = Field(default=None, description="said before referring")
+    staff: list[StaffMember] = Field(default_factory=list)
+    staff_rooms: dict[str, str] = Field(default_factory=dict)
+    fallback: list[str] = Field(default_factory=list)
+
+    @field_validator("states")
+    @classmethod
+    def _states(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if code != NATIONAL and code not in STATES:
+                raise ValueError(
+                    f"unknown state '{code}' (use {NATIONAL} or one of {', '.join(STATES)})"
+                )
+        if not value:
+            raise ValueError("at least one state (or DE for national)")
+        return value
+
+    @field_validator("districts")
+    @classmethod
+    def _districts(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if code not in MV_DISTRICTS:
+                raise ValueError(
+                    f"unknown district '{code}' (use one of {', '.join(MV_DISTRICTS)})"
+                )
+        return value
+
+    @field_validator("description", "notice")
+    @classmethod
+    def _texts(cls, value: LocalText | None) -> LocalText | None:
+        return None if value is None else _complete(value, "text")
+
+    @field_validator("info")
+    @classmethod
+    def _infos(cls, value: dict[Audience, LocalText]) -> dict[Audience, LocalText]:
+        for audience, text in value.items():
+            _complete(text, f"info.{audience}")
+        return value
+
+    @property
+    def national(self) -> bool:
+        """Serves all of Germany."""
+        return NATIONAL in self.states
+
+    @property
+    def chat_enabled(self) -> bool:
+        """Counsellors take chats (otherwise the bot refers with contact details)."""
+        return any(m.role == "counsellor" for m in self.staff)
+
+
+class Directory(_Strict):
+    """All programmes plus the last-resort fallback chain."""
+
+    verify_before_going_live: bool = False
+    notice: str | None = None
+    fallback: list[str] = Field(min_length=1)
+    programmes: list[Programme] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references(self, info: ValidationInfo) -> Directory:
+        if isinstance(info.context, dict) and info.context.get(_DEFER_REFERENCES):
+            return self
+        problems = self.reference_problems()
+        if problems:
+            raise ValueError("; ".join(message for _, message in problems))
+        return self
+
+    def reference_problems(self) -> list[tuple[Loc, str]]:
+        """Duplicate ids and fallbacks to unknown ids, each with its location."""
+        problems: list[tuple[Loc, str]] = []
+        known: set[str] = set()
+        for i, p in enumerate(self.programmes):
+            if p.id in known:
+                problems.append((("programmes", i, "id"), f"duplicate programme id '{p.id}'"))
+            known.add(p.id)
+        for i, p in enumerate(self.programmes):
+            for j, ref in enumerate(p.fallback):
+                if ref not in known:
+                    problems.append(
+                        (
+                            ("programmes", i, "fallback", j),
+                            f"programme '{p.id}': fallback '{ref}' is not a programme id",
+                        )
+                    )
+        for j, ref in enumerate(self.fallback):
+            if ref not in known:
+                problems.append((("fallback", j), f"fallback '{ref}' is not a programme id"))
+        return problems
+
+    @cached_property
+    def by_id(self) -> dict[str, Programme]:
+        """Programmes by id."""
+        return {p.id: p for p in self.programmes}
+
+    @cached_property
+    def _staff_index(self) -> dict[tuple[str, str], list[tuple[Programme, StaffMember]]]:
+        index: dict[tuple[str, str], list[tuple[Programme, StaffMember]]] = {}
+        for p in self.programmes:
+            for m in p.staff:
+                for platform, account in m.accounts.items():
+                    index.setdefault((platform, account), []).append((p, m))
+        return index
+
+    @cached_property
+    def _room_index(self) -> dict[tuple[str, str], list[Programme]]:
+        index: dict[tuple[str, str], list[Programme]] = {}
+        for p in self.programmes:
+            for platform, room in p.staff_rooms.items():
+                index.setdefault((platform, room), []).append(p)
+        return index
+
+    def staff_roles(self, platform: str, account: str) -> list[tuple[Programme, StaffMember]]:
+        """The programmes (and member entries) a platform account is staff of."""
+        return self._staff_index.get((platform, account), [])
+
+    def programmes_of_room(self, platform: str, room: str) -> list[Programme]:
+        """Programmes whose staff room is this chat."""
+        return self._room_index.get((platform, room), [])
+
+    def member(self, programme_id: str, member_id: str) -> StaffMember | None:
+        """A staff member of a programme by id."""
+        programme = self.by_id.get(programme_id)
+        if programme is None:
+            return None
+        return next((m for m in programme.staff if m.id == member_id), None)
+
+
+def load_directory(path: Path) -> Directory:
+    """Load and validate a directory file.
+
+    Raises:
+        DirectoryError: with file, line and field of each problem.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DirectoryError(f"{path}: cannot read: {exc.strerror}") from exc
+    return parse_directory(text, str(path))
+
+
+def parse_directory(text: str, source: str = "<directory>") -> Directory:
+    """Validate directory YAML text; see :func:`load_directory`."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise DirectoryError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise DirectoryError(f"{source}: the directory must be a mapping with 'programmes'")
+    try:
+        directory = Directory.model_validate(data, context={_DEFER_REFERENCES: True})
+    except ValidationError as exc:
+        problems = [(tuple(err["loc"]), err["msg"]) for err in exc.errors()]
+        raise DirectoryError(_describe(node, source, problems)) from None
+    problems = directory.reference_problems()
+    if problems:
+        raise DirectoryError(_describe(node, source, problems))
+    return directory
+
+
+def _describe(node: Any, source: str, problems: Iterable[tuple[Loc, str]]) -> str:
+    """One ``source:line: field.path: message`` line per problem."""
+    lines = []
+    for loc, message in problems:
+        path = ".".join(str(p) for p in loc) or "(top level)"
+        lines.append(f"{source}:{_line_of(node, loc)}: {path}: {message}")
+    return "\n".join(lines)
+
+
+def _line_of(node: Any, loc: Iterable[Any]) -> int:
+    """Best line number (1-based) for a pydantic error location in a YAML node tree."""
+    current = node
+    line = (node.start_mark.line + 1) if node is not None else 1
+    for part in loc:
+        if isinstance(current, yaml.MappingNode):
+            match = next((v for k, v in current.value if k.value == str(part)), None)
+            if match is None:
+                break
+            current = match
+        elif isinstance(current, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(current.value):
+                break
+            current = current.value[part]
+        else:
+            break
+        line = current.start_mark.line + 1
+    return line

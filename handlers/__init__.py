@@ -1,0 +1,1 @@
+"""Conversation logic: intake, routing, staff work, relay, privacy. No platform imports."""

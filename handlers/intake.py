@@ -1,0 +1,310 @@
+"""The intake conversation: consent, safety, a few questions, then routing.
+
+Pure decisions: (state, profile, message) -> Transition. Nothing is stored
+before consent; crisis words get emergency numbers at every step.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from bot.messages import Button, InboundMessage
+from config.directory import Directory
+from config.i18n import SUPPORTED, Translator, translator
+from config.vocabulary import Audience, Incident, Scene
+from handlers.base import Effect, Reply, Transition
+from handlers.options import Option, match, options_for
+from handlers.routing import Profile, route
+from handlers.safety import is_crisis
+
+MAX_TEXT = 4000
+
+
+class State(enum.StrEnum):
+    """Conversation states of a person."""
+
+    NEW = "new"
+    CONSENT = "consent"
+    SAFETY = "safety"
+    AUDIENCE = "audience"
+    INCIDENT = "incident"
+    SCENE = "scene"
+    STATE = "state"
+    DISTRICT = "district"
+    PRISON = "prison"
+    LANGUAGE = "language"
+    MESSAGE = "message"
+    CASE = "case"
+    REFERRED = "referred"
+    DELETE = "delete"
+
+
+#: Question states in order; ``back`` walks the recorded history instead.
+QUESTIONS = (
+    State.CONSENT, State.SAFETY, State.AUDIENCE, State.INCIDENT, State.SCENE, State.STATE,
+    State.DISTRICT, State.PRISON, State.LANGUAGE, State.MESSAGE,
+)
+INTAKE_STATES = frozenset({State.NEW, *QUESTIONS})
+_COLUMNS = {State.STATE: 2, State.DISTRICT: 2, State.LANGUAGE: 2}
+_COMMANDS = {
+    "start": "start", "help": "help", "hilfe": "help", "delete": "delete", "loeschen": "delete",
+    "löschen": "delete", "language": "language", "sprache": "language", "back": "back",
+    "zurueck": "back", "zurück": "back",
+}
+_BACK_WORDS = frozenset({"zurück", "zurueck", "back"})
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeContext:
+    """What intake decisions may read besides the message."""
+
+    directory: Directory
+    retention: dict[str, int]
+    has_case: bool = False
+
+
+def command_of(msg: InboundMessage) -> str | None:
+    """The command in a message (``/start`` or ``!start``), normalised, if any."""
+    text = msg.text.strip()
+    if msg.button and msg.button.startswith("cmd:"):
+        return msg.button[4:]
+    if msg.button and msg.button.startswith("lang:"):
+        return "language"
+    if text[:1] in "/!" and len(text) > 1:
+        word = text[1:].split(maxsplit=1)[0].split("@")[0].casefold()
+        return _COMMANDS.get(word, word)
+    if text.casefold() in _BACK_WORDS:
+        return "back"
+    return None
+
+
+def question_reply(state: State, t: Translator, *, with_back: bool = True) -> Reply:
+    """Render a question with its buttons."""
+    opts = options_for(state.value, t)
+    per_row = _COLUMNS.get(state, 1)
+    rows: list[tuple[Button, ...]] = [
+        tuple(Button(o.label, f"{state.value}:{o.value}") for o in opts[i : i + per_row])
+        for i in range(0, len(opts), per_row)
+    ]
+    if state is State.CONSENT:
+        other = "en" if t.locale == "de" else "de"
+        rows.append((Button(t(f"language.switch.{other}"), f"lang:{other}"),))
+    if with_back and state not in (State.CONSENT, State.SAFETY):
+        rows.append((Button(t("nav.back"), "cmd:back"),))
+    return Reply(t(f"{state.value}.question"), tuple(rows))
+
+
+def _next(state: State, profile: dict[str, Any]) -> State:
+    audience = profile.get("audience")
+    if state is State.CONSENT:
+        return State.SAFETY
+    if state is State.SAFETY:
+        return State.AUDIENCE
+    if state is State.AUDIENCE:
+        return State.INCIDENT if audience == Audience.AFFECTED else State.SCENE
+    if state in (State.INCIDENT, State.SCENE):
+        return State.STATE
+    if state is State.STATE and profile.get("state") == "MV":
+        return State.DISTRICT
+    if state in (State.STATE, State.DISTRICT):
+        return State.PRISON if audience == Audience.SELF else State.LANGUAGE
+    if state is State.PRISON:
+        return State.LANGUAGE
+    return State.MESSAGE
+
+
+def _ask(state: State, profile: dict[str, Any], t: Translator, replies: list[Reply]) -> Transition:
+    return Transition(state.value, profile, [*replies, question_reply(state, t)])
+
+
+def crisis_reply(t: Translator) -> Reply:
+    """Emergency numbers; sent at once, never queued."""
+    return Reply(t("crisis"), urgent=True)
+
+
+def greeting(t: Translator, retention: dict[str, int]) -> list[Reply]:
+    """Greeting, privacy notice and the consent question."""
+    notice = t("privacy.notice", **retention)
+    consent = question_reply(State.CONSENT, t)
+    return [Reply(t("greeting")), Reply(f"{notice}\n\n{consent.text}", consent.buttons)]
+
+
+def step(ctx: IntakeContext, state_name: str, profile: dict[str, Any], locale: str,
+         msg: InboundMessage) -> Transition:
+    """Decide the next step of a person's conversation."""
+    t = translator(locale)
+    state = State(state_name)
+    profile = dict(profile)
+    replies: list[Reply] = []
+    effects: list[Effect] = []
+    consented = bool(profile.get("consent"))
+
+    if msg.attachment:
+        return Transition(state.value, profile, [Reply(t("error.attachment"))])
+    if len(msg.text) > MAX_TEXT:
+        return Transition(state.value, profile, [Reply(t("error.too_long", max=MAX_TEXT))])
+
+    if msg.text and is_crisis(msg.text):
+        replies.append(crisis_reply(t))
+        if consented:
+            effects.append(Effect("mark_urgent"))
+
+    command = command_of(msg)
+    if command is not None:
+        result = _command(ctx, command, state, profile, t)
+        result.replies[:0] = replies
+        result.effects[:0] = effects
+        return result
+
+    if state is State.NEW:
+        return Transition(State.CONSENT.value, {}, [*replies, *greeting(t, ctx.retention)])
+    if state is State.CASE:
+        if msg.text.strip():
+            effects.append(Effect("relay", {"text": msg.text}))
+        return Transition(state.value, profile, replies, effects)
+    if state is State.REFERRED:
+        return Transition(state.value, profile, [*replies, Reply(t("referred.again"))], effects)
+    if state is State.DELETE:
+        return _confirm_delete(ctx, profile, msg, t, replies)
+
+    answer = _answer(state, msg, t)
+    if state is State.MESSAGE and answer is None and msg.text.strip() and not msg.button:
+        answer = Option("text", "")
+    if answer is None:
+        if replies:  # crisis text: numbers first, then the same question again
+            return Transition(state.value, profile, [*replies, question_reply(state, t)], effects)
+        return _ask(state, profile, t, [Reply(t("error.not_understood"))])
+
+    if state is State.CONSENT:
+        return _consent(ctx, answer.value, profile, t, replies)
+
+    profile.setdefault("history", []).append(state.value)
+    if state is State.SAFETY:
+        if answer.value == "yes":
+            replies.append(crisis_reply(t))
+            effects.append(Effect("mark_urgent"))
+    elif state is State.MESSAGE:
+        return _finish(ctx, profile, msg.text if answer.value == "text" else None, t,
+                       replies, effects)
+    else:
+        profile[state.value] = answer.value
+    nxt = _next(state, profile)
+    return Transition(nxt.value, profile, [*replies, question_reply(nxt, t)], effects)
+
+
+def _answer(state: State, msg: InboundMessage, t: Translator) -> Option | None:
+    opts = options_for(state.value, t)
+    if msg.button:
+        prefix, _, value = msg.button.partition(":")
+        if prefix != state.value:
+            return None
+        return next((o for o in opts if o.value == value), None)
+    if state is State.CONSENT and msg.text.strip().casefold() in ("english", "deutsch"):
+        return None
+    return match(msg.text, opts)
+
+
+def _consent(ctx: IntakeContext, value: str, profile: dict[str, Any], t: Translator,
+             replies: list[Reply]) -> Transition:
+    if value == "yes":
+        profile = {"consent": True, "history": []}
+        return _ask(State.SAFETY, profile, t, [*replies, Reply(t("consent.thanks"))])
+    if value == "more":
+        consent = question_reply(State.CONSENT, t)
+        details = t("privacy.details", **ctx.retention)
+        return Transition(State.CONSENT.value, profile,
+                          [*replies, Reply(f"{details}\n\n{consent.text}", consent.buttons)])
+    text = t("consent.declined", contacts=national_contacts(ctx.directory, t))
+    return Transition(State.NEW.value, {}, [*replies, Reply(text)], [Effect("erase")])
+
+
+def national_contacts(directory: Directory, t: Translator) -> str:
+    """Contact lines of the directory's fallback programmes and the crisis lines."""
+    lines = [contact_lines(directory.by_id[i], t) for i in directory.fallback]
+    lines.append(t("crisis.short"))
+    return "\n".join(line for line in lines if line)
+
+
+def contact_lines(programme: Any, t: Translator) -> str:
+    """How to reach a programme without the chat, one line."""
+    c = programme.contact
+    parts = [p for p in (c.phone and t("contact.phone", phone=c.phone),
+                         c.email and t("contact.email", email=c.email),
+                         c.web and t("contact.web", web=c.web)) if p]
+    if not parts:
+        return ""
+    return f"{programme.name}: {', '.join(parts)}"
+
+
+def _finish(ctx: IntakeContext, profile: dict[str, Any], text: str | None, t: Translator,
+            replies: list[Reply], effects: list[Effect]) -> Transition:
+    prof = to_profile(profile)
+    result = route(ctx.directory, prof)
+    effects.append(Effect("open_case", {"route": result, "message": text, "profile": prof}))
+    nxt = State.CASE if result.opens_case else State.REFERRED
+    return Transition(nxt.value, profile, replies, effects)
+
+
+def to_profile(profile: dict[str, Any]) -> Profile:
+    """Turn stored answers into a routing profile."""
+    state = profile.get("state")
+    district = profile.get("district")
+    return Profile(
+        audience=Audience(profile.get("audience", Audience.SELF)),
+        scene=Scene(profile["scene"]) if profile.get("scene") else None,
+        state=state if state and state != "none" else None,
+        district=district if district and district != "skip" else None,
+        in_prison=profile.get("prison") == "yes" if "prison" in profile else None,
+        language=profile.get("language", "de") if profile.get("language") != "other" else "de",
+        incident=Incident(profile["incident"]) if profile.get("incident") else None,
+    )
+
+
+def _command(ctx: IntakeContext, command: str, state: State, profile: dict[str, Any],
+             t: Translator) -> Transition:
+    if command == "start":
+        if state in (State.CASE,):
+            return Transition(state.value, profile, [Reply(t("start.has_case"))])
+        return Transition(State.CONSENT.value, {}, greeting(t, ctx.retention), [Effect("restart")])
+    if command == "help":
+        return Transition(state.value, profile, [Reply(t("help.person"))])
+    if command == "language":
+        other = next(loc for loc in SUPPORTED if loc != t.locale)
+        new_t = translator(other)
+        replies = [Reply(new_t("language.switched"))]
+        if state in QUESTIONS:
+            replies.append(question_reply(state, new_t))
+        return Transition(state.value, profile, replies, [Effect("set_locale", {"locale": other})])
+    if command == "delete":
+        if state is State.NEW or (state is State.CONSENT and not profile.get("consent")):
+            return Transition(State.NEW.value, {}, [Reply(t("delete.nothing"))], [Effect("erase")])
+        confirm = question_reply(State.DELETE, t, with_back=False)
+        return Transition(State.DELETE.value, {**profile, "return": state.value}, [confirm])
+    if command == "back":
+        history = profile.get("history") or []
+        if state not in QUESTIONS or not history:
+            if state in QUESTIONS:
+                return _ask(state, profile, t, [Reply(t("nav.back.none"))])
+            return Transition(state.value, profile, [Reply(t("nav.back.none"))])
+        previous = State(history.pop())
+        return _ask(previous, profile, t, [])
+    return Transition(state.value, profile, [Reply(t("error.unknown_command"))])
+
+
+def _confirm_delete(ctx: IntakeContext, profile: dict[str, Any], msg: InboundMessage,
+                    t: Translator, replies: list[Reply]) -> Transition:
+    answer = _answer(State.DELETE, msg, t)
+    if answer is None:
+        confirm = question_reply(State.DELETE, t, with_back=False)
+        return Transition(State.DELETE.value, profile, [*replies, Reply(t("error.not_understood")),
+                                                        confirm])
+    if answer.value == "yes":
+        return Transition(State.NEW.value, {}, replies, [Effect("erase", {"receipt": True})])
+    back = State(profile.pop("return", State.CONSENT.value))
+    replies.append(Reply(t("delete.cancelled")))
+    if back in QUESTIONS:
+        replies.append(question_reply(back, t))
+    return Transition(back.value, profile, replies)
+

@@ -1,0 +1,143 @@
+"""Routing: deterministic, explainable, never a dead end.
+
+Order of steps:
+1. ``match``: a programme of a kind that serves the audience, for the scene, in the
+   person's state (district-specific before statewide), preferring the person's
+   language and prison support where it matters.
+2. ``coordination``: the state's coordination office.
+3. ``national``: a national programme that fits audience and scene.
+4. ``fallback``: the directory's last-resort chain.
+Programmes without counsellors in the bot are referrals: the person gets their
+contact details instead of a case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from config.directory import Directory, Programme
+from config.vocabulary import Audience, Incident, Kind, Scene
+
+Step = Literal["match", "coordination", "national", "fallback"]
+
+#: Which kinds of programme serve which audience.
+KINDS_FOR: dict[Audience, tuple[Kind, ...]] = {
+    Audience.SELF: (Kind.EXIT, Kind.PREVENTION),
+    Audience.RELATIVE: (Kind.EXIT, Kind.PREVENTION, Kind.ADVICE, Kind.HOTLINE),
+    Audience.PROFESSIONAL: (Kind.EXIT, Kind.PREVENTION, Kind.ADVICE, Kind.HOTLINE),
+    Audience.AFFECTED: (Kind.VICTIM_SUPPORT,),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """The intake answers routing needs (no identifying data)."""
+
+    audience: Audience
+    scene: Scene | None = None
+    state: str | None = None
+    district: str | None = None
+    in_prison: bool | None = None
+    language: str = "de"
+    incident: Incident | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a person goes and why.
+
+    ``reasons`` are (kind, value) pairs such as ("scene", "right"), rendered by i18n.
+    ``alternatives`` are further fitting programmes whose contacts are shown too.
+    """
+
+    programme: Programme
+    step: Step
+    reasons: tuple[tuple[str, str], ...]
+    alternatives: tuple[Programme, ...] = ()
+
+    @property
+    def opens_case(self) -> bool:
+        """A case is opened only where counsellors take chats."""
+        return self.programme.chat_enabled
+
+
+def _kinds(profile: Profile) -> tuple[Kind, ...]:
+    if profile.audience is Audience.AFFECTED and profile.incident is Incident.ANTISEMITISM:
+        return (Kind.INCIDENT_DOCUMENTATION, Kind.VICTIM_SUPPORT)
+    return KINDS_FOR[profile.audience]
+
+
+def _serves(p: Programme, profile: Profile, kinds: tuple[Kind, ...]) -> bool:
+    if p.kind not in kinds or profile.audience not in p.audiences:
+        return False
+    needs_scene = profile.audience is not Audience.AFFECTED
+    return not (needs_scene and p.scenes and profile.scene not in p.scenes)
+
+
+def _rank(p: Programme, profile: Profile, kinds: tuple[Kind, ...]) -> tuple[int, ...]:
+    district_fit = 1 if profile.district and profile.district in p.districts else 0
+    return (
+        -kinds.index(p.kind),
+        district_fit,
+        1 if p.chat_enabled else 0,
+        1 if profile.language in p.languages else 0,
+        1 if profile.in_prison and p.prison_support else 0,
+    )
+
+
+def _regional(p: Programme, profile: Profile) -> bool:
+    if profile.state is None or profile.state not in p.states:
+        return False
+    return not (p.districts and profile.district and profile.district not in p.districts)
+
+
+def route(directory: Directory, profile: Profile) -> Route:
+    """Pick the programme for a profile; always returns a route."""
+    kinds = _kinds(profile)
+    order = {p.id: i for i, p in enumerate(directory.programmes)}
+
+    def best(candidates: list[Programme]) -> list[Programme]:
+        return sorted(candidates, key=lambda p: (_rank(p, profile, kinds), -order[p.id]), reverse=True)
+
+    reasons: list[tuple[str, str]] = [("audience", profile.audience.value)]
+    if profile.incident is not None:
+        reasons.append(("incident", profile.incident.value))
+    if profile.scene is not None and profile.audience is not Audience.AFFECTED:
+        reasons.append(("scene", profile.scene.value))
+
+    serving = [p for p in directory.programmes if _serves(p, profile, kinds)]
+    regional = best([p for p in serving if _regional(p, profile)])
+    if regional:
+        chosen = regional[0]
+        region_reasons = [("state", profile.state or "")]
+        if profile.district and profile.district in chosen.districts:
+            region_reasons.append(("district", profile.district))
+        extra = _extras(chosen, profile)
+        others = tuple(p for p in regional[1:3] if p.kind != chosen.kind)
+        return Route(chosen, "match", (*reasons, *region_reasons, *extra), others)
+
+    if profile.state is not None:
+        coordination = [
+            p for p in directory.programmes
+            if p.kind is Kind.COORDINATION and profile.state in p.states
+            and profile.audience in p.audiences
+        ]
+        if coordination:
+            return Route(coordination[0], "coordination", (*reasons, ("state", profile.state)))
+
+    national = best([p for p in serving if p.national])
+    if national:
+        return Route(national[0], "national", (*reasons, ("region", "national")), tuple(national[1:2]))
+
+    chain = [directory.by_id[i] for i in directory.fallback]
+    return Route(chain[0], "fallback", (("fallback", "directory"),), tuple(chain[1:]))
+
+
+def _extras(p: Programme, profile: Profile) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    if profile.language in p.languages and profile.language != "de":
+        out.append(("language", profile.language))
+    if profile.in_prison and p.prison_support:
+        out.append(("prison", "yes"))
+    return out

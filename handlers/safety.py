@@ -1,0 +1,31 @@
+"""Crisis detection: danger to life or violence gets emergency numbers at once."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Stems matched at word starts, German and English. Deliberately broad: a false
+# alarm costs one extra message with phone numbers; a miss can cost a life.
+_STEMS = (
+    "suizid", "selbstmord", "umbringen", "mich umbring", "nicht mehr leben", "will sterben",
+    "töten", "toeten", "erschieß", "erschiess", "umlegen", "abstechen", "lebensgefahr",
+    "in gefahr", "bedroht", "bedrohen", "verfolgt mich", "schlagen mich", "zusammengeschlagen",
+    "waffe", "messer", "bombe", "anschlag", "ritzen",
+    "suicide", "kill myself", "killing myself", "end my life", "want to die", "kill ",
+    "in danger", "threatened", "threatening me", "weapon", "knife", "gun", "bomb", "attack",
+    "hurt myself", "beat me", "beaten up",
+)
+_PATTERN = re.compile(r"(?:^|\W)(?:" + "|".join(re.escape(s) for s in _STEMS) + ")", re.IGNORECASE)
+
+
+def normalise(text: str) -> str:
+    """Case-fold and compose Unicode so look-alike forms compare equal."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def is_crisis(text: str) -> bool:
+    """Whether a message signals danger to life or violence."""
+    if not text:
+        return False
+    return _PATTERN.search(normalise(text) + " ") is not None

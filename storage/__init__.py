@@ -1,0 +1,1 @@
+"""Storage: database, models, repositories, encryption and retention."""

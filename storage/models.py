@@ -1,0 +1,175 @@
+"""Database tables. Every row has ``delete_after``; nothing identifying is stored in clear.
+
+* ``contacts``: a person as keyed pseudonym, the encrypted reply address, the
+  conversation state and the encrypted intake answers.
+* ``cases``: routed requests in a programme's queue (no account data).
+* ``held_messages``: a person's messages waiting for a counsellor (encrypted).
+* ``case_events``: lifecycle events for statistics (day precision, no personal data).
+* ``data_keys``: per-contact / per-case data keys, wrapped by the master key.
+* ``processed_updates``: hashed platform update ids for de-duplication.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names for migrations."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite returns naive values otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts() -> UTCDateTime:
+    return UTCDateTime()
+
+
+class DataKey(Base):
+    """A data key, only ever stored wrapped. Deleting it shreds its data."""
+
+    __tablename__ = "data_keys"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+
+
+class Contact(Base):
+    """A person (pseudonymous) and their conversation."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(64), unique=True)
+    pseudonym_version: Mapped[int] = mapped_column(Integer)
+    platform: Mapped[str] = mapped_column(String(16))
+    key_id: Mapped[str] = mapped_column(ForeignKey("data_keys.id"))
+    address_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    locale: Mapped[str] = mapped_column(String(5))
+    state: Mapped[str] = mapped_column(String(16))
+    profile_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(_ts())
+    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+
+    # Relationships exist so the unit of work inserts keys before their users.
+    key: Mapped[DataKey] = relationship(lazy="raise")
+
+
+class Case(Base):
+    """A routed request in a programme's queue."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_programme_status", "programme_id", "status"),
+        Index("ix_cases_contact_status", "contact_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    code: Mapped[str] = mapped_column(String(12), unique=True)
+    contact_id: Mapped[str | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), nullable=True
+    )
+    key_id: Mapped[str | None] = mapped_column(ForeignKey("data_keys.id"), nullable=True)
+    programme_id: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(12))
+    audience: Mapped[str] = mapped_column(String(16))
+    scene: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    region: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    district: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    language: Mapped[str] = mapped_column(String(8))
+    in_prison: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    route_step: Mapped[str] = mapped_column(String(16))
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    opened_at: Mapped[datetime] = mapped_column(_ts())
+    last_activity_at: Mapped[datetime] = mapped_column(_ts())
+    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+
+    key: Mapped[DataKey | None] = relationship(lazy="raise")
+    contact: Mapped[Contact | None] = relationship(lazy="raise")
+
+
+class HeldMessage(Base):
+    """A message from the person kept (encrypted) until a counsellor claims the case."""
+
+    __tablename__ = "held_messages"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    text_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+
+    case: Mapped[Case] = relationship(lazy="raise")
+
+
+class CaseEvent(Base):
+    """A lifecycle event for statistics: which programme, what, which day."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str | None] = mapped_column(
+        ForeignKey("cases.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    programme_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(24))
+    day: Mapped[date] = mapped_column(Date)
+    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+
+    case: Mapped[Case | None] = relationship(lazy="raise")
+
+
+class ProcessedUpdate(Base):
+    """A hashed platform update id, so a redelivered update is not handled twice."""
+
+    __tablename__ = "processed_updates"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)

@@ -1,0 +1,232 @@
+"""Typed data access. Each repository wraps one session (one transaction)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Case, CaseEvent, Contact, DataKey, HeldMessage, ProcessedUpdate
+from storage.vault import Vault, aad
+
+OPEN_STATUSES = ("new", "claimed", "active", "waiting")
+_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+def new_id() -> str:
+    """A random row id (no order, no meaning)."""
+    return secrets.token_hex(8)
+
+
+def new_case_code() -> str:
+    """A short code staff and person can read out, e.g. ``K-7F3Q``."""
+    return "K-" + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(4))
+
+
+class Keys:
+    """Data keys: create, unwrap, shred; and sealing of fields bound to their row."""
+
+    def __init__(self, session: AsyncSession, vault: Vault) -> None:
+        self.session = session
+        self.vault = vault
+        self._plain: dict[str, bytes] = {}
+
+    def create(self, delete_after: datetime) -> tuple[str, bytes]:
+        """A new data key row (added to the session); returns (key id, plain key)."""
+        key_id = new_id()
+        dek, wrapped = self.vault.new_data_key(key_id)
+        self.session.add(DataKey(id=key_id, wrapped=wrapped, delete_after=delete_after))
+        self._plain[key_id] = dek
+        return key_id, dek
+
+    def remember(self, key: DataKey) -> bytes:
+        """Unwrap a loaded key row (cached for this unit of work only)."""
+        dek = self._plain.get(key.id)
+        if dek is None:
+            dek = self._plain[key.id] = self.vault.unwrap(key.id, key.wrapped)
+        return dek
+
+    async def get(self, key_id: str) -> bytes:
+        """The plain data key of an id."""
+        if key_id in self._plain:
+            return self._plain[key_id]
+        row = await self.session.get(DataKey, key_id)
+        if row is None:
+            raise LookupError("data key was shredded")
+        return self.remember(row)
+
+    async def shred(self, key_ids: Sequence[str]) -> None:
+        """Delete keys: everything encrypted under them becomes unreadable everywhere."""
+        if key_ids:
+            await self.session.execute(delete(DataKey).where(DataKey.id.in_(key_ids)))
+            for k in key_ids:
+                self._plain.pop(k, None)
+
+    def seal_json(self, dek: bytes, table: str, column: str, row_id: str, value: Any) -> bytes:
+        """Encrypt a JSON value into one field of one row."""
+        raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        return self.vault.seal(dek, raw, aad(table, column, row_id))
+
+    def open_json(self, dek: bytes, table: str, column: str, row_id: str, blob: bytes) -> Any:
+        """Decrypt a JSON field sealed with :meth:`seal_json`."""
+        return json.loads(self.vault.open(dek, blob, aad(table, column, row_id)))
+
+
+class Contacts:
+    """People, found by pseudonym."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_pseudonyms(self, pseudonyms: Sequence[str]) -> tuple[Contact, DataKey] | None:
+        """The contact (with its key row) under any of the given pseudonyms."""
+        stmt = (
+            select(Contact, DataKey)
+            .join(DataKey, DataKey.id == Contact.key_id)
+            .where(Contact.pseudonym.in_(pseudonyms))
+            .limit(1)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return (row[0], row[1]) if row else None
+
+    async def get(self, contact_id: str) -> Contact | None:
+        """A contact by row id."""
+        return await self.session.get(Contact, contact_id)
+
+    async def delete(self, contact: Contact) -> None:
+        """Remove a contact row."""
+        await self.session.delete(contact)
+
+
+class Cases:
+    """Cases and their queue."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def open_of_contact(self, contact_id: str) -> Case | None:
+        """The person's open case, if any."""
+        stmt = select(Case).where(Case.contact_id == contact_id, Case.status.in_(OPEN_STATUSES))
+        return (await self.session.execute(stmt.limit(1))).scalar_one_or_none()
+
+    async def of_contact(self, contact_id: str) -> list[Case]:
+        """All cases of a person."""
+        stmt = select(Case).where(Case.contact_id == contact_id)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def by_code(self, code: str) -> Case | None:
+        """A case by its code."""
+        stmt = select(Case).where(Case.code == code.upper())
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def code_taken(self, code: str) -> bool:
+        """Whether a code is in use."""
+        stmt = select(Case.id).where(Case.code == code)
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def queue(self, programme_ids: Sequence[str]) -> list[Case]:
+        """Unclaimed cases: urgent first, then oldest first."""
+        stmt = (
+            select(Case)
+            .where(Case.programme_id.in_(programme_ids), Case.status == "new")
+            .order_by(Case.urgent.desc(), Case.opened_at, Case.code)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def latest_claimed_by(self, staff_keys: Sequence[str]) -> Case | None:
+        """The case a counsellor worked on most recently."""
+        stmt = (
+            select(Case)
+            .where(Case.claimed_by.in_(staff_keys), Case.status.in_(("claimed", "active", "waiting")))
+            .order_by(Case.last_activity_at.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def claim(self, case_id: str, staff_key: str, now: datetime) -> bool:
+        """Claim an unclaimed case; exactly one of concurrent claimers wins."""
+        stmt = (
+            update(Case)
+            .where(Case.id == case_id, Case.status == "new")
+            .values(status="claimed", claimed_by=staff_key, last_activity_at=now)
+        )
+        result = await self.session.execute(stmt)
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+
+class Held:
+    """Messages waiting for a counsellor."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def count(self, case_id: str) -> int:
+        """How many messages wait on a case."""
+        stmt = select(HeldMessage.id).where(HeldMessage.case_id == case_id)
+        return len((await self.session.execute(stmt)).all())
+
+    async def of_case(self, case_id: str) -> list[HeldMessage]:
+        """The waiting messages, oldest first."""
+        stmt = select(HeldMessage).where(HeldMessage.case_id == case_id).order_by(HeldMessage.seq)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def drop(self, case_ids: Sequence[str]) -> None:
+        """Delete waiting messages of cases."""
+        if case_ids:
+            await self.session.execute(delete(HeldMessage).where(HeldMessage.case_id.in_(case_ids)))
+
+
+class Events:
+    """Statistics events (no personal data)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, case_id: str | None, programme_id: str, kind: str, day: Any,
+            delete_after: datetime) -> None:
+        """Record one lifecycle event."""
+        self.session.add(CaseEvent(case_id=case_id, programme_id=programme_id, kind=kind,
+                                   day=day, delete_after=delete_after))
+
+
+class Updates:
+    """De-duplication of platform updates."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._dialect = session.bind.dialect.name if session.bind else "sqlite"
+
+    @staticmethod
+    def key(platform: str, update_id: str) -> str:
+        """A hash of the update id (no raw platform ids stored)."""
+        return hashlib.blake2b(f"{platform}\x00{update_id}".encode(), digest_size=16).hexdigest()
+
+    async def first_time(self, platform: str, update_id: str, delete_after: datetime) -> bool:
+        """Record an update id; False when it was processed before."""
+        values = {"key": self.key(platform, update_id), "delete_after": delete_after}
+        insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
+        stmt = insert(ProcessedUpdate).values(**values).on_conflict_do_nothing()
+        result = await self.session.execute(stmt)
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+
+class UnitOfWork:
+    """All repositories of one transaction, plus the moment it runs at."""
+
+    def __init__(self, session: AsyncSession, vault: Vault, now: datetime) -> None:
+        self.session = session
+        self.now = now
+        self.keys = Keys(session, vault)
+        self.contacts = Contacts(session)
+        self.cases = Cases(session)
+        self.held = Held(session)
+        self.events = Events(session)
+        self.updates = Updates(session)

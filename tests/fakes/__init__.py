@@ -1,0 +1,1 @@
+"""Fake platform servers used by the test-suite (no real network access)."""
