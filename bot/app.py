@@ -33,8 +33,13 @@ def build_vault(settings: Settings) -> Vault:
 class App:
     """The running bot: owns the database, the core and the transports."""
 
-    def __init__(self, settings: Settings, transports: Sequence[Transport] = (),
-                 clock: Clock | None = None, directory: Directory | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        transports: Sequence[Transport] = (),
+        clock: Clock | None = None,
+        directory: Directory | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.transports: dict[Platform, Transport] = {t.platform: t for t in transports}
@@ -48,10 +53,15 @@ class App:
         self.settings.load_key_file()
         self.settings.check_secrets()
         directory = self._directory or load_directory(self.settings.directory_path)
-        self.db = Database(self.settings.database_url, echo=self.settings.database.echo)
+        self.db = Database(
+            self.settings.database_url,
+            echo=self.settings.database.echo,
+            connect_args=self.settings.database.connect_args,
+        )
         await upgrade(self.db.engine)
-        self.router = Router(self.db, build_vault(self.settings), directory,
-                             self.settings.retention, self.clock)
+        self.router = Router(
+            self.db, build_vault(self.settings), directory, self.settings.retention, self.clock
+        )
         for transport in self.transports.values():
             await transport.start(self.on_message)
         log.info("ready: %d transport(s)", len(self.transports))
@@ -84,5 +94,4 @@ class App:
         try:
             await transport.send(out)
         except Exception as exc:
-            log.error("sending failed on %s: %s", out.address.platform.value,
-                      type(exc).__name__)
+            log.error("sending failed on %s: %s", out.address.platform.value, type(exc).__name__)

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.transports.base import Transport
 from config.directory import Directory, DirectoryError, load_directory
 from config.settings import ConfigError, Settings, ensure_demo_keys, new_key
 from config.vocabulary import STATES, Audience, Incident, Scene
@@ -44,10 +45,12 @@ async def _demo(settings: Settings) -> int:
 async def _run(settings: Settings) -> int:
     from bot.app import App
 
-    transports = []
+    transports: list[Transport] = []
     if not (settings.telegram.enabled or settings.matrix.enabled):
-        raise ConfigError("no platform enabled: set AUSWEG_TELEGRAM__ENABLED=true "
-                          "or AUSWEG_MATRIX__ENABLED=true (try `ausweg demo` first)")
+        raise ConfigError(
+            "no platform enabled: set AUSWEG_TELEGRAM__ENABLED=true "
+            "or AUSWEG_MATRIX__ENABLED=true (try `ausweg demo` first)"
+        )
     if settings.telegram.enabled or settings.matrix.enabled:
         raise ConfigError("the Telegram and Matrix transports are not part of this build yet")
     app = App(settings, transports)
@@ -62,8 +65,10 @@ def routing_table(directory: Directory) -> str:
     for p in directory.programmes:
         chat = "chat" if p.chat_enabled else "referral"
         scenes = ",".join(p.scenes) or "all"
-        lines.append(f"  {p.id:<18} {p.kind.value:<22} {','.join(p.states):<6} "
-                     f"scenes={scenes:<28} audiences={','.join(p.audiences)} [{chat}]")
+        lines.append(
+            f"  {p.id:<18} {p.kind.value:<22} {','.join(p.states):<6} "
+            f"scenes={scenes:<28} audiences={','.join(p.audiences)} [{chat}]"
+        )
     lines.append("")
     lines.append("Routing (audience/scene -> programme (step)) per state:")
     for state in STATES:
@@ -71,8 +76,9 @@ def routing_table(directory: Directory) -> str:
         for audience in (Audience.SELF, Audience.RELATIVE, Audience.PROFESSIONAL):
             for scene in Scene:
                 r = route(directory, Profile(audience, scene, state))
-                cells.append(f"{audience.value[:4]}/{scene.value[:5]}->{r.programme.id}"
-                             f"({r.step[:5]})")
+                cells.append(
+                    f"{audience.value[:4]}/{scene.value[:5]}->{r.programme.id}({r.step[:5]})"
+                )
         for incident in Incident:
             r = route(directory, Profile(Audience.AFFECTED, state=state, incident=incident))
             cells.append(f"affe/{incident.value[:5]}->{r.programme.id}({r.step[:5]})")
@@ -111,8 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
         if args.command == "keys":
-            print(json.dumps({"master_keys": {"1": new_key()},
-                              "pseudonym_keys": {"1": new_key()}}, indent=2))
+            print(
+                json.dumps(
+                    {"master_keys": {"1": new_key()}, "pseudonym_keys": {"1": new_key()}}, indent=2
+                )
+            )
             return 0
     except (ConfigError, DirectoryError) as exc:
         print(f"ausweg: {exc}", file=sys.stderr)

@@ -23,8 +23,18 @@ _PATTERNS = (
     (re.compile(r"-?\b\d{5,}\b"), "<num>"),
 )
 #: Loggers that print whole updates, URLs with tokens or request bodies when verbose.
-NOISY = ("httpx", "httpcore", "telegram", "nio", "aiohttp.access", "apscheduler", "peewee",
-         "sqlalchemy.engine", "aiosqlite", "asyncio")
+NOISY = (
+    "httpx",
+    "httpcore",
+    "telegram",
+    "nio",
+    "aiohttp.access",
+    "apscheduler",
+    "peewee",
+    "sqlalchemy.engine",
+    "aiosqlite",
+    "asyncio",
+)
 
 
 def redact(text: str) -> str:

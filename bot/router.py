@@ -30,8 +30,14 @@ log = logging.getLogger(__name__)
 class Router:
     """Platform-neutral core entry point."""
 
-    def __init__(self, db: Database, vault: Vault, directory: Directory,
-                 retention: RetentionSettings, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        vault: Vault,
+        directory: Directory,
+        retention: RetentionSettings,
+        clock: Clock,
+    ) -> None:
         self.db = db
         self.vault = vault
         self.directory = directory
@@ -50,14 +56,17 @@ class Router:
             async with self.db.transaction() as session:
                 uow = UnitOfWork(session, self.vault, self.clock.now())
                 if msg.update_id and not await uow.updates.first_time(
-                    msg.platform.value, msg.update_id,
+                    msg.platform.value,
+                    msg.update_id,
                     hour(uow.now) + timedelta(hours=self.retention.dedup_hours),
                 ):
                     log.info("duplicate update skipped")
                     return []
                 svc = CaseService(uow, self.directory, self.retention)
-                roles = [StaffRole(p, m) for p, m in
-                         self.directory.staff_roles(msg.platform.value, msg.sender_id)]
+                roles = [
+                    StaffRole(p, m)
+                    for p, m in self.directory.staff_roles(msg.platform.value, msg.sender_id)
+                ]
                 if roles:
                     return await staff.handle(svc, roles, msg)
                 if msg.chat_kind is ChatKind.GROUP:
@@ -71,42 +80,56 @@ class Router:
 
     async def _load(self, uow: UnitOfWork, msg: InboundMessage) -> tuple[Person, dict[str, Any]]:
         platform = msg.platform.value
-        pseudonyms = [self.vault.pseudonym(platform, msg.sender_id, v)
-                      for v in self.vault.pseudonym_versions()]
+        pseudonyms = [
+            self.vault.pseudonym(platform, msg.sender_id, v)
+            for v in self.vault.pseudonym_versions()
+        ]
         found = await uow.contacts.by_pseudonyms(pseudonyms)
         if found is not None:
             contact, key_row = found
             person = Person(contact, uow.keys.remember(key_row))
             profile: dict[str, Any] = {}
             if contact.profile_ct is not None:
-                profile = uow.keys.open_json(person.dek, "contacts", "profile", contact.id,
-                                             contact.profile_ct)
+                profile = uow.keys.open_json(
+                    person.dek, "contacts", "profile", contact.id, contact.profile_ct
+                )
             if contact.state in intake.INTAKE_STATES and contact.delete_after <= uow.now:
                 contact.state, contact.urgent, profile = intake.State.NEW.value, False, {}
             return person, profile
         expiry = hour(uow.now) + timedelta(hours=self.retention.intake_hours)
         key_id, dek = uow.keys.create(expiry)
         contact_id = new_id()
-        address = {"p": platform, "c": msg.address.chat_id, "t": msg.address.thread_id,
-                   "a": msg.sender_id}
+        address = {
+            "p": platform,
+            "c": msg.address.chat_id,
+            "t": msg.address.thread_id,
+            "a": msg.sender_id,
+        }
         contact = Contact(
-            id=contact_id, pseudonym=pseudonyms[0], pseudonym_version=self.vault.pseudonym_version,
-            platform=platform, key_id=key_id,
+            id=contact_id,
+            pseudonym=pseudonyms[0],
+            pseudonym_version=self.vault.pseudonym_version,
+            platform=platform,
+            key_id=key_id,
             address_ct=uow.keys.seal_json(dek, "contacts", "address", contact_id, address),
-            locale=pick_locale(msg.locale), state=intake.State.NEW.value, profile_ct=None,
-            urgent=False, created_at=hour(uow.now), delete_after=expiry,
+            locale=pick_locale(msg.locale),
+            state=intake.State.NEW.value,
+            profile_ct=None,
+            urgent=False,
+            created_at=hour(uow.now),
+            delete_after=expiry,
         )
         uow.session.add(contact)
         return Person(contact, dek), {}
 
-    async def _person(self, uow: UnitOfWork, svc: CaseService,
-                      msg: InboundMessage) -> list[OutboundMessage]:
+    async def _person(
+        self, uow: UnitOfWork, svc: CaseService, msg: InboundMessage
+    ) -> list[OutboundMessage]:
         person, profile = await self._load(uow, msg)
         contact = person.contact
         ctx = self._ctx
         tr = intake.step(ctx, contact.state, profile, contact.locale, msg)
-        out = [OutboundMessage(msg.address, r.text, r.buttons, urgent=r.urgent)
-               for r in tr.replies]
+        out = [OutboundMessage(msg.address, r.text, r.buttons, urgent=r.urgent) for r in tr.replies]
         t = translator(contact.locale)
         for effect in tr.effects:
             if effect.kind == "erase":
@@ -127,7 +150,8 @@ class Router:
         if tr.profile != profile:
             contact.profile_ct = (
                 uow.keys.seal_json(person.dek, "contacts", "profile", contact.id, tr.profile)
-                if tr.profile.get("consent") else None
+                if tr.profile.get("consent")
+                else None
             )
         if tr.state in intake.INTAKE_STATES or tr.state == intake.State.REFERRED:
             contact.delete_after = hour(uow.now) + timedelta(hours=self.retention.intake_hours)

@@ -12,7 +12,7 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,7 +52,7 @@ class DatabaseSettings(BaseModel):
         description="SQLAlchemy async URL, e.g. postgresql+asyncpg://user@host/db",
     )
     echo: bool = False
-    pool_size: int = 5
+    connect_args: dict[str, Any] = Field(default_factory=dict)
 
 
 class CryptoSettings(BaseModel):

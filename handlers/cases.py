@@ -35,8 +35,9 @@ class Person:
 
     def address(self, uow: UnitOfWork) -> Address:
         """Decrypt the reply address."""
-        data = uow.keys.open_json(self.dek, "contacts", "address", self.contact.id,
-                                  self.contact.address_ct)
+        data = uow.keys.open_json(
+            self.dek, "contacts", "address", self.contact.id, self.contact.address_ct
+        )
         return Address(Platform(data["p"]), str(data["c"]), data.get("t"))
 
 
@@ -71,15 +72,26 @@ class CaseService:
         """Where a programme's staff read."""
         return [Address(Platform(p), room) for p, room in programme.staff_rooms.items()]
 
-    def _to_staff(self, programme: Programme, text: str,
-                  buttons: tuple[tuple[Button, ...], ...] = (), urgent: bool = False,
-                  ) -> list[OutboundMessage]:
-        return [OutboundMessage(a, text, buttons, urgent=urgent, protect=False)
-                for a in self.staff_rooms(programme)]
+    def _to_staff(
+        self,
+        programme: Programme,
+        text: str,
+        buttons: tuple[tuple[Button, ...], ...] = (),
+        urgent: bool = False,
+    ) -> list[OutboundMessage]:
+        return [
+            OutboundMessage(a, text, buttons, urgent=urgent, protect=False)
+            for a in self.staff_rooms(programme)
+        ]
 
     def _event(self, case: Case | None, programme_id: str, kind: str) -> None:
-        self.uow.events.add(case.id if case else None, programme_id, kind, day(self.now),
-                            hour(self.now) + timedelta(days=STATS_DAYS))
+        self.uow.events.add(
+            case.id if case else None,
+            programme_id,
+            kind,
+            day(self.now),
+            hour(self.now) + timedelta(days=STATS_DAYS),
+        )
 
     def case_expiry(self) -> datetime:
         """Deletion date of an open case (extended by activity)."""
@@ -90,7 +102,9 @@ class CaseService:
         return translator(programme.staff[0].locale if programme.staff else "de")
 
     # -- opening --------------------------------------------------------------
-    async def open_case(self, person: Person, effect: Effect, t: Translator) -> list[OutboundMessage]:
+    async def open_case(
+        self, person: Person, effect: Effect, t: Translator
+    ) -> list[OutboundMessage]:
         """Open a case (or refer) after routing; tell the person who answers and when."""
         route: Route = effect.data["route"]
         profile: Profile = effect.data["profile"]
@@ -103,8 +117,12 @@ class CaseService:
             out.append(OutboundMessage(address, programme.notice[_loc(t)]))
         if not route.opens_case:
             self._event(None, programme.id, "referred")
-            text = t("route.referral", programme=programme.name, reasons=reasons,
-                     contacts=contact_lines(programme, t) or t("contact.none"))
+            text = t(
+                "route.referral",
+                programme=programme.name,
+                reasons=reasons,
+                contacts=contact_lines(programme, t) or t("contact.none"),
+            )
             out.append(OutboundMessage(address, text))
             out.extend(self._extras(address, route, profile, t))
             return out
@@ -113,20 +131,36 @@ class CaseService:
         expiry = self.case_expiry()
         key_id, dek = self.uow.keys.create(expiry)
         case = Case(
-            id=new_id(), code=code, contact_id=person.contact.id, key_id=key_id,
-            programme_id=programme.id, status="new", audience=profile.audience.value,
-            scene=profile.scene.value if profile.scene else None, region=profile.state,
-            district=profile.district, language=profile.language, in_prison=profile.in_prison,
-            urgent=person.contact.urgent, route_step=route.step, opened_at=hour(self.now),
-            last_activity_at=hour(self.now), delete_after=expiry,
+            id=new_id(),
+            code=code,
+            contact_id=person.contact.id,
+            key_id=key_id,
+            programme_id=programme.id,
+            status="new",
+            audience=profile.audience.value,
+            scene=profile.scene.value if profile.scene else None,
+            region=profile.state,
+            district=profile.district,
+            language=profile.language,
+            in_prison=profile.in_prison,
+            urgent=person.contact.urgent,
+            route_step=route.step,
+            opened_at=hour(self.now),
+            last_activity_at=hour(self.now),
+            delete_after=expiry,
         )
         self.uow.session.add(case)
         self._event(case, programme.id, "opened")
         if message:
             self._hold(case, dek, message, 0)
         person.contact.delete_after = expiry
-        text = t("route.case", programme=programme.name, code=code, reasons=reasons,
-                 availability=self.availability(programme, t))
+        text = t(
+            "route.case",
+            programme=programme.name,
+            code=code,
+            reasons=reasons,
+            availability=self.availability(programme, t),
+        )
         out.append(OutboundMessage(address, text))
         out.extend(self._extras(address, route, profile, t))
         out.extend(self.announce(case, programme, route))
@@ -143,11 +177,13 @@ class CaseService:
         row_id = new_id()
         ct = self.uow.keys.seal_json(dek, "held_messages", "text", row_id, text)
         expiry = hour(self.now) + timedelta(days=self.retention.held_message_days)
-        self.uow.session.add(HeldMessage(id=row_id, case_id=case.id, seq=seq, text_ct=ct,
-                                         delete_after=expiry))
+        self.uow.session.add(
+            HeldMessage(id=row_id, case_id=case.id, seq=seq, text_ct=ct, delete_after=expiry)
+        )
 
-    def _extras(self, address: Address, route: Route, profile: Profile,
-                t: Translator) -> list[OutboundMessage]:
+    def _extras(
+        self, address: Address, route: Route, profile: Profile, t: Translator
+    ) -> list[OutboundMessage]:
         out = []
         info = route.programme.info.get(profile.audience)
         if info:
@@ -182,8 +218,12 @@ class CaseService:
         when = nxt.strftime("%d.%m. %H:%M") if nxt else t("availability.unknown")
         return t("availability.closed", when=when, hours=hours)
 
-    def announce(self, case: Case, programme: Programme, route: Route | None = None,
-                 ) -> list[OutboundMessage]:
+    def announce(
+        self,
+        case: Case,
+        programme: Programme,
+        route: Route | None = None,
+    ) -> list[OutboundMessage]:
         """Tell the programme's staff rooms about a new case (no account data)."""
         st = self.staff_t(programme)
         text = self.describe(case, st)
@@ -284,21 +324,29 @@ class CaseService:
         await self.uow.session.refresh(case)
         self._event(case, case.programme_id, "claimed")
         st = self.staff_t(role.programme)
-        out = self._to_staff(role.programme, st("staff.claimed", alias=role.member.alias,
-                                                code=case.code))
+        out = self._to_staff(
+            role.programme, st("staff.claimed", alias=role.member.alias, code=case.code)
+        )
         held = await self.uow.held.of_case(case.id)
         if held:
             dek = await self.uow.keys.get(case.key_id or "")
             for msg in held:
                 text = self.uow.keys.open_json(dek, "held_messages", "text", msg.id, msg.text_ct)
-                out.extend(self._to_staff(role.programme, st("staff.relay.held", code=case.code,
-                                                             text=text)))
+                out.extend(
+                    self._to_staff(
+                        role.programme, st("staff.relay.held", code=case.code, text=text)
+                    )
+                )
             await self.uow.held.drop([case.id])
         person = await self.person_of(case)
         if person is not None:
             pt = translator(person.contact.locale)
-            out.append(OutboundMessage(person.address(self.uow), pt(
-                "case.claimed", alias=role.member.alias, programme=role.programme.name)))
+            out.append(
+                OutboundMessage(
+                    person.address(self.uow),
+                    pt("case.claimed", alias=role.member.alias, programme=role.programme.name),
+                )
+            )
         return out
 
     async def to_person(self, case: Case, role: StaffRole, text: str) -> list[OutboundMessage]:
@@ -312,8 +360,12 @@ class CaseService:
         case.delete_after = self.case_expiry()
         person.contact.delete_after = case.delete_after
         pt = translator(person.contact.locale)
-        body = pt("relay.from_counsellor", alias=role.member.alias,
-                  programme=role.programme.name, text=text)
+        body = pt(
+            "relay.from_counsellor",
+            alias=role.member.alias,
+            programme=role.programme.name,
+            text=text,
+        )
         return [OutboundMessage(person.address(self.uow), body)]
 
     async def close(self, case: Case, role: StaffRole, outcome: str) -> list[OutboundMessage]:
@@ -326,7 +378,8 @@ class CaseService:
         if person is not None:
             person.contact.state = "new"
             person.contact.delete_after = hour(self.now) + timedelta(
-                hours=self.retention.intake_hours)
+                hours=self.retention.intake_hours
+            )
             pt = translator(person.contact.locale)
             out.append(OutboundMessage(person.address(self.uow), pt("case.closed")))
         return out

@@ -43,17 +43,34 @@ class State(enum.StrEnum):
 
 #: Question states in order; ``back`` walks the recorded history instead.
 QUESTIONS = (
-    State.CONSENT, State.SAFETY, State.AUDIENCE, State.INCIDENT, State.SCENE, State.STATE,
-    State.DISTRICT, State.PRISON, State.LANGUAGE, State.MESSAGE,
+    State.CONSENT,
+    State.SAFETY,
+    State.AUDIENCE,
+    State.INCIDENT,
+    State.SCENE,
+    State.STATE,
+    State.DISTRICT,
+    State.PRISON,
+    State.LANGUAGE,
+    State.MESSAGE,
 )
 INTAKE_STATES = frozenset({State.NEW, *QUESTIONS})
 _COLUMNS = {State.STATE: 2, State.DISTRICT: 2, State.LANGUAGE: 2}
 _COMMANDS = {
-    "start": "start", "help": "help", "hilfe": "help", "delete": "delete", "loeschen": "delete",
-    "löschen": "delete", "language": "language", "sprache": "language", "back": "back",
-    "zurueck": "back", "zurück": "back",
+    "start": "start",
+    "help": "help",
+    "hilfe": "help",
+    "delete": "delete",
+    "loeschen": "delete",
+    "löschen": "delete",
+    "language": "language",
+    "sprache": "language",
+    "back": "back",
+    "zurueck": "back",
+    "zurück": "back",
 }
 _BACK_WORDS = frozenset({"zurück", "zurueck", "back"})
+_WHOLE_ANSWER = frozenset({State.CONSENT, State.MESSAGE, State.DELETE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,25 +148,30 @@ def greeting(t: Translator, retention: dict[str, int]) -> list[Reply]:
     return [Reply(t("greeting")), Reply(f"{notice}\n\n{consent.text}", consent.buttons)]
 
 
-def step(ctx: IntakeContext, state_name: str, profile: dict[str, Any], locale: str,
-         msg: InboundMessage) -> Transition:
+def step(
+    ctx: IntakeContext, state_name: str, profile: dict[str, Any], locale: str, msg: InboundMessage
+) -> Transition:
     """Decide the next step of a person's conversation."""
     t = translator(locale)
     state = State(state_name)
     profile = dict(profile)
+    if "history" in profile:  # never mutate the caller's list: it compares old and new
+        profile["history"] = list(profile["history"])
     replies: list[Reply] = []
     effects: list[Effect] = []
     consented = bool(profile.get("consent"))
 
-    if msg.attachment:
-        return Transition(state.value, profile, [Reply(t("error.attachment"))])
-    if len(msg.text) > MAX_TEXT:
-        return Transition(state.value, profile, [Reply(t("error.too_long", max=MAX_TEXT))])
-
+    # Crisis first: numbers even for an over-long message or a caption.
     if msg.text and is_crisis(msg.text):
         replies.append(crisis_reply(t))
         if consented:
             effects.append(Effect("mark_urgent"))
+
+    if msg.attachment:
+        return Transition(state.value, profile, [*replies, Reply(t("error.attachment"))], effects)
+    if len(msg.text) > MAX_TEXT:
+        too_long = Reply(t("error.too_long", max=MAX_TEXT))
+        return Transition(state.value, profile, [*replies, too_long], effects)
 
     command = command_of(msg)
     if command is not None:
@@ -167,9 +189,13 @@ def step(ctx: IntakeContext, state_name: str, profile: dict[str, Any], locale: s
     if state is State.REFERRED:
         return Transition(state.value, profile, [*replies, Reply(t("referred.again"))], effects)
     if state is State.DELETE:
-        return _confirm_delete(ctx, profile, msg, t, replies)
+        result = _confirm_delete(ctx, profile, msg, t, replies)
+        result.effects[:0] = effects  # a crisis here is still marked urgent
+        return result
 
     answer = _answer(state, msg, t)
+    if replies and not msg.button and state is not State.MESSAGE:
+        answer = None  # a crisis text is no answer: "Ich will mich umbringen" is not "Ich ..."
     if state is State.MESSAGE and answer is None and msg.text.strip() and not msg.button:
         answer = Option("text", "")
     if answer is None:
@@ -186,8 +212,9 @@ def step(ctx: IntakeContext, state_name: str, profile: dict[str, Any], locale: s
             replies.append(crisis_reply(t))
             effects.append(Effect("mark_urgent"))
     elif state is State.MESSAGE:
-        return _finish(ctx, profile, msg.text if answer.value == "text" else None, t,
-                       replies, effects)
+        return _finish(
+            ctx, profile, msg.text if answer.value == "text" else None, t, replies, effects
+        )
     else:
         profile[state.value] = answer.value
     nxt = _next(state, profile)
@@ -203,19 +230,25 @@ def _answer(state: State, msg: InboundMessage, t: Translator) -> Option | None:
         return next((o for o in opts if o.value == value), None)
     if state is State.CONSENT and msg.text.strip().casefold() in ("english", "deutsch"):
         return None
-    return match(msg.text, opts)
+    # Consent must be unambiguous ("I don't agree" is no yes), deleting is final and a
+    # message is free text ("ich weiß nicht weiter ..."): only a whole answer counts there.
+    return match(msg.text, opts, partial=state not in _WHOLE_ANSWER)
 
 
-def _consent(ctx: IntakeContext, value: str, profile: dict[str, Any], t: Translator,
-             replies: list[Reply]) -> Transition:
+def _consent(
+    ctx: IntakeContext, value: str, profile: dict[str, Any], t: Translator, replies: list[Reply]
+) -> Transition:
     if value == "yes":
         profile = {"consent": True, "history": []}
         return _ask(State.SAFETY, profile, t, [*replies, Reply(t("consent.thanks"))])
     if value == "more":
         consent = question_reply(State.CONSENT, t)
         details = t("privacy.details", **ctx.retention)
-        return Transition(State.CONSENT.value, profile,
-                          [*replies, Reply(f"{details}\n\n{consent.text}", consent.buttons)])
+        return Transition(
+            State.CONSENT.value,
+            profile,
+            [*replies, Reply(f"{details}\n\n{consent.text}", consent.buttons)],
+        )
     text = t("consent.declined", contacts=national_contacts(ctx.directory, t))
     return Transition(State.NEW.value, {}, [*replies, Reply(text)], [Effect("erase")])
 
@@ -230,16 +263,28 @@ def national_contacts(directory: Directory, t: Translator) -> str:
 def contact_lines(programme: Any, t: Translator) -> str:
     """How to reach a programme without the chat, one line."""
     c = programme.contact
-    parts = [p for p in (c.phone and t("contact.phone", phone=c.phone),
-                         c.email and t("contact.email", email=c.email),
-                         c.web and t("contact.web", web=c.web)) if p]
+    parts = [
+        p
+        for p in (
+            c.phone and t("contact.phone", phone=c.phone),
+            c.email and t("contact.email", email=c.email),
+            c.web and t("contact.web", web=c.web),
+        )
+        if p
+    ]
     if not parts:
         return ""
     return f"{programme.name}: {', '.join(parts)}"
 
 
-def _finish(ctx: IntakeContext, profile: dict[str, Any], text: str | None, t: Translator,
-            replies: list[Reply], effects: list[Effect]) -> Transition:
+def _finish(
+    ctx: IntakeContext,
+    profile: dict[str, Any],
+    text: str | None,
+    t: Translator,
+    replies: list[Reply],
+    effects: list[Effect],
+) -> Transition:
     prof = to_profile(profile)
     result = route(ctx.directory, prof)
     effects.append(Effect("open_case", {"route": result, "message": text, "profile": prof}))
@@ -262,8 +307,9 @@ def to_profile(profile: dict[str, Any]) -> Profile:
     )
 
 
-def _command(ctx: IntakeContext, command: str, state: State, profile: dict[str, Any],
-             t: Translator) -> Transition:
+def _command(
+    ctx: IntakeContext, command: str, state: State, profile: dict[str, Any], t: Translator
+) -> Transition:
     if command == "start":
         if state in (State.CASE,):
             return Transition(state.value, profile, [Reply(t("start.has_case"))])
@@ -274,14 +320,17 @@ def _command(ctx: IntakeContext, command: str, state: State, profile: dict[str, 
         other = next(loc for loc in SUPPORTED if loc != t.locale)
         new_t = translator(other)
         replies = [Reply(new_t("language.switched"))]
-        if state in QUESTIONS:
+        if state is State.CONSENT:  # consent is informed only in a language the person reads
+            replies.append(greeting(new_t, ctx.retention)[-1])
+        elif state in QUESTIONS:
             replies.append(question_reply(state, new_t))
         return Transition(state.value, profile, replies, [Effect("set_locale", {"locale": other})])
     if command == "delete":
         if state is State.NEW or (state is State.CONSENT and not profile.get("consent")):
             return Transition(State.NEW.value, {}, [Reply(t("delete.nothing"))], [Effect("erase")])
         confirm = question_reply(State.DELETE, t, with_back=False)
-        return Transition(State.DELETE.value, {**profile, "return": state.value}, [confirm])
+        back_to = profile.get("return", State.CONSENT.value) if state is State.DELETE else state
+        return Transition(State.DELETE.value, {**profile, "return": str(back_to)}, [confirm])
     if command == "back":
         history = profile.get("history") or []
         if state not in QUESTIONS or not history:
@@ -289,17 +338,24 @@ def _command(ctx: IntakeContext, command: str, state: State, profile: dict[str, 
                 return _ask(state, profile, t, [Reply(t("nav.back.none"))])
             return Transition(state.value, profile, [Reply(t("nav.back.none"))])
         previous = State(history.pop())
+        profile.pop(previous.value, None)  # asked again: no stale answer on another path
         return _ask(previous, profile, t, [])
     return Transition(state.value, profile, [Reply(t("error.unknown_command"))])
 
 
-def _confirm_delete(ctx: IntakeContext, profile: dict[str, Any], msg: InboundMessage,
-                    t: Translator, replies: list[Reply]) -> Transition:
+def _confirm_delete(
+    ctx: IntakeContext,
+    profile: dict[str, Any],
+    msg: InboundMessage,
+    t: Translator,
+    replies: list[Reply],
+) -> Transition:
     answer = _answer(State.DELETE, msg, t)
     if answer is None:
         confirm = question_reply(State.DELETE, t, with_back=False)
-        return Transition(State.DELETE.value, profile, [*replies, Reply(t("error.not_understood")),
-                                                        confirm])
+        return Transition(
+            State.DELETE.value, profile, [*replies, Reply(t("error.not_understood")), confirm]
+        )
     if answer.value == "yes":
         return Transition(State.NEW.value, {}, replies, [Effect("erase", {"receipt": True})])
     back = State(profile.pop("return", State.CONSENT.value))
@@ -307,4 +363,3 @@ def _confirm_delete(ctx: IntakeContext, profile: dict[str, Any], msg: InboundMes
     if back in QUESTIONS:
         replies.append(question_reply(back, t))
     return Transition(back.value, profile, replies)
-

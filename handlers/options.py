@@ -40,17 +40,73 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "no": ("nein", "no", "nein danke", "alles ok", "keine gefahr", "not in danger"),
     },
     "audience": {
-        "self": ("ich", "raus", "aussteigen", "ausstieg", "aussteiger", "exit", "leave",
-                 "get out", "myself", "selbst", "ich selbst"),
-        "relative": ("angehoerig", "eltern", "mutter", "vater", "mama", "papa", "sohn", "tochter",
-                     "freund", "freundin", "partner", "bruder", "schwester", "familie",
-                     "relative", "mother", "father", "parent", "friend", "son", "daughter",
-                     "family", "sorgen", "worried"),
-        "professional": ("beruf", "beruflich", "lehrer", "lehrerin", "sozialarbeit", "schule",
-                         "bewaehrungshilfe", "polizei", "arbeitgeber", "jugendamt", "teacher",
-                         "social worker", "professional", "probation", "employer", "police"),
-        "affected": ("betroffen", "opfer", "angegriffen", "victim", "affected", "attacked",
-                     "angefeindet", "bedroht worden"),
+        "self": (
+            "ich",
+            "raus",
+            "aussteigen",
+            "ausstieg",
+            "aussteiger",
+            "exit",
+            "leave",
+            "get out",
+            "myself",
+            "selbst",
+            "ich selbst",
+        ),
+        "relative": (
+            "angehoerig",
+            "eltern",
+            "mutter",
+            "vater",
+            "mama",
+            "papa",
+            "sohn",
+            "tochter",
+            "freund",
+            "freundin",
+            "partner",
+            "bruder",
+            "schwester",
+            "familie",
+            "relative",
+            "mother",
+            "father",
+            "parent",
+            "friend",
+            "son",
+            "daughter",
+            "family",
+            "sorgen",
+            "worried",
+        ),
+        "professional": (
+            "beruf",
+            "beruflich",
+            "lehrer",
+            "lehrerin",
+            "sozialarbeit",
+            "schule",
+            "bewaehrungshilfe",
+            "polizei",
+            "arbeitgeber",
+            "jugendamt",
+            "teacher",
+            "social worker",
+            "professional",
+            "probation",
+            "employer",
+            "police",
+        ),
+        "affected": (
+            "betroffen",
+            "opfer",
+            "angegriffen",
+            "victim",
+            "affected",
+            "attacked",
+            "angefeindet",
+            "bedroht worden",
+        ),
     },
     "incident": {
         "violence": ("gewalt", "bedroh", "angriff", "geschlagen", "violence", "threat", "attack"),
@@ -58,16 +114,61 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "other": ("anderes", "sonstiges", "other", "something else", "rassis", "racis"),
     },
     "scene": {
-        "right": ("rechts", "rechtsextrem", "rechte", "nazi", "neonazi", "npd", "afd", "right",
-                  "far right", "right wing"),
-        "left": ("links", "linksextrem", "linke", "antifa", "autonome", "left", "far left",
-                 "left wing"),
-        "islamist": ("islam", "islamist", "islamistisch", "salafi", "salafist", "dschihad",
-                     "jihad", "religioes", "religion", "religious", "is"),
-        "conspiracy": ("verschwoerung", "reichsbuerger", "querdenk", "selbstverwalter", "qanon",
-                       "conspiracy", "sovereign citizen"),
-        "other": ("anderes", "weiss nicht", "unsicher", "keine ahnung", "other", "unsure",
-                  "dont know", "don't know", "not sure"),
+        "right": (
+            "rechts",
+            "rechtsextrem",
+            "rechte",
+            "nazi",
+            "neonazi",
+            "npd",
+            "afd",
+            "right",
+            "far right",
+            "right wing",
+        ),
+        "left": (
+            "links",
+            "linksextrem",
+            "linke",
+            "antifa",
+            "autonome",
+            "left",
+            "far left",
+            "left wing",
+        ),
+        "islamist": (
+            "islam",
+            "islamist",
+            "islamistisch",
+            "salafi",
+            "salafist",
+            "dschihad",
+            "jihad",
+            "religioes",
+            "religion",
+            "religious",
+            "is",
+        ),
+        "conspiracy": (
+            "verschwoerung",
+            "reichsbuerger",
+            "querdenk",
+            "selbstverwalter",
+            "qanon",
+            "conspiracy",
+            "sovereign citizen",
+        ),
+        "other": (
+            "anderes",
+            "weiss nicht",
+            "unsicher",
+            "keine ahnung",
+            "other",
+            "unsure",
+            "dont know",
+            "don't know",
+            "not sure",
+        ),
     },
     "state": {
         "MV": ("mecklenburg", "meck pomm", "mecklenburg vorpommern", "vorpommern", "m v"),
@@ -114,7 +215,10 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "other": ("andere", "other"),
     },
     "message": {"skip": ("nein", "no", "nein danke", "no thanks", "weiter", "skip", "nichts")},
-    "delete": {"yes": ("ja", "yes", "loeschen", "delete"), "no": ("nein", "no", "abbrechen", "cancel")},
+    "delete": {
+        "yes": ("ja", "yes", "loeschen", "delete"),
+        "no": ("nein", "no", "abbrechen", "cancel"),
+    },
 }
 
 
@@ -140,10 +244,11 @@ def options_for(question: str, t: Translator) -> list[Option]:
     return [Option(v, t(f"{question}.{v}"), words) for v, words in syn.items()]
 
 
-def match(text: str, options: list[Option]) -> Option | None:
+def match(text: str, options: list[Option], *, partial: bool = True) -> Option | None:
     """Understand a typed answer: its number, its label, a synonym or a word start.
 
-    Ambiguous input (two options fit equally well) returns None.
+    Ambiguous input (two options fit equally well) returns None. With ``partial``
+    False only the whole answer counts (number, label or synonym), never a word in it.
     """
     n = fold(text)
     if not n:
@@ -154,6 +259,8 @@ def match(text: str, options: list[Option]) -> Option | None:
     for opt in options:
         if n == fold(opt.label) or n == opt.value.casefold() or n in opt.synonyms:
             return opt
+    if not partial:
+        return None
     best: tuple[int, Option] | None = None
     tie = False
     padded = f" {n}"

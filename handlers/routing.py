@@ -68,6 +68,12 @@ def _kinds(profile: Profile) -> tuple[Kind, ...]:
     return KINDS_FOR[profile.audience]
 
 
+def _reachable(p: Programme) -> bool:
+    """Counsellors chat here, or the person gets contact details: never a dead end."""
+    c = p.contact
+    return p.chat_enabled or bool(c.phone or c.email or c.web)
+
+
 def _serves(p: Programme, profile: Profile, kinds: tuple[Kind, ...]) -> bool:
     if p.kind not in kinds or profile.audience not in p.audiences:
         return False
@@ -98,7 +104,9 @@ def route(directory: Directory, profile: Profile) -> Route:
     order = {p.id: i for i, p in enumerate(directory.programmes)}
 
     def best(candidates: list[Programme]) -> list[Programme]:
-        return sorted(candidates, key=lambda p: (_rank(p, profile, kinds), -order[p.id]), reverse=True)
+        return sorted(
+            candidates, key=lambda p: (_rank(p, profile, kinds), -order[p.id]), reverse=True
+        )
 
     reasons: list[tuple[str, str]] = [("audience", profile.audience.value)]
     if profile.incident is not None:
@@ -106,7 +114,7 @@ def route(directory: Directory, profile: Profile) -> Route:
     if profile.scene is not None and profile.audience is not Audience.AFFECTED:
         reasons.append(("scene", profile.scene.value))
 
-    serving = [p for p in directory.programmes if _serves(p, profile, kinds)]
+    serving = [p for p in directory.programmes if _serves(p, profile, kinds) and _reachable(p)]
     regional = best([p for p in serving if _regional(p, profile)])
     if regional:
         chosen = regional[0]
@@ -119,16 +127,21 @@ def route(directory: Directory, profile: Profile) -> Route:
 
     if profile.state is not None:
         coordination = [
-            p for p in directory.programmes
-            if p.kind is Kind.COORDINATION and profile.state in p.states
+            p
+            for p in directory.programmes
+            if p.kind is Kind.COORDINATION
+            and profile.state in p.states
             and profile.audience in p.audiences
+            and _reachable(p)
         ]
         if coordination:
             return Route(coordination[0], "coordination", (*reasons, ("state", profile.state)))
 
     national = best([p for p in serving if p.national])
     if national:
-        return Route(national[0], "national", (*reasons, ("region", "national")), tuple(national[1:2]))
+        return Route(
+            national[0], "national", (*reasons, ("region", "national")), tuple(national[1:2])
+        )
 
     chain = [directory.by_id[i] for i in directory.fallback]
     return Route(chain[0], "fallback", (("fallback", "directory"),), tuple(chain[1:]))

@@ -16,8 +16,14 @@ from storage.models import Case
 _CODE = re.compile(r"^K-[23456789A-HJ-NP-Z]{4}$", re.IGNORECASE)
 OUTCOMES = ("exit", "referred", "no_contact", "declined", "other")
 _ALIASES = {
-    "übernehmen": "claim", "uebernehmen": "claim", "reply": "r", "antwort": "r",
-    "warteschlange": "queue", "schließen": "close", "schliessen": "close", "hilfe": "help",
+    "übernehmen": "claim",
+    "uebernehmen": "claim",
+    "reply": "r",
+    "antwort": "r",
+    "warteschlange": "queue",
+    "schließen": "close",
+    "schliessen": "close",
+    "hilfe": "help",
     "abschließen": "close",
 }
 
@@ -35,8 +41,11 @@ def parse(msg: InboundMessage) -> tuple[str | None, list[str], str]:
     return _ALIASES.get(cmd, cmd), rest.split(), rest
 
 
-async def handle(svc: CaseService, roles: list[StaffRole], msg: InboundMessage,
-                 ) -> list[OutboundMessage]:
+async def handle(
+    svc: CaseService,
+    roles: list[StaffRole],
+    msg: InboundMessage,
+) -> list[OutboundMessage]:
     """Answer one staff message."""
     st = translator(roles[0].member.locale)
     here = msg.address

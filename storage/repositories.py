@@ -145,7 +145,9 @@ class Cases:
         """The case a counsellor worked on most recently."""
         stmt = (
             select(Case)
-            .where(Case.claimed_by.in_(staff_keys), Case.status.in_(("claimed", "active", "waiting")))
+            .where(
+                Case.claimed_by.in_(staff_keys), Case.status.in_(("claimed", "active", "waiting"))
+            )
             .order_by(Case.last_activity_at.desc())
             .limit(1)
         )
@@ -190,11 +192,19 @@ class Events:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def add(self, case_id: str | None, programme_id: str, kind: str, day: Any,
-            delete_after: datetime) -> None:
+    def add(
+        self, case_id: str | None, programme_id: str, kind: str, day: Any, delete_after: datetime
+    ) -> None:
         """Record one lifecycle event."""
-        self.session.add(CaseEvent(case_id=case_id, programme_id=programme_id, kind=kind,
-                                   day=day, delete_after=delete_after))
+        self.session.add(
+            CaseEvent(
+                case_id=case_id,
+                programme_id=programme_id,
+                kind=kind,
+                day=day,
+                delete_after=delete_after,
+            )
+        )
 
 
 class Updates:

@@ -83,7 +83,9 @@ class Vault:
         header = wrapped[: _HEADER.size]
         nonce = wrapped[_HEADER.size : _HEADER.size + _NONCE]
         try:
-            return master.decrypt(nonce, wrapped[_HEADER.size + _NONCE :], header + aad("key", "", key_id))
+            return master.decrypt(
+                nonce, wrapped[_HEADER.size + _NONCE :], header + aad("key", "", key_id)
+            )
         except InvalidTag as exc:
             raise DecryptionError("data key does not open") from exc
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
 from bot.messages import InboundMessage, OutboundMessage, Platform
 
 #: What a transport calls for every inbound event. It returns once the event's
-#: transaction has committed and the replies were handed back for sending.
-InboundHandler = Callable[[InboundMessage], Awaitable[Sequence[OutboundMessage]]]
+#: transaction has committed and its replies were sent: only then may a transport
+#: acknowledge the event to its platform.
+InboundHandler = Callable[[InboundMessage], Awaitable[None]]
 
 
 @runtime_checkable

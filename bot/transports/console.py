@@ -34,8 +34,9 @@ class ConsoleTransport:
 
     platform = Platform.CONSOLE
 
-    def __init__(self, stdin: TextIO | None = None, stdout: TextIO | None = None,
-                 locale: str = "de") -> None:
+    def __init__(
+        self, stdin: TextIO | None = None, stdout: TextIO | None = None, locale: str = "de"
+    ) -> None:
         self._in = stdin or sys.stdin
         self._out = stdout or sys.stdout
         self._locale = locale
@@ -99,8 +100,12 @@ class ConsoleTransport:
         if stripped.isdigit() and 0 < int(stripped) <= len(shown):
             button = shown[int(stripped) - 1].data
         msg = InboundMessage(
-            platform=self.platform, sender_id=sender, address=Address(self.platform, chat),
-            text="" if button else stripped, button=button, locale=self._locale,
+            platform=self.platform,
+            sender_id=sender,
+            address=Address(self.platform, chat),
+            text="" if button else stripped,
+            button=button,
+            locale=self._locale,
             update_id=f"console-{self._run}-{next(self._ids)}",
             chat_kind=ChatKind.GROUP if role == "c" else ChatKind.PRIVATE,
         )

@@ -31,7 +31,7 @@ from typing import Any
 
 from nio import AsyncClientConfig
 from nio.store import SqliteStore
-from playhouse.sqlcipher_ext import SqlCipherDatabase  # type: ignore[import-untyped]
+from playhouse.sqlcipher_ext import SqlCipherDatabase  # type: ignore[import-untyped, unused-ignore]
 
 __all__ = [
     "DEFAULT_STORE_NAME",

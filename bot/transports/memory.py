@@ -35,17 +35,31 @@ class MemoryTransport:
         self.sent.append(message)
         self._by_chat[message.address.chat_id].append(message)
 
-    async def push(self, sender: str, text: str = "", *, button: str | None = None,
-                   chat: str | None = None, group: bool = False, locale: str | None = "de",
-                   update_id: str | None = None, attachment: str | None = None) -> None:
+    async def push(
+        self,
+        sender: str,
+        text: str = "",
+        *,
+        button: str | None = None,
+        chat: str | None = None,
+        group: bool = False,
+        locale: str | None = "de",
+        update_id: str | None = None,
+        attachment: str | None = None,
+    ) -> None:
         """Deliver one message as if it came from ``sender`` and wait until it is handled."""
         if self._handler is None:
             raise RuntimeError("transport not started")
         msg = InboundMessage(
-            platform=self.platform, sender_id=sender,
-            address=Address(self.platform, chat or sender), text=text, button=button,
-            locale=locale, update_id=update_id or f"u{next(self._ids)}",
-            chat_kind=ChatKind.GROUP if group else ChatKind.PRIVATE, attachment=attachment,
+            platform=self.platform,
+            sender_id=sender,
+            address=Address(self.platform, chat or sender),
+            text=text,
+            button=button,
+            locale=locale,
+            update_id=update_id or f"u{next(self._ids)}",
+            chat_kind=ChatKind.GROUP if group else ChatKind.PRIVATE,
+            attachment=attachment,
         )
         await self._handler(msg)
 
@@ -59,4 +73,3 @@ class MemoryTransport:
             if m.buttons:
                 return [b.data for b in m.flat_buttons]
         return []
-

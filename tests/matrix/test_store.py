@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlcipher3
+from nio import AsyncClient
 
 from bot.transports.matrix_store import (
     DEFAULT_STORE_NAME,
@@ -125,7 +126,7 @@ async def test_encrypted_dm_leaves_no_readable_identifier(
     store_dir = tmp_path / "bot-store"
     texts = [f"sentinel text {n} {tag}" for n in range(3)]
 
-    def bot_client(store_key: bytes = key):  # type: ignore[no-untyped-def]
+    def bot_client(store_key: bytes = key) -> AsyncClient:
         return logged_in_client(
             synapse.base_url,
             bot_user,

@@ -1,0 +1,106 @@
+"""The command line as a user runs it: scripted demo journeys and check-config."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(args: list[str], tmp_path: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUSWEG_")}
+    env["AUSWEG_DATA_DIR"] = str(tmp_path / "data")
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+
+
+def demo_script(*answers: str, message: str, reply: str) -> str:
+    lines = [
+        "/start",
+        "1",
+        "Nein",
+        *answers,
+        message,
+        "#c",
+        "/queue",
+        "1",
+        reply,
+        "#p",
+        "Danke",
+        "#q",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+JOURNEYS = {
+    "right-wing-mv-jump": (
+        ("1", "rechts", "Mecklenburg", "überspringen", "nein", "Deutsch"),
+        "JUMP!",
+    ),
+    "left-wing-nrw-left": (("ich will raus", "links", "NRW", "2", "1"), "LEFT"),
+    "mother-bavaria-fallback": (
+        ("Ich mache mir Sorgen", "rechts", "Bayern", "deutsch"),
+        "Clearingstelle",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(JOURNEYS))
+def test_demo_journey_to_counsellor_reply(name: str, tmp_path: Path) -> None:
+    answers, programme = JOURNEYS[name]
+    script = demo_script(*answers, message="Ich brauche Hilfe.", reply="Hallo, ich bin da.")
+    proc = run(["demo"], tmp_path, script)
+    out = proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(rf"Deine Anfrage ist bei [^\n]*{re.escape(programme)}", out), out[-3000:]
+    code = re.search(r"Dein Fallcode: (K-\w{4})", out)
+    assert code is not None
+    assert f"[Bot → Team-Raum] [{code.group(1)}] (wartende Nachricht) Ich brauche Hilfe." in out
+    reply = re.search(r"\[Bot → Person\] (\w+) \((.+)\):\n    Hallo, ich bin da\.", out)
+    assert reply is not None, out[-2000:]
+    assert programme in reply.group(2)
+    assert f"[Bot → Team-Raum] [{code.group(1)}] Danke" in out
+    assert "counsellor" not in out.split("#q")[0].replace("COUNSELLOR", "")
+    keys = tmp_path / "data" / "demo-keys.json"
+    assert oct(keys.stat().st_mode & 0o777) == "0o600"
+
+
+def test_check_config_prints_routing_table(tmp_path: Path) -> None:
+    proc = run(["check-config"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "jump" in proc.stdout
+    assert "self/right->jump(match)" in proc.stdout
+    assert "verify before going live" in proc.stdout
+
+
+def test_check_config_reports_the_line_of_a_mistake(tmp_path: Path) -> None:
+    bad = tmp_path / "dir.yaml"
+    bad.write_text(
+        "fallback: [x]\nprogrammes:\n  - id: x\n    name: X\n    kind: exit\n"
+        "    audiences: [self]\n    states: [XX]\n"
+        "    description: {de: a, en: b}\n"
+    )
+    proc = run(["check-config", str(bad)], tmp_path)
+    assert proc.returncode == 2
+    assert f"{bad}:7:" in proc.stderr
+    assert "XX" in proc.stderr
+
+
+def test_run_without_platform_explains_what_to_do(tmp_path: Path) -> None:
+    proc = run(["run"], tmp_path)
+    assert proc.returncode == 2
+    assert "AUSWEG_" in proc.stderr
