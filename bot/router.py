@@ -20,7 +20,7 @@ from config.settings import RetentionSettings
 from handlers import intake, staff
 from handlers.cases import CaseService, Person, StaffRole
 from storage.db import Database
-from storage.models import Contact
+from storage.models import Contact, touch
 from storage.repositories import UnitOfWork, new_id
 from storage.vault import Vault
 
@@ -84,10 +84,10 @@ class Router:
             self.vault.pseudonym(platform, msg.sender_id, v)
             for v in self.vault.pseudonym_versions()
         ]
-        found = await uow.contacts.by_pseudonyms(pseudonyms)
+        found = await uow.contacts.load(pseudonyms)
         if found is not None:
-            contact, key_row = found
-            person = Person(contact, uow.keys.remember(key_row))
+            contact, key_row, case = found
+            person = Person(contact, uow.keys.remember(key_row), case, case_loaded=True)
             profile: dict[str, Any] = {}
             if contact.profile_ct is not None:
                 profile = uow.keys.open_json(
@@ -146,7 +146,7 @@ class Router:
                 out.extend(await svc.open_case(person, effect, t))
             elif effect.kind == "restart":
                 contact.urgent = False
-        contact.state = tr.state
+        touch(contact, state=tr.state)
         if tr.profile != profile:
             contact.profile_ct = (
                 uow.keys.seal_json(person.dek, "contacts", "profile", contact.id, tr.profile)
@@ -154,5 +154,7 @@ class Router:
                 else None
             )
         if tr.state in intake.INTAKE_STATES or tr.state == intake.State.REFERRED:
-            contact.delete_after = hour(uow.now) + timedelta(hours=self.retention.intake_hours)
+            touch(
+                contact, delete_after=hour(uow.now) + timedelta(hours=self.retention.intake_hours)
+            )
         return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -38,6 +38,12 @@ _SPAN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 #: Validation context key: :func:`parse_directory` checks references itself (with lines).
 _DEFER_REFERENCES = "defer_references"
 Loc = tuple[str | int, ...]
+
+
+@cache
+def _public_holidays(state: str, year: int) -> frozenset[date]:
+    """Public holidays of a German state in a year (computed once per process)."""
+    return frozenset(holidays.country_holidays("DE", subdiv=state, years=year))
 
 
 class DirectoryError(ValueError):
@@ -99,7 +105,7 @@ class OfficeHours(_Strict):
             return True
         if self.holidays_state is None:
             return False
-        return day in holidays.country_holidays("DE", subdiv=self.holidays_state, years=day.year)
+        return day in _public_holidays(self.holidays_state, day.year)
 
     def _spans_on(self, day: date) -> list[tuple[time, time]]:
         if self._closed_on(day):

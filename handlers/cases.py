@@ -20,7 +20,7 @@ from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES
 from handlers.base import Effect
 from handlers.intake import contact_lines
 from handlers.routing import Profile, Route
-from storage.models import Case, Contact, HeldMessage
+from storage.models import Case, Contact, HeldMessage, touch
 from storage.repositories import UnitOfWork, new_case_code, new_id
 
 STATS_DAYS = 3 * 365
@@ -28,10 +28,12 @@ STATS_DAYS = 3 * 365
 
 @dataclass(slots=True)
 class Person:
-    """A loaded contact with its plain data key and decrypted reply address."""
+    """A loaded contact with its plain data key (and its open case, when preloaded)."""
 
     contact: Contact
     dek: bytes
+    case: Case | None = None
+    case_loaded: bool = False
 
     def address(self, uow: UnitOfWork) -> Address:
         """Decrypt the reply address."""
@@ -150,6 +152,7 @@ class CaseService:
             delete_after=expiry,
         )
         self.uow.session.add(case)
+        person.case, person.case_loaded = case, True
         self._event(case, programme.id, "opened")
         if message:
             self._hold(case, dek, message, 0)
@@ -253,27 +256,30 @@ class CaseService:
     # -- person side ------------------------------------------------------------
     async def from_person(self, person: Person, text: str, t: Translator) -> list[OutboundMessage]:
         """A message from a person with a case: relay if claimed, else hold it."""
-        case = await self.uow.cases.open_of_contact(person.contact.id)
-        address = person.address(self.uow)
+        case = await self._open_case(person)
         if case is None:
-            return [OutboundMessage(address, t("case.none"))]
+            return [OutboundMessage(person.address(self.uow), t("case.none"))]
         programme = self.directory.by_id.get(case.programme_id)
         expiry = self.case_expiry()
-        case.last_activity_at = hour(self.now)
-        case.delete_after = expiry
-        person.contact.delete_after = expiry
+        touch(case, last_activity_at=hour(self.now), delete_after=expiry)
+        touch(person.contact, delete_after=expiry)
         if case.status == "new" or programme is None:
             dek = await self.uow.keys.get(case.key_id or "")
             seq = await self.uow.held.count(case.id)
             self._hold(case, dek, text, seq)
-            return [OutboundMessage(address, t("case.held"))]
+            return [OutboundMessage(person.address(self.uow), t("case.held"))]
         st = self.staff_t(programme)
         return self._to_staff(programme, st("staff.relay.from_person", code=case.code, text=text))
+
+    async def _open_case(self, person: Person) -> Case | None:
+        if person.case_loaded:
+            return person.case
+        return await self.uow.cases.open_of_contact(person.contact.id)
 
     async def mark_urgent(self, person: Person) -> list[OutboundMessage]:
         """Flag the person (and an open case) urgent; alert staff at once."""
         person.contact.urgent = True
-        case = await self.uow.cases.open_of_contact(person.contact.id)
+        case = await self._open_case(person)
         if case is None or case.urgent:
             return []
         case.urgent = True
@@ -355,10 +361,9 @@ class CaseService:
         st = self.staff_t(role.programme)
         if person is None:
             return self._to_staff(role.programme, st("staff.case.gone", code=case.code))
-        case.status = "active"
-        case.last_activity_at = hour(self.now)
-        case.delete_after = self.case_expiry()
-        person.contact.delete_after = case.delete_after
+        expiry = self.case_expiry()
+        touch(case, status="active", last_activity_at=hour(self.now), delete_after=expiry)
+        touch(person.contact, delete_after=expiry)
         pt = translator(person.contact.locale)
         body = pt(
             "relay.from_counsellor",

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from storage.models import Base
+from storage.sqlite_inline import creator
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -37,19 +38,28 @@ class Database:
     """Owns the engine and hands out transactional sessions."""
 
     def __init__(
-        self, url: str, *, echo: bool = False, connect_args: dict[str, Any] | None = None
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        connect_args: dict[str, Any] | None = None,
+        inline_sqlite: bool = True,
     ) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {"echo": echo}
         if connect_args:
             kwargs["connect_args"] = connect_args
-        if self.is_sqlite and self.url.database:
+        if self.is_sqlite and self.url.database and self.url.database != ":memory:":
             path = Path(self.url.database)
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not path.exists():
                 fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
                 os.close(fd)
+            if inline_sqlite:
+                # One connection: statements run on the loop thread, so a second
+                # connection waiting on SQLite's write lock would block the loop.
+                kwargs.update(async_creator=creator(path), pool_size=1, max_overflow=0)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

@@ -38,6 +38,17 @@ NAMING = {
 }
 
 
+def touch(row: object, **values: Any) -> None:
+    """Set attributes that actually change, so an unchanged row is not flushed.
+
+    Stored times are coarse (hours), so most messages change nothing; skipping
+    equal assignments keeps the session clean and the commit cheap.
+    """
+    for name, value in values.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+
+
 class Base(DeclarativeBase):
     """Declarative base with stable constraint names for migrations."""
 

@@ -7,9 +7,9 @@ import json
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, and_, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -80,22 +80,33 @@ class Keys:
         return json.loads(self.vault.open(dek, blob, aad(table, column, row_id)))
 
 
+_LOAD_CONTACT = (
+    select(Contact, DataKey, Case)
+    .join(DataKey, DataKey.id == Contact.key_id)
+    .outerjoin(Case, and_(Case.contact_id == Contact.id, Case.status.in_(OPEN_STATUSES)))
+    .where(Contact.pseudonym.in_(bindparam("p", expanding=True)))
+    .limit(1)
+)
+_UPDATES = cast(Table, ProcessedUpdate.__table__)
+_DEDUP = {
+    "sqlite": sqlite_insert(_UPDATES).on_conflict_do_nothing(),
+    "postgresql": pg_insert(_UPDATES).on_conflict_do_nothing(),
+}
+
+
 class Contacts:
     """People, found by pseudonym."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def by_pseudonyms(self, pseudonyms: Sequence[str]) -> tuple[Contact, DataKey] | None:
-        """The contact (with its key row) under any of the given pseudonyms."""
-        stmt = (
-            select(Contact, DataKey)
-            .join(DataKey, DataKey.id == Contact.key_id)
-            .where(Contact.pseudonym.in_(pseudonyms))
-            .limit(1)
-        )
-        row = (await self.session.execute(stmt)).first()
-        return (row[0], row[1]) if row else None
+    async def load(self, pseudonyms: Sequence[str]) -> tuple[Contact, DataKey, Case | None] | None:
+        """The contact under any of the given pseudonyms, its key row and open case.
+
+        One cached statement: this is the hot path of every message from a person.
+        """
+        row = (await self.session.execute(_LOAD_CONTACT, {"p": list(pseudonyms)})).first()
+        return (row[0], row[1], row[2]) if row else None
 
     async def get(self, contact_id: str) -> Contact | None:
         """A contact by row id."""
@@ -222,9 +233,7 @@ class Updates:
     async def first_time(self, platform: str, update_id: str, delete_after: datetime) -> bool:
         """Record an update id; False when it was processed before."""
         values = {"key": self.key(platform, update_id), "delete_after": delete_after}
-        insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
-        stmt = insert(ProcessedUpdate).values(**values).on_conflict_do_nothing()
-        result = await self.session.execute(stmt)
+        result = await self.session.execute(_DEDUP[self._dialect], values)
         return bool(getattr(result, "rowcount", 0) == 1)
 
 

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+# python-telegram-bot 22: RetryAfter.retry_after as timedelta (the float form warns).
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
 from bot.app import App
 from bot.clock import FakeClock
 from bot.messages import OutboundMessage

@@ -1,0 +1,1 @@
+"""Tests that drive python-telegram-bot for real against the fake Bot API."""
