@@ -28,6 +28,24 @@ class ChatKind(enum.StrEnum):
     GROUP = "group"
 
 
+class OutKind(enum.StrEnum):
+    """What an outbound message asks the transport to do.
+
+    * ``TEXT``: send text (with optional buttons).
+    * ``CASE_OPENED``: announce a new case in a staff room; a transport with
+      threads (Telegram forum topics) may open one for the case and return it.
+    * ``CASE_CLAIMED``: a counsellor took the case; a transport with case rooms
+      (Matrix) may create one, inviting ``invite``, and return it.
+    * ``VANISH``: delete the listed message ``refs`` in the person's chat (as far
+      as the platform allows); no text is sent.
+    """
+
+    TEXT = "text"
+    CASE_OPENED = "case_opened"
+    CASE_CLAIMED = "case_claimed"
+    VANISH = "vanish"
+
+
 @dataclass(frozen=True, slots=True)
 class Address:
     """Where to send a reply: a chat (and optionally a thread / topic in it)."""
@@ -60,6 +78,7 @@ class InboundMessage:
         chat_kind: private chat or staff group / room.
         received_at: when the transport received it (aware UTC).
         attachment: kind of attachment ("photo", "voice", "file"), if any.
+        message_ref: the platform's id of this message in its chat (for /vanish).
     """
 
     platform: Platform
@@ -72,15 +91,26 @@ class InboundMessage:
     chat_kind: ChatKind = ChatKind.PRIVATE
     received_at: datetime | None = None
     attachment: str | None = None
+    message_ref: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
-    """A reply for a transport to render and send.
+    """A message for a transport to render and send.
 
-    ``buttons`` is a tuple of rows. ``urgent`` marks crisis replies that must
-    bypass every queue and limit. ``edit_ref`` lets a transport replace the
-    question a button answered instead of sending a new message.
+    Attributes:
+        address: where it goes (a person's chat or a staff room / thread).
+        text: plain text; transports escape it for their markup.
+        buttons: rows of buttons.
+        urgent: a crisis reply: bypasses every queue and limit.
+        protect: ask the platform to prevent forwarding / saving (person chats).
+        kind: see :class:`OutKind`.
+        case_code: the case a staff-side message is about (thread routing).
+        contact_id: internal id of the person a message goes to (opaque; lets the
+            core remember platform message refs for /vanish). Never rendered.
+        refs: platform message ids to delete (``VANISH``).
+        invite: staff account ids to invite into a case room (``CASE_CLAIMED``;
+            staff-side only, never in messages to a person).
     """
 
     address: Address
@@ -88,8 +118,28 @@ class OutboundMessage:
     buttons: tuple[tuple[Button, ...], ...] = ()
     urgent: bool = False
     protect: bool = True
+    kind: OutKind = OutKind.TEXT
+    case_code: str | None = None
+    contact_id: str | None = field(default=None, repr=False)
+    refs: tuple[str, ...] = field(default=(), repr=False)
+    invite: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def flat_buttons(self) -> list[Button]:
         """All buttons in reading order."""
         return [b for row in self.buttons for b in row]
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What a transport reports after sending.
+
+    Attributes:
+        ref: the platform's id of the sent message (kept encrypted for /vanish).
+        thread: where the case's staff conversation now lives (a forum topic or a
+            case room), when the transport created one for ``CASE_OPENED`` /
+            ``CASE_CLAIMED``.
+    """
+
+    ref: str | None = field(default=None, repr=False)
+    thread: Address | None = None

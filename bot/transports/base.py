@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
-from bot.messages import InboundMessage, OutboundMessage, Platform
+from bot.messages import InboundMessage, OutboundMessage, Platform, SendResult
 
 #: What a transport calls for every inbound event. It returns once the event's
 #: transaction has committed and its replies were sent: only then may a transport
@@ -25,5 +25,9 @@ class Transport(Protocol):
     async def stop(self) -> None:
         """Stop receiving, finish in-flight sends, release resources."""
 
-    async def send(self, message: OutboundMessage) -> None:
-        """Deliver one outbound message (copy, never forward)."""
+    async def send(self, message: OutboundMessage) -> SendResult | None:
+        """Deliver one outbound message (copy, never forward).
+
+        Raises only for permanent failures after the transport's own retries
+        (rate limits are retried inside); the core logs and carries on.
+        """
