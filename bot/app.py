@@ -1,25 +1,49 @@
 """Composition root: settings -> database -> vault -> directory -> router -> transports.
 
-Start order: check secrets, migrate, build the core, start transports. Stop
-order is the reverse; a transport is stopped before the database closes.
+Start order: check secrets, migrate, build the core, load staff threads, rebuild
+scheduled follow-ups, start transports. Stop order is the reverse; transports stop
+before the database closes and pending message refs are flushed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import timedelta
 
-from bot.clock import Clock, SystemClock
-from bot.messages import InboundMessage, OutboundMessage, Platform
-from bot.router import Router
+from sqlalchemy import select
+
+from bot.clock import Clock, SystemClock, hour
+from bot.messages import (
+    Address,
+    InboundMessage,
+    OutboundMessage,
+    OutKind,
+    Platform,
+    SendResult,
+)
+from bot.router import Handled, Router
+from bot.scheduler import Scheduler
 from bot.transports.base import Transport
 from config.directory import Directory, load_directory
 from config.settings import Settings, decode_key
+from handlers.cases import CaseService
+from handlers.followups import FollowUpService
 from storage.db import Database
 from storage.migrate import upgrade
+from storage.models import Case, Contact, DataKey, MessageRef, StaffThread
+from storage.repositories import Keys, UnitOfWork, new_id
+from storage.threads import ThreadMap
 from storage.vault import Vault
 
 log = logging.getLogger(__name__)
+#: Message refs are written in batches, off the hot path.
+REF_BATCH = 200
+REF_FLUSH_SECONDS = 1.0
 
 
 def build_vault(settings: Settings) -> Vault:
@@ -31,7 +55,7 @@ def build_vault(settings: Settings) -> Vault:
 
 
 class App:
-    """The running bot: owns the database, the core and the transports."""
+    """The running bot: owns the database, the core, the scheduler and the transports."""
 
     def __init__(
         self,
@@ -39,17 +63,27 @@ class App:
         transports: Sequence[Transport] = (),
         clock: Clock | None = None,
         directory: Directory | None = None,
+        *,
+        schedule: bool = True,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.transports: dict[Platform, Transport] = {t.platform: t for t in transports}
         self._directory = directory
         self.db: Database | None = None
+        self.vault: Vault | None = None
         self.router: Router | None = None
+        self.threads = ThreadMap()
+        self.scheduler = Scheduler(self.clock) if schedule else None
         self.dropped = 0
+        self._refs: dict[str, list[str]] = defaultdict(list)
+        self._ref_count = 0
+        self._ref_wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
 
+    # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
-        """Check configuration, migrate, build the core and start the transports."""
+        """Check configuration, migrate, build the core, rebuild jobs, start transports."""
         self.settings.load_key_file()
         self.settings.check_secrets()
         directory = self._directory or load_directory(self.settings.directory_path)
@@ -59,39 +93,191 @@ class App:
             connect_args=self.settings.database.connect_args,
         )
         await upgrade(self.db.engine)
+        self.vault = build_vault(self.settings)
         self.router = Router(
-            self.db, build_vault(self.settings), directory, self.settings.retention, self.clock
+            self.db, self.vault, directory, self.settings.retention, self.clock, self.threads
         )
+        await self.threads.load(self.db)
+        if self.scheduler is not None:
+            self.scheduler.start(self.fire_followup)
+            self.scheduler.every("escalate", 15, self.escalate)
+            await self.rebuild_jobs()
+        self._flusher = asyncio.create_task(self._flush_loop())
         for transport in self.transports.values():
             await transport.start(self.on_message)
         log.info("ready: %d transport(s)", len(self.transports))
 
     async def stop(self) -> None:
-        """Stop transports, then close the database."""
+        """Stop transports and jobs, flush refs, then close the database."""
         for transport in reversed(list(self.transports.values())):
             try:
                 await transport.stop()
-            except Exception:
-                log.exception("transport %s did not stop cleanly", transport.platform)
+            except Exception as exc:
+                log.error(
+                    "transport %s did not stop cleanly: %s",
+                    transport.platform.value,
+                    type(exc).__name__,
+                )
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+            self._flusher = None
         if self.db is not None:
+            await self.flush_refs()
             await self.db.dispose()
             self.db = None
 
+    def reload_directory(self, directory: Directory | None = None) -> None:
+        """Use a new directory at once (e.g. a counsellor was removed)."""
+        if self.router is None:
+            raise RuntimeError("app not started")
+        self.router.use_directory(directory or load_directory(self.settings.directory_path))
+
+    # -- messages -----------------------------------------------------------------------
     async def on_message(self, msg: InboundMessage) -> None:
         """Handle one inbound message and deliver the replies (after the commit)."""
         if self.router is None:
             raise RuntimeError("app not started")
-        for out in await self.router.handle(msg):
+        handled = await self.router.handle(msg)
+        if msg.message_ref and handled.contact_id:
+            self._note_ref(handled.contact_id, msg.message_ref)
+        await self._finish(handled)
+
+    async def _finish(self, handled: Handled) -> None:
+        if self.scheduler is not None:
+            for job in handled.jobs:
+                self.scheduler.followup(job.followup_id, job.due)
+        for out in handled.out:
             await self.deliver(out)
 
     async def deliver(self, out: OutboundMessage) -> None:
-        """Send through the transport of the address's platform."""
+        """Send through the transport of the address's platform; remember refs / threads."""
+        if out.case_code:
+            thread = self.threads.thread_of(out.case_code, out.address.platform)
+            if thread is not None:
+                out = replace(out, address=thread)
+        if out.kind is OutKind.VANISH and out.contact_id:
+            pending = self._refs.pop(out.contact_id, [])
+            out = replace(out, refs=(*out.refs, *pending))
         transport = self.transports.get(out.address.platform)
         if transport is None:
             self.dropped += 1
             log.warning("no transport for %s; message not sent", out.address.platform.value)
             return
         try:
-            await transport.send(out)
+            result = await transport.send(out)
         except Exception as exc:
             log.error("sending failed on %s: %s", out.address.platform.value, type(exc).__name__)
+            return
+        if result is not None:
+            await self._remember(out, result)
+
+    async def _remember(self, out: OutboundMessage, result: SendResult) -> None:
+        if result.ref and out.contact_id and out.kind is not OutKind.VANISH:
+            self._note_ref(out.contact_id, result.ref)
+        if result.thread is not None and out.case_code and self.db is not None:
+            await self._store_thread(out.case_code, result.thread)
+
+    async def _store_thread(self, code: str, thread: Address) -> None:
+        if self.db is None:
+            return
+        async with self.db.transaction() as s:
+            case = (await s.execute(select(Case).where(Case.code == code))).scalar_one_or_none()
+            if case is None:
+                return
+            s.add(
+                StaffThread(
+                    id=new_id(),
+                    case_id=case.id,
+                    platform=thread.platform.value,
+                    chat_id=thread.chat_id,
+                    thread_id=thread.thread_id,
+                    delete_after=case.delete_after,
+                )
+            )
+        self.threads.add(code, thread)
+
+    # -- message refs for /vanish ----------------------------------------------------------
+    def _note_ref(self, contact_id: str, ref: str) -> None:
+        self._refs[contact_id].append(ref)
+        self._ref_count += 1
+        if self._ref_count >= REF_BATCH:
+            self._ref_wake.set()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ref_wake.wait(), REF_FLUSH_SECONDS)
+            self._ref_wake.clear()
+            try:
+                await self.flush_refs()
+            except Exception as exc:
+                log.error("storing message refs failed: %s", type(exc).__name__)
+
+    async def flush_refs(self) -> None:
+        """Write remembered message refs (encrypted, 48 h) in one transaction."""
+        if not self._refs or self.db is None or self.vault is None:
+            return
+        pending, self._refs, self._ref_count = dict(self._refs), defaultdict(list), 0
+        until = hour(self.clock.now()) + timedelta(hours=self.settings.retention.vanish_hours)
+        async with self.db.transaction() as s:
+            keys = Keys(s, self.vault)
+            rows = await s.execute(
+                select(Contact.id, DataKey)
+                .join(DataKey, DataKey.id == Contact.key_id)
+                .where(Contact.id.in_(list(pending)))
+            )
+            for contact_id, key_row in rows:
+                dek = keys.remember(key_row)
+                for ref in pending[contact_id]:
+                    row_id = new_id()
+                    s.add(
+                        MessageRef(
+                            id=row_id,
+                            contact_id=contact_id,
+                            delete_after=until,
+                            ref_ct=keys.seal_json(dek, "message_refs", "ref", row_id, ref),
+                        )
+                    )
+
+    # -- scheduled work ------------------------------------------------------------------
+    async def fire_followup(self, followup_id: str) -> None:
+        """Scheduler callback: send one follow-up if it is due."""
+        if self.router is not None:
+            await self._finish(await self.router.run("followup", followup_id))
+
+    async def escalate(self) -> None:
+        """Scheduler callback: remind staff of overdue cases."""
+        if self.router is not None:
+            await self._finish(await self.router.run("escalate"))
+
+    async def run_due_followups(self) -> int:
+        """Fire every follow-up that is due by the app's clock; returns how many ran."""
+        if self.db is None or self.router is None or self.vault is None:
+            return 0
+        async with self.db.transaction() as s:
+            svc = CaseService(
+                UnitOfWork(s, self.vault, self.clock.now()),
+                self.router.directory,
+                self.settings.retention,
+            )
+            due = await FollowUpService(svc).due_ids(self.clock.now())
+        for fid in due:
+            await self.fire_followup(fid)
+        return len(due)
+
+    async def rebuild_jobs(self) -> None:
+        """Schedule a job for every stored follow-up (after a restart)."""
+        if self.db is None or self.vault is None or self.router is None or self.scheduler is None:
+            return
+        async with self.db.transaction() as s:
+            svc = CaseService(
+                UnitOfWork(s, self.vault, self.clock.now()),
+                self.router.directory,
+                self.settings.retention,
+            )
+            rows = await FollowUpService(svc).all()
+        for fid, due in rows:
+            self.scheduler.followup(fid, due)

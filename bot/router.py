@@ -9,8 +9,11 @@ back and the sender gets a kind error message instead of a crash.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+
+from sqlalchemy import select
 
 from bot.clock import Clock, hour
 from bot.messages import ChatKind, InboundMessage, OutboundMessage
@@ -18,13 +21,31 @@ from config.directory import Directory
 from config.i18n import pick_locale, translator
 from config.settings import RetentionSettings
 from handlers import intake, staff
+from handlers.base import Transition
 from handlers.cases import CaseService, Person, StaffRole
+from handlers.followups import FollowUpService
 from storage.db import Database
-from storage.models import Contact, touch
-from storage.repositories import UnitOfWork, new_id
+from storage.models import Contact, Referral, touch
+from storage.repositories import JobChange, UnitOfWork, new_id
+from storage.threads import ThreadMap
 from storage.vault import Vault
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Handled:
+    """What one unit of work produced.
+
+    Attributes:
+        out: messages to send (after the commit).
+        contact_id: the person it was about (for remembering message refs).
+        jobs: scheduler changes to apply after the commit.
+    """
+
+    out: list[OutboundMessage] = field(default_factory=list)
+    contact_id: str | None = None
+    jobs: list[JobChange] = field(default_factory=list)
 
 
 class Router:
@@ -37,20 +58,29 @@ class Router:
         directory: Directory,
         retention: RetentionSettings,
         clock: Clock,
+        threads: ThreadMap | None = None,
     ) -> None:
         self.db = db
         self.vault = vault
         self.directory = directory
         self.retention = retention
         self.clock = clock
-        self._retention_view = {
-            "intake_hours": retention.intake_hours,
-            "held_days": retention.held_message_days,
-            "case_days": retention.inactive_case_days,
-        }
-        self._ctx = intake.IntakeContext(directory, self._retention_view)
+        self.threads = threads or ThreadMap()
+        self._ctx = intake.IntakeContext(
+            directory,
+            {
+                "intake_hours": retention.intake_hours,
+                "held_days": retention.held_message_days,
+                "case_days": retention.inactive_case_days,
+            },
+        )
 
-    async def handle(self, msg: InboundMessage) -> list[OutboundMessage]:
+    def use_directory(self, directory: Directory) -> None:
+        """Switch to a reloaded directory (access changes take effect at once)."""
+        self.directory = directory
+        self._ctx = intake.IntakeContext(directory, self._ctx.retention)
+
+    async def handle(self, msg: InboundMessage) -> Handled:
         """Process one message in one transaction; never raises."""
         try:
             async with self.db.transaction() as session:
@@ -61,22 +91,41 @@ class Router:
                     hour(uow.now) + timedelta(hours=self.retention.dedup_hours),
                 ):
                     log.info("duplicate update skipped")
-                    return []
+                    return Handled()
                 svc = CaseService(uow, self.directory, self.retention)
                 roles = [
                     StaffRole(p, m)
                     for p, m in self.directory.staff_roles(msg.platform.value, msg.sender_id)
                 ]
                 if roles:
-                    return await staff.handle(svc, roles, msg)
+                    out = await staff.handle(svc, roles, msg, self.threads.case_at(msg.address))
+                    return Handled(out, None, uow.jobs)
                 if msg.chat_kind is ChatKind.GROUP:
                     log.info("message from a non-staff account in a group ignored")
-                    return []
-                return await self._person(uow, svc, msg)
+                    return Handled()
+                out, contact_id = await self._person(uow, svc, msg)
+                return Handled(out, contact_id, uow.jobs)
         except Exception as exc:  # one bad update must never stop the bot
             log.error("handling failed: %s", type(exc).__name__, exc_info=True)
             t = translator(pick_locale(msg.locale))
-            return [OutboundMessage(msg.address, t("error.generic"))]
+            return Handled([OutboundMessage(msg.address, t("error.generic"))])
+
+    async def run(self, job: str, arg: str | None = None) -> Handled:
+        """Run a scheduled job (``followup`` with an id, or ``escalate``) in one transaction."""
+        try:
+            async with self.db.transaction() as session:
+                uow = UnitOfWork(session, self.vault, self.clock.now())
+                svc = CaseService(uow, self.directory, self.retention)
+                if job == "followup" and arg:
+                    out = await FollowUpService(svc).fire(arg)
+                elif job == "escalate":
+                    out = await svc.escalate_overdue()
+                else:
+                    raise ValueError(f"unknown job {job}")
+                return Handled(out, None, uow.jobs)
+        except Exception as exc:
+            log.error("job %s failed: %s", job, type(exc).__name__, exc_info=True)
+            return Handled()
 
     async def _load(self, uow: UnitOfWork, msg: InboundMessage) -> tuple[Person, dict[str, Any]]:
         platform = msg.platform.value
@@ -120,41 +169,59 @@ class Router:
             delete_after=expiry,
         )
         uow.session.add(contact)
-        return Person(contact, dek), {}
+        return Person(contact, dek, None, case_loaded=True), {}
 
     async def _person(
         self, uow: UnitOfWork, svc: CaseService, msg: InboundMessage
-    ) -> list[OutboundMessage]:
+    ) -> tuple[list[OutboundMessage], str | None]:
         person, profile = await self._load(uow, msg)
         contact = person.contact
-        ctx = self._ctx
-        tr = intake.step(ctx, contact.state, profile, contact.locale, msg)
-        out = [OutboundMessage(msg.address, r.text, r.buttons, urgent=r.urgent) for r in tr.replies]
+        tr = intake.step(self._ctx, contact.state, profile, contact.locale, msg)
+        out = [
+            OutboundMessage(msg.address, r.text, r.buttons, urgent=r.urgent, contact_id=contact.id)
+            for r in tr.replies
+        ]
         t = translator(contact.locale)
         for effect in tr.effects:
-            if effect.kind == "erase":
+            kind = effect.kind
+            if kind == "erase":
                 out.extend(await svc.erase(person, t, receipt=bool(effect.data.get("receipt"))))
-                return out
-            if effect.kind == "set_locale":
+                return out, None
+            if kind == "set_locale":
                 contact.locale = effect.data["locale"]
                 t = translator(contact.locale)
-            elif effect.kind == "mark_urgent":
+            elif kind == "mark_urgent":
                 out.extend(await svc.mark_urgent(person))
-            elif effect.kind == "relay":
+            elif kind == "relay":
                 out.extend(await svc.from_person(person, effect.data["text"], t))
-            elif effect.kind == "open_case":
+            elif kind == "open_case":
                 out.extend(await svc.open_case(person, effect, t))
-            elif effect.kind == "restart":
+            elif kind == "restart":
                 contact.urgent = False
+            elif kind == "vanish":
+                out.extend(await svc.vanish(person, msg.message_ref))
+                return out, None
+            elif kind == "referral":
+                await self._referral(uow, tr, effect.data["code"])
+            elif kind == "transfer_answer":
+                out.extend(await svc.transfer_answer(person, bool(effect.data["yes"]), t))
+            elif kind == "followups":
+                out.extend(await svc.person_followups(person, bool(effect.data["paused"]), t))
         touch(contact, state=tr.state)
         if tr.profile != profile:
             contact.profile_ct = (
                 uow.keys.seal_json(person.dek, "contacts", "profile", contact.id, tr.profile)
-                if tr.profile.get("consent")
+                if tr.profile
                 else None
             )
         if tr.state in intake.INTAKE_STATES or tr.state == intake.State.REFERRED:
-            touch(
-                contact, delete_after=hour(uow.now) + timedelta(hours=self.retention.intake_hours)
-            )
-        return out
+            expiry = hour(uow.now) + timedelta(hours=self.retention.intake_hours)
+            touch(contact, delete_after=expiry)
+        return out, contact.id
+
+    async def _referral(self, uow: UnitOfWork, tr: Transition, code: str) -> None:
+        row = (
+            await uow.session.execute(select(Referral).where(Referral.code == code))
+        ).scalar_one_or_none()
+        if row is not None and row.delete_after > uow.now:
+            tr.profile["ref"], tr.profile["source"] = row.programme_id, row.source

@@ -167,6 +167,9 @@ class Programme(_Strict):
     staff: list[StaffMember] = Field(default_factory=list)
     staff_rooms: dict[str, str] = Field(default_factory=dict)
     fallback: list[str] = Field(default_factory=list)
+    canned: dict[str, LocalText] = Field(
+        default_factory=dict, description="canned replies by short name (de + en)"
+    )
 
     @field_validator("states")
     @classmethod
@@ -194,6 +197,13 @@ class Programme(_Strict):
     @classmethod
     def _texts(cls, value: LocalText | None) -> LocalText | None:
         return None if value is None else _complete(value, "text")
+
+    @field_validator("canned")
+    @classmethod
+    def _canned(cls, value: dict[str, LocalText]) -> dict[str, LocalText]:
+        for name, text in value.items():
+            _complete(text, f"canned.{name}")
+        return value
 
     @field_validator("info")
     @classmethod

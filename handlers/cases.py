@@ -1,7 +1,9 @@
-"""The case service: opens cases, relays, claims, erases - inside one unit of work.
+"""The case service: opens cases, relays, claims, teamwork, erasure - in one unit of work.
 
-It turns handler effects into stored changes and outbound messages. The person
-only ever sees programme name and counsellor alias; staff only see the case code.
+It turns handler effects and staff commands into stored changes and outbound
+messages. The person only ever sees programme name and counsellor alias; staff
+only see the case code. Staff-side messages carry the case code so transports
+can put them into the case's topic or room.
 """
 
 from __future__ import annotations
@@ -11,19 +13,32 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete, select
+
 from bot.clock import day, hour
-from bot.messages import Address, Button, OutboundMessage, Platform
+from bot.messages import Address, Button, OutboundMessage, OutKind, Platform
 from config.directory import Directory, Programme, StaffMember
 from config.i18n import Translator, translator
 from config.settings import RetentionSettings
-from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES
+from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Kind
 from handlers.base import Effect
 from handlers.intake import contact_lines
 from handlers.routing import Profile, Route
-from storage.models import Case, Contact, HeldMessage, touch
-from storage.repositories import UnitOfWork, new_case_code, new_id
+from storage.models import (
+    Case,
+    CaseMember,
+    CaseNote,
+    Contact,
+    FollowUp,
+    HeldMessage,
+    MessageRef,
+    StaffAway,
+    touch,
+)
+from storage.repositories import JobChange, UnitOfWork, new_case_code, new_id
 
 STATS_DAYS = 3 * 365
+OUTCOMES = ("exit", "referred", "no_contact", "declined", "other")
 
 
 @dataclass(slots=True)
@@ -55,16 +70,25 @@ class StaffRole:
         """The stored reference (``programme/member``), never the platform account."""
         return f"{self.programme.id}/{self.member.id}"
 
+    @property
+    def counsellor(self) -> bool:
+        """Counsellors act on cases; coordinators only see queues."""
+        return self.member.role == "counsellor"
+
+
+def _loc(t: Translator) -> Any:
+    return t.locale
+
 
 class CaseService:
-    """Applies case effects for one unit of work."""
+    """Applies case effects and staff actions for one unit of work."""
 
     def __init__(self, uow: UnitOfWork, directory: Directory, retention: RetentionSettings) -> None:
         self.uow = uow
         self.directory = directory
         self.retention = retention
 
-    # -- helpers ------------------------------------------------------------
+    # -- helpers ------------------------------------------------------------------
     @property
     def now(self) -> datetime:
         """The unit's time."""
@@ -74,19 +98,45 @@ class CaseService:
         """Where a programme's staff read."""
         return [Address(Platform(p), room) for p, room in programme.staff_rooms.items()]
 
-    def _to_staff(
+    def to_staff(
         self,
         programme: Programme,
         text: str,
+        *,
+        case: Case | None = None,
         buttons: tuple[tuple[Button, ...], ...] = (),
         urgent: bool = False,
+        kind: OutKind = OutKind.TEXT,
+        invite: tuple[str, ...] = (),
     ) -> list[OutboundMessage]:
-        return [
-            OutboundMessage(a, text, buttons, urgent=urgent, protect=False)
-            for a in self.staff_rooms(programme)
-        ]
+        """Messages to every staff room of a programme (the case's thread, if any)."""
+        out = []
+        for a in self.staff_rooms(programme):
+            accounts = tuple(acc for acc in invite if acc.startswith(f"{a.platform.value}:"))
+            out.append(
+                OutboundMessage(
+                    a,
+                    text,
+                    buttons,
+                    urgent=urgent,
+                    protect=False,
+                    kind=kind,
+                    case_code=case.code if case else None,
+                    invite=tuple(acc.split(":", 1)[1] for acc in accounts),
+                )
+            )
+        return out
 
-    def _event(self, case: Case | None, programme_id: str, kind: str) -> None:
+    def to_person(
+        self, person: Person, text: str, buttons: tuple[tuple[Button, ...], ...] = ()
+    ) -> OutboundMessage:
+        """A message to the person (their chat; never staff account data)."""
+        return OutboundMessage(
+            person.address(self.uow), text, buttons, contact_id=person.contact.id
+        )
+
+    def event(self, case: Case | None, programme_id: str, kind: str) -> None:
+        """Record a statistics event (day precision, no personal data)."""
         self.uow.events.add(
             case.id if case else None,
             programme_id,
@@ -94,6 +144,12 @@ class CaseService:
             day(self.now),
             hour(self.now) + timedelta(days=STATS_DAYS),
         )
+
+    def set_status(self, case: Case, status: str) -> None:
+        """Change status and record the transition."""
+        if case.status != status:
+            case.status = status
+            self.event(case, case.programme_id, f"status:{status}")
 
     def case_expiry(self) -> datetime:
         """Deletion date of an open case (extended by activity)."""
@@ -103,7 +159,11 @@ class CaseService:
         """Staff-room language of a programme (its first member's locale)."""
         return translator(programme.staff[0].locale if programme.staff else "de")
 
-    # -- opening --------------------------------------------------------------
+    def programme_of(self, case: Case) -> Programme | None:
+        """The case's programme (None if it left the directory)."""
+        return self.directory.by_id.get(case.programme_id)
+
+    # -- opening ------------------------------------------------------------------
     async def open_case(
         self, person: Person, effect: Effect, t: Translator
     ) -> list[OutboundMessage]:
@@ -112,21 +172,20 @@ class CaseService:
         profile: Profile = effect.data["profile"]
         message: str | None = effect.data.get("message")
         programme = route.programme
-        address = person.address(self.uow)
         out: list[OutboundMessage] = []
         reasons = self.explain(route, t)
         if programme.notice:
-            out.append(OutboundMessage(address, programme.notice[_loc(t)]))
+            out.append(self.to_person(person, programme.notice[_loc(t)]))
         if not route.opens_case:
-            self._event(None, programme.id, "referred")
+            self.event(None, programme.id, "referred")
             text = t(
                 "route.referral",
                 programme=programme.name,
                 reasons=reasons,
                 contacts=contact_lines(programme, t) or t("contact.none"),
             )
-            out.append(OutboundMessage(address, text))
-            out.extend(self._extras(address, route, profile, t))
+            out.append(self.to_person(person, text))
+            out.extend(self._extras(person, route, profile, t))
             return out
 
         code = await self._free_code()
@@ -150,10 +209,12 @@ class CaseService:
             opened_at=hour(self.now),
             last_activity_at=hour(self.now),
             delete_after=expiry,
+            source=profile.source,
+            escalated=0,
         )
         self.uow.session.add(case)
         person.case, person.case_loaded = case, True
-        self._event(case, programme.id, "opened")
+        self.event(case, programme.id, "opened")
         if message:
             self._hold(case, dek, message, 0)
         person.contact.delete_after = expiry
@@ -164,8 +225,8 @@ class CaseService:
             reasons=reasons,
             availability=self.availability(programme, t),
         )
-        out.append(OutboundMessage(address, text))
-        out.extend(self._extras(address, route, profile, t))
+        out.append(self.to_person(person, text))
+        out.extend(self._extras(person, route, profile, t))
         out.extend(self.announce(case, programme, route))
         return out
 
@@ -185,20 +246,19 @@ class CaseService:
         )
 
     def _extras(
-        self, address: Address, route: Route, profile: Profile, t: Translator
+        self, person: Person, route: Route, profile: Profile, t: Translator
     ) -> list[OutboundMessage]:
         out = []
         info = route.programme.info.get(profile.audience)
         if info:
-            out.append(OutboundMessage(address, t("route.info", text=info[_loc(t)])))
-        lines = [contact_lines(p, t) for p in route.alternatives]
-        lines = [line for line in lines if line]
+            out.append(self.to_person(person, t("route.info", text=info[_loc(t)])))
+        lines = [line for line in (contact_lines(p, t) for p in route.alternatives) if line]
         if lines:
-            out.append(OutboundMessage(address, t("route.alternatives", contacts="\n".join(lines))))
+            out.append(self.to_person(person, t("route.alternatives", contacts="\n".join(lines))))
         return out
 
     def explain(self, route: Route, t: Translator) -> str:
-        """Why this programme, in the person's words."""
+        """Why this programme, in the reader's words."""
         parts = []
         for kind, value in route.reasons:
             if kind == "state":
@@ -222,10 +282,7 @@ class CaseService:
         return t("availability.closed", when=when, hours=hours)
 
     def announce(
-        self,
-        case: Case,
-        programme: Programme,
-        route: Route | None = None,
+        self, case: Case, programme: Programme, route: Route | None = None
     ) -> list[OutboundMessage]:
         """Tell the programme's staff rooms about a new case (no account data)."""
         st = self.staff_t(programme)
@@ -233,7 +290,14 @@ class CaseService:
         if route is not None:
             text += "\n" + st("staff.case.why", reasons=self.explain(route, st))
         buttons = ((Button(st("staff.claim.button"), f"claim:{case.code}"),),)
-        return self._to_staff(programme, text, buttons, urgent=case.urgent)
+        return self.to_staff(
+            programme,
+            text,
+            case=case,
+            buttons=buttons,
+            urgent=case.urgent,
+            kind=OutKind.CASE_OPENED,
+        )
 
     def describe(self, case: Case, st: Translator) -> str:
         """One case for staff: code, audience, scene, region, language, urgency, waiting."""
@@ -253,13 +317,20 @@ class CaseService:
             waited=waited,
         )
 
-    # -- person side ------------------------------------------------------------
+    # -- person side ------------------------------------------------------------------
+    async def open_case_of(self, person: Person) -> Case | None:
+        """The person's open case (preloaded by the router when possible)."""
+        if person.case_loaded:
+            return person.case
+        return await self.uow.cases.open_of_contact(person.contact.id)
+
     async def from_person(self, person: Person, text: str, t: Translator) -> list[OutboundMessage]:
         """A message from a person with a case: relay if claimed, else hold it."""
-        case = await self._open_case(person)
+        case = await self.open_case_of(person)
         if case is None:
-            return [OutboundMessage(person.address(self.uow), t("case.none"))]
-        programme = self.directory.by_id.get(case.programme_id)
+            return [self.to_person(person, t("case.none"))]
+        programme = self.programme_of(case)
+        first_this_hour = case.last_activity_at < hour(self.now)
         expiry = self.case_expiry()
         touch(case, last_activity_at=hour(self.now), delete_after=expiry)
         touch(person.contact, delete_after=expiry)
@@ -267,44 +338,66 @@ class CaseService:
             dek = await self.uow.keys.get(case.key_id or "")
             seq = await self.uow.held.count(case.id)
             self._hold(case, dek, text, seq)
-            return [OutboundMessage(person.address(self.uow), t("case.held"))]
+            ack = t("case.held")
+            if programme is not None and first_this_hour:
+                ack += "\n" + self.availability(programme, t)
+            return [self.to_person(person, ack)]
+        if case.status == "waiting":
+            self.set_status(case, "active")
         st = self.staff_t(programme)
-        return self._to_staff(programme, st("staff.relay.from_person", code=case.code, text=text))
-
-    async def _open_case(self, person: Person) -> Case | None:
-        if person.case_loaded:
-            return person.case
-        return await self.uow.cases.open_of_contact(person.contact.id)
+        out = self.to_staff(
+            programme, st("staff.relay.from_person", code=case.code, text=text), case=case
+        )
+        if first_this_hour and case.claimed_by:
+            away = await self.uow.session.get(StaffAway, case.claimed_by)
+            if away is not None:
+                out.append(self.to_person(person, t("case.away", text=away.text)))
+        return out
 
     async def mark_urgent(self, person: Person) -> list[OutboundMessage]:
         """Flag the person (and an open case) urgent; alert staff at once."""
         person.contact.urgent = True
-        case = await self._open_case(person)
+        case = await self.open_case_of(person)
         if case is None or case.urgent:
             return []
         case.urgent = True
-        programme = self.directory.by_id.get(case.programme_id)
+        programme = self.programme_of(case)
         if programme is None:
             return []
         st = self.staff_t(programme)
-        return self._to_staff(programme, st("staff.case.now_urgent", code=case.code), urgent=True)
+        return self.to_staff(
+            programme, st("staff.case.now_urgent", code=case.code), case=case, urgent=True
+        )
 
     async def erase(self, person: Person, t: Translator, *, receipt: bool) -> list[OutboundMessage]:
-        """Erase a person: contact, held messages, keys; cases stay as anonymous statistics."""
+        """Erase a person: contact, held messages, notes, follow-ups, keys.
+
+        Cases stay only as anonymous statistics rows (no contact, no key).
+        """
         address = person.address(self.uow)
         cases = await self.uow.cases.of_contact(person.contact.id)
         key_ids = [k for k in {person.contact.key_id, *(c.key_id for c in cases)} if k]
         out: list[OutboundMessage] = []
+        case_ids = [c.id for c in cases]
         for case in cases:
-            programme = self.directory.by_id.get(case.programme_id)
+            programme = self.programme_of(case)
             if case.status != "closed" and programme is not None:
                 st = self.staff_t(programme)
-                out.extend(self._to_staff(programme, st("staff.case.erased", code=case.code)))
-            self._event(case, case.programme_id, "erased")
-            case.status, case.outcome, case.contact_id = "closed", case.outcome or "erased", None
-            case.key_id, case.claimed_by = None, None
+                out.extend(
+                    self.to_staff(programme, st("staff.case.erased", code=case.code), case=case)
+                )
+            self.event(case, case.programme_id, "erased")
+            case.status, case.outcome = "closed", case.outcome or "erased"
+            case.contact_id, case.key_id, case.claimed_by = None, None, None
+            case.pending_transfer = None
         await self.uow.session.flush()
-        await self.uow.held.drop([c.id for c in cases])
+        if case_ids:
+            rows = await self.uow.session.execute(
+                select(FollowUp.id).where(FollowUp.case_id.in_(case_ids))
+            )
+            self.uow.jobs.extend(JobChange(fid, None) for (fid,) in rows)
+            for model in (HeldMessage, CaseNote, FollowUp, CaseMember):
+                await self.uow.session.execute(delete(model).where(model.case_id.in_(case_ids)))
         await self.uow.contacts.delete(person.contact)
         await self.uow.session.flush()
         await self.uow.keys.shred(key_ids)
@@ -313,7 +406,99 @@ class CaseService:
             out.insert(0, OutboundMessage(address, t("delete.done", receipt=code)))
         return out
 
-    # -- staff side ---------------------------------------------------------------
+    async def vanish(self, person: Person, current_ref: str | None) -> list[OutboundMessage]:
+        """Ask the platform to delete this chat's recent messages; forget their ids."""
+        rows = (
+            (
+                await self.uow.session.execute(
+                    select(MessageRef).where(MessageRef.contact_id == person.contact.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        refs = [
+            str(self.uow.keys.open_json(person.dek, "message_refs", "ref", r.id, r.ref_ct))
+            for r in rows
+            if r.delete_after > self.now
+        ]
+        if current_ref:
+            refs.append(current_ref)
+        await self.uow.session.execute(
+            delete(MessageRef).where(MessageRef.contact_id == person.contact.id)
+        )
+        return [
+            OutboundMessage(
+                person.address(self.uow),
+                "",
+                kind=OutKind.VANISH,
+                refs=tuple(refs),
+                contact_id=person.contact.id,
+            )
+        ]
+
+    async def transfer_answer(
+        self,
+        person: Person,
+        yes: bool,
+        t: Translator,
+    ) -> list[OutboundMessage]:
+        """The person agreed to (or declined) a transfer to another programme."""
+        case = await self.open_case_of(person)
+        if case is None or case.pending_transfer is None:
+            return [self.to_person(person, t("transfer.none"))]
+        old = self.programme_of(case)
+        target = self.directory.by_id.get(case.pending_transfer)
+        case.pending_transfer = None
+        if not yes or target is None or old is None:
+            out = [self.to_person(person, t("transfer.declined"))]
+            if old is not None:
+                st = self.staff_t(old)
+                out.extend(
+                    self.to_staff(old, st("staff.transfer.declined", code=case.code), case=case)
+                )
+            return out
+        st = self.staff_t(old)
+        out = self.to_staff(
+            old, st("staff.transfer.done", code=case.code, programme=target.name), case=case
+        )
+        self.event(case, old.id, f"transfer_out:{target.id}")
+        case.programme_id, case.claimed_by, case.escalated = target.id, None, 0
+        case.status = "new"
+        self.event(case, target.id, "transfer_in")
+        await self.uow.session.execute(delete(CaseMember).where(CaseMember.case_id == case.id))
+        out.append(
+            self.to_person(
+                person,
+                t(
+                    "transfer.accepted",
+                    programme=target.name,
+                    availability=self.availability(target, t),
+                ),
+            )
+        )
+        out.extend(self.announce(case, target))
+        return out
+
+    async def person_followups(
+        self,
+        person: Person,
+        paused: bool,
+        t: Translator,
+    ) -> list[OutboundMessage]:
+        """The person pauses or resumes check-in messages."""
+        case = await self.open_case_of(person)
+        row = None
+        if case is not None:
+            row = (
+                await self.uow.session.execute(select(FollowUp).where(FollowUp.case_id == case.id))
+            ).scalar_one_or_none()
+        if row is None:
+            return [self.to_person(person, t("followup.none"))]
+        row.paused = paused
+        return [self.to_person(person, t("followup.paused" if paused else "followup.resumed"))]
+
+    # -- staff side ------------------------------------------------------------------
     async def person_of(self, case: Case) -> Person | None:
         """Load the person behind a case (None after erasure)."""
         if case.contact_id is None:
@@ -321,17 +506,22 @@ class CaseService:
         contact = await self.uow.contacts.get(case.contact_id)
         if contact is None:
             return None
-        return Person(contact, await self.uow.keys.get(contact.key_id))
+        return Person(contact, await self.uow.keys.get(contact.key_id), case, case_loaded=True)
 
     async def claim(self, case: Case, role: StaffRole) -> list[OutboundMessage] | None:
         """Claim a case; None when someone else was faster."""
         if not await self.uow.cases.claim(case.id, role.key, hour(self.now)):
             return None
         await self.uow.session.refresh(case)
-        self._event(case, case.programme_id, "claimed")
+        self.event(case, case.programme_id, "status:claimed")
         st = self.staff_t(role.programme)
-        out = self._to_staff(
-            role.programme, st("staff.claimed", alias=role.member.alias, code=case.code)
+        accounts = tuple(f"{p}:{a}" for p, a in role.member.accounts.items())
+        out = self.to_staff(
+            role.programme,
+            st("staff.claimed", alias=role.member.alias, code=case.code),
+            case=case,
+            kind=OutKind.CASE_CLAIMED,
+            invite=accounts,
         )
         held = await self.uow.held.of_case(case.id)
         if held:
@@ -339,8 +529,8 @@ class CaseService:
             for msg in held:
                 text = self.uow.keys.open_json(dek, "held_messages", "text", msg.id, msg.text_ct)
                 out.extend(
-                    self._to_staff(
-                        role.programme, st("staff.relay.held", code=case.code, text=text)
+                    self.to_staff(
+                        role.programme, st("staff.relay.held", code=case.code, text=text), case=case
                     )
                 )
             await self.uow.held.drop([case.id])
@@ -348,21 +538,47 @@ class CaseService:
         if person is not None:
             pt = translator(person.contact.locale)
             out.append(
-                OutboundMessage(
-                    person.address(self.uow),
+                self.to_person(
+                    person,
                     pt("case.claimed", alias=role.member.alias, programme=role.programme.name),
                 )
             )
         return out
 
-    async def to_person(self, case: Case, role: StaffRole, text: str) -> list[OutboundMessage]:
+    async def release(self, case: Case, role: StaffRole) -> list[OutboundMessage]:
+        """Put a claimed case back into the queue."""
+        case.claimed_by = None
+        self.set_status(case, "new")
+        await self.uow.session.execute(delete(CaseMember).where(CaseMember.case_id == case.id))
+        st = self.staff_t(role.programme)
+        out = self.to_staff(role.programme, st("staff.released", code=case.code), case=case)
+        return out + self.announce(case, role.programme)
+
+    async def members(self, case: Case) -> set[str]:
+        """Staff keys allowed to write on a case: the claimer and invited counsellors."""
+        rows = await self.uow.session.execute(
+            select(CaseMember.staff_key).where(CaseMember.case_id == case.id)
+        )
+        keys = {k for (k,) in rows}
+        if case.claimed_by:
+            keys.add(case.claimed_by)
+        return keys
+
+    async def to_person_from(
+        self,
+        case: Case,
+        role: StaffRole,
+        text: str,
+    ) -> list[OutboundMessage]:
         """Relay a counsellor's message under alias and programme name."""
         person = await self.person_of(case)
         st = self.staff_t(role.programme)
         if person is None:
-            return self._to_staff(role.programme, st("staff.case.gone", code=case.code))
+            return self.to_staff(role.programme, st("staff.case.gone", code=case.code), case=case)
         expiry = self.case_expiry()
-        touch(case, status="active", last_activity_at=hour(self.now), delete_after=expiry)
+        if case.status in ("claimed", "waiting"):
+            self.set_status(case, "active")
+        touch(case, last_activity_at=hour(self.now), delete_after=expiry)
         touch(person.contact, delete_after=expiry)
         pt = translator(person.contact.locale)
         body = pt(
@@ -371,14 +587,24 @@ class CaseService:
             programme=role.programme.name,
             text=text,
         )
-        return [OutboundMessage(person.address(self.uow), body)]
+        return [self.to_person(person, body)]
 
     async def close(self, case: Case, role: StaffRole, outcome: str) -> list[OutboundMessage]:
-        """Close a case with an outcome; the person may start again later."""
-        case.status, case.outcome = "closed", outcome
-        self._event(case, case.programme_id, f"closed:{outcome}")
+        """Close a case with an outcome; its keys are shredded after the grace period."""
+        self.set_status(case, "closed")
+        case.outcome = outcome
+        self.event(case, case.programme_id, f"outcome:{outcome}")
+        grace = hour(self.now) + timedelta(days=self.retention.closed_grace_days)
+        case.delete_after = grace
+        rows = await self.uow.session.execute(
+            select(FollowUp.id).where(FollowUp.case_id == case.id)
+        )
+        self.uow.jobs.extend(JobChange(fid, None) for (fid,) in rows)
+        await self.uow.session.execute(delete(FollowUp).where(FollowUp.case_id == case.id))
         st = self.staff_t(role.programme)
-        out = self._to_staff(role.programme, st("staff.closed", code=case.code, outcome=outcome))
+        out = self.to_staff(
+            role.programme, st("staff.closed", code=case.code, outcome=outcome), case=case
+        )
         person = await self.person_of(case)
         if person is not None:
             person.contact.state = "new"
@@ -386,9 +612,233 @@ class CaseService:
                 hours=self.retention.intake_hours
             )
             pt = translator(person.contact.locale)
-            out.append(OutboundMessage(person.address(self.uow), pt("case.closed")))
+            out.append(self.to_person(person, pt("case.closed")))
+        if self.retention.closed_grace_days == 0:
+            await self.uow.held.drop([case.id])
+            await self.uow.session.execute(delete(CaseNote).where(CaseNote.case_id == case.id))
+            if case.key_id:
+                key_id, case.key_id = case.key_id, None
+                await self.uow.session.flush()
+                await self.uow.keys.shred([key_id])
         return out
 
+    async def pause(self, case: Case, role: StaffRole) -> list[OutboundMessage]:
+        """Mark a case as waiting (e.g. for the person); a message from them resumes it."""
+        self.set_status(case, "waiting")
+        st = self.staff_t(role.programme)
+        return self.to_staff(role.programme, st("staff.paused", code=case.code), case=case)
 
-def _loc(t: Translator) -> Any:
-    return t.locale
+    async def invite(self, case: Case, role: StaffRole, who: str) -> list[OutboundMessage]:
+        """Bring a second counsellor of the same programme onto the case."""
+        st = self.staff_t(role.programme)
+        member = _find_member(role.programme, who)
+        if member is None or member.role != "counsellor":
+            return self.to_staff(role.programme, st("staff.invite.unknown", who=who), case=case)
+        key = f"{role.programme.id}/{member.id}"
+        if key not in await self.members(case):
+            self.uow.session.add(
+                CaseMember(case_id=case.id, staff_key=key, delete_after=case.delete_after)
+            )
+            self.event(case, case.programme_id, "member_added")
+        accounts = tuple(f"{p}:{a}" for p, a in member.accounts.items())
+        return self.to_staff(
+            role.programme,
+            st("staff.invited", alias=member.alias, code=case.code),
+            case=case,
+            kind=OutKind.CASE_CLAIMED,
+            invite=accounts,
+        )
+
+    async def transfer(self, case: Case, role: StaffRole, target: str) -> list[OutboundMessage]:
+        """Hand a case to a colleague (at once) or another programme (person asked first)."""
+        st = self.staff_t(role.programme)
+        member = _find_member(role.programme, target)
+        if member is not None and member.role == "counsellor":
+            case.claimed_by = f"{role.programme.id}/{member.id}"
+            self.event(case, case.programme_id, "handover")
+            out = self.to_staff(
+                role.programme, st("staff.handover", code=case.code, alias=member.alias), case=case
+            )
+            person = await self.person_of(case)
+            if person is not None:
+                pt = translator(person.contact.locale)
+                out.append(
+                    self.to_person(
+                        person,
+                        pt("case.handover", alias=member.alias, programme=role.programme.name),
+                    )
+                )
+            return out
+        programme = self.directory.by_id.get(target)
+        if programme is None or not programme.chat_enabled or programme.id == case.programme_id:
+            return self.to_staff(
+                role.programme, st("staff.transfer.unknown", target=target), case=case
+            )
+        person = await self.person_of(case)
+        if person is None:
+            return self.to_staff(role.programme, st("staff.case.gone", code=case.code), case=case)
+        case.pending_transfer = programme.id
+        pt = translator(person.contact.locale)
+        buttons = (
+            (Button(pt("transfer.yes"), "transfer:yes"), Button(pt("transfer.no"), "transfer:no")),
+        )
+        ask = self.to_person(
+            person,
+            pt(
+                "transfer.ask",
+                programme=programme.name,
+                description=programme.description[_loc(pt)],
+            ),
+            buttons,
+        )
+        return [
+            *self.to_staff(
+                role.programme,
+                st("staff.transfer.asked", code=case.code, programme=programme.name),
+                case=case,
+            ),
+            ask,
+        ]
+
+    async def note(self, case: Case, role: StaffRole, text: str) -> list[OutboundMessage]:
+        """Keep an internal note, encrypted under the case key; never relayed."""
+        st = self.staff_t(role.programme)
+        if case.key_id is None:
+            return self.to_staff(role.programme, st("staff.case.gone", code=case.code), case=case)
+        dek = await self.uow.keys.get(case.key_id)
+        row_id = new_id()
+        self.uow.session.add(
+            CaseNote(
+                id=row_id,
+                case_id=case.id,
+                author=role.member.alias,
+                text_ct=self.uow.keys.seal_json(dek, "case_notes", "text", row_id, text),
+                created_at=hour(self.now),
+                delete_after=case.delete_after,
+            )
+        )
+        return self.to_staff(role.programme, st("staff.note.saved", code=case.code), case=case)
+
+    async def notes(self, case: Case, role: StaffRole) -> list[OutboundMessage]:
+        """List a case's notes (staff room only)."""
+        st = self.staff_t(role.programme)
+        rows = (
+            (
+                await self.uow.session.execute(
+                    select(CaseNote)
+                    .where(CaseNote.case_id == case.id)
+                    .order_by(CaseNote.created_at)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if not rows or case.key_id is None:
+            return self.to_staff(role.programme, st("staff.note.none", code=case.code), case=case)
+        dek = await self.uow.keys.get(case.key_id)
+        lines = [
+            f"{r.created_at:%d.%m. %H}h {r.author}: "
+            + str(self.uow.keys.open_json(dek, "case_notes", "text", r.id, r.text_ct))
+            for r in rows
+        ]
+        return self.to_staff(
+            role.programme, st("staff.note.list", code=case.code, notes="\n".join(lines)), case=case
+        )
+
+    async def canned(self, case: Case, role: StaffRole, name: str) -> list[OutboundMessage]:
+        """Send a canned reply of the programme in the person's language."""
+        st = self.staff_t(role.programme)
+        texts = role.programme.canned.get(name)
+        person = await self.person_of(case)
+        if texts is None:
+            names = ", ".join(sorted(role.programme.canned)) or "-"
+            return self.to_staff(role.programme, st("staff.canned.unknown", names=names), case=case)
+        if person is None:
+            return self.to_staff(role.programme, st("staff.case.gone", code=case.code), case=case)
+        return await self.to_person_from(case, role, texts[_loc(translator(person.contact.locale))])
+
+    async def away(self, role: StaffRole, text: str | None) -> list[OutboundMessage]:
+        """Set or clear a counsellor's absence note."""
+        st = self.staff_t(role.programme)
+        row = await self.uow.session.get(StaffAway, role.key)
+        if text:
+            if row is None:
+                self.uow.session.add(
+                    StaffAway(
+                        staff_key=role.key,
+                        text=text[:500],
+                        delete_after=hour(self.now) + timedelta(days=90),
+                    )
+                )
+            else:
+                row.text = text[:500]
+            return self.to_staff(role.programme, st("staff.away.set", alias=role.member.alias))
+        if row is not None:
+            await self.uow.session.delete(row)
+        return self.to_staff(role.programme, st("staff.away.cleared", alias=role.member.alias))
+
+    # -- escalation ------------------------------------------------------------------
+    async def escalate_overdue(self) -> list[OutboundMessage]:
+        """Remind staff of unclaimed cases past the promised time, then the coordinator."""
+        out: list[OutboundMessage] = []
+        rows = (
+            (
+                await self.uow.session.execute(
+                    select(Case).where(Case.status == "new", Case.escalated < 2)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for case in rows:
+            programme = self.programme_of(case)
+            if programme is None:
+                continue
+            limit = timedelta(hours=programme.response_time_hours or 48)
+            waited = self.now - case.opened_at
+            if case.escalated == 0 and waited >= limit:
+                case.escalated = 1
+                st = self.staff_t(programme)
+                out.extend(
+                    self.to_staff(
+                        programme,
+                        st(
+                            "staff.escalate.reminder",
+                            code=case.code,
+                            hours=int(waited.total_seconds() // 3600),
+                        ),
+                        case=case,
+                        urgent=case.urgent,
+                    )
+                )
+            elif case.escalated == 1 and waited >= 2 * limit:
+                case.escalated = 2
+                self.event(case, programme.id, "escalated")
+                coordinator = self.coordinator_of(programme, case)
+                st = self.staff_t(coordinator)
+                out.extend(
+                    self.to_staff(
+                        coordinator,
+                        st(
+                            "staff.escalate.coordinator",
+                            code=case.code,
+                            programme=programme.name,
+                            hours=int(waited.total_seconds() // 3600),
+                        ),
+                    )
+                )
+        return out
+
+    def coordinator_of(self, programme: Programme, case: Case) -> Programme:
+        """The programme itself if it has a coordinator, else the state's coordination office."""
+        if any(m.role == "coordinator" for m in programme.staff):
+            return programme
+        for p in self.directory.programmes:
+            if p.kind is Kind.COORDINATION and case.region in p.states and p.staff_rooms:
+                return p
+        return programme
+
+
+def _find_member(programme: Programme, who: str) -> StaffMember | None:
+    who = who.strip().casefold()
+    return next((m for m in programme.staff if who in (m.id.casefold(), m.alias.casefold())), None)

@@ -20,6 +20,8 @@ from handlers.routing import Profile, route
 from handlers.safety import is_crisis
 
 MAX_TEXT = 4000
+#: Profile keys allowed before consent: where a deep link came from (no personal data).
+REFERRAL_KEYS = ("ref", "source")
 
 
 class State(enum.StrEnum):
@@ -68,6 +70,12 @@ _COMMANDS = {
     "back": "back",
     "zurueck": "back",
     "zurück": "back",
+    "vanish": "vanish",
+    "verschwinden": "vanish",
+    "pause": "pause",
+    "pausieren": "pause",
+    "resume": "resume",
+    "fortsetzen": "resume",
 }
 _BACK_WORDS = frozenset({"zurück", "zurueck", "back"})
 _WHOLE_ANSWER = frozenset({State.CONSENT, State.MESSAGE, State.DELETE})
@@ -175,7 +183,8 @@ def step(
 
     command = command_of(msg)
     if command is not None:
-        result = _command(ctx, command, state, profile, t)
+        arg = msg.text.strip().partition(" ")[2].strip() if msg.text else ""
+        result = _command(ctx, command, state, profile, t, arg)
         result.replies[:0] = replies
         result.effects[:0] = effects
         return result
@@ -183,7 +192,9 @@ def step(
     if state is State.NEW:
         return Transition(State.CONSENT.value, {}, [*replies, *greeting(t, ctx.retention)])
     if state is State.CASE:
-        if msg.text.strip():
+        if msg.button and msg.button.startswith("transfer:"):
+            effects.append(Effect("transfer_answer", {"yes": msg.button == "transfer:yes"}))
+        elif msg.text.strip():
             effects.append(Effect("relay", {"text": msg.text}))
         return Transition(state.value, profile, replies, effects)
     if state is State.REFERRED:
@@ -239,7 +250,8 @@ def _consent(
     ctx: IntakeContext, value: str, profile: dict[str, Any], t: Translator, replies: list[Reply]
 ) -> Transition:
     if value == "yes":
-        profile = {"consent": True, "history": []}
+        kept = {k: profile[k] for k in REFERRAL_KEYS if k in profile}
+        profile = {**kept, "consent": True, "history": []}
         return _ask(State.SAFETY, profile, t, [*replies, Reply(t("consent.thanks"))])
     if value == "more":
         consent = question_reply(State.CONSENT, t)
@@ -304,16 +316,34 @@ def to_profile(profile: dict[str, Any]) -> Profile:
         in_prison=profile.get("prison") == "yes" if "prison" in profile else None,
         language=profile.get("language", "de") if profile.get("language") != "other" else "de",
         incident=Incident(profile["incident"]) if profile.get("incident") else None,
+        preferred=profile.get("ref"),
+        source=profile.get("source"),
     )
 
 
 def _command(
-    ctx: IntakeContext, command: str, state: State, profile: dict[str, Any], t: Translator
+    ctx: IntakeContext,
+    command: str,
+    state: State,
+    profile: dict[str, Any],
+    t: Translator,
+    arg: str = "",
 ) -> Transition:
     if command == "start":
         if state in (State.CASE,):
             return Transition(state.value, profile, [Reply(t("start.has_case"))])
-        return Transition(State.CONSENT.value, {}, greeting(t, ctx.retention), [Effect("restart")])
+        effects = [Effect("restart")]
+        if arg:
+            effects.append(Effect("referral", {"code": arg[:24]}))
+        return Transition(State.CONSENT.value, {}, greeting(t, ctx.retention), effects)
+    if command == "vanish":
+        return Transition(state.value, profile, [], [Effect("vanish")])
+    if command in ("pause", "resume"):
+        if state is not State.CASE:
+            return Transition(state.value, profile, [Reply(t("followup.none"))])
+        return Transition(
+            state.value, profile, [], [Effect("followups", {"paused": command == "pause"})]
+        )
     if command == "help":
         return Transition(state.value, profile, [Reply(t("help.person"))])
     if command == "language":

@@ -41,6 +41,8 @@ class Profile:
     in_prison: bool | None = None
     language: str = "de"
     incident: Incident | None = None
+    preferred: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,11 @@ def route(directory: Directory, profile: Profile) -> Route:
         reasons.append(("scene", profile.scene.value))
 
     serving = [p for p in directory.programmes if _serves(p, profile, kinds) and _reachable(p)]
+    linked = next((p for p in serving if p.id == profile.preferred), None)
+    if linked is not None and (
+        profile.state is None or linked.national or _regional(linked, profile)
+    ):
+        return Route(linked, "match", (*reasons, ("referral", "link")))
     regional = best([p for p in serving if _regional(p, profile)])
     if regional:
         chosen = regional[0]

@@ -1,20 +1,23 @@
-"""Staff commands: queue, claim, reply, close, help. Authorisation is by programme.
+"""Staff commands. Authorisation is by programme: a counsellor acts only on cases of
+programmes the directory lists them for; a denied attempt is answered plainly and
+changes nothing. In a case's topic or room the case code may be left out.
 
-A staff account acts only on cases of programmes it is listed for in the
-directory; a denied attempt is answered plainly and changes nothing.
+Commands (German aliases in brackets): queue, claim, release, r / reply, note, notes,
+invite, transfer, followup, canned, pause, close, away, hours, help.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from bot.messages import InboundMessage, OutboundMessage
-from config.i18n import translator
-from handlers.cases import CaseService, StaffRole
+from config.i18n import Translator, translator
+from handlers.cases import OUTCOMES, CaseService, StaffRole
+from handlers.followups import FollowUpService, parse_spec
 from storage.models import Case
 
 _CODE = re.compile(r"^K-[23456789A-HJ-NP-Z]{4}$", re.IGNORECASE)
-OUTCOMES = ("exit", "referred", "no_contact", "declined", "other")
 _ALIASES = {
     "übernehmen": "claim",
     "uebernehmen": "claim",
@@ -24,27 +27,62 @@ _ALIASES = {
     "schließen": "close",
     "schliessen": "close",
     "hilfe": "help",
-    "abschließen": "close",
+    "freigeben": "release",
+    "notiz": "note",
+    "notizen": "notes",
+    "einladen": "invite",
+    "übergeben": "transfer",
+    "uebergeben": "transfer",
+    "nachfassen": "followup",
+    "vorlage": "canned",
+    "pausieren": "pause",
+    "abwesend": "away",
+    "zeiten": "hours",
+}
+#: Commands that act on one case, and whether they need text after the code.
+CASE_COMMANDS = {
+    "claim": False,
+    "release": False,
+    "r": True,
+    "note": True,
+    "notes": False,
+    "invite": True,
+    "transfer": True,
+    "followup": True,
+    "canned": False,
+    "pause": False,
+    "close": False,
+}
+#: Commands only the counsellor holding the case (or an invited one) may use.
+HOLDER_ONLY = {
+    "r",
+    "invite",
+    "transfer",
+    "followup",
+    "canned",
+    "pause",
+    "close",
+    "note",
+    "notes",
+    "release",
 }
 
 
-def parse(msg: InboundMessage) -> tuple[str | None, list[str], str]:
-    """Split a staff message into (command, arguments, rest text)."""
+def parse(msg: InboundMessage) -> tuple[str | None, str]:
+    """Split a staff message into (command, rest of the text)."""
     if msg.button:
         cmd, _, arg = msg.button.partition(":")
-        return cmd, [arg] if arg else [], ""
+        return cmd, arg
     text = msg.text.strip()
     if text[:1] not in "/!" or len(text) < 2:
-        return None, [], text
+        return None, text
     head, _, rest = text[1:].partition(" ")
     cmd = head.split("@")[0].casefold()
-    return _ALIASES.get(cmd, cmd), rest.split(), rest
+    return _ALIASES.get(cmd, cmd), rest.strip()
 
 
 async def handle(
-    svc: CaseService,
-    roles: list[StaffRole],
-    msg: InboundMessage,
+    svc: CaseService, roles: list[StaffRole], msg: InboundMessage, case_hint: str | None = None
 ) -> list[OutboundMessage]:
     """Answer one staff message."""
     st = translator(roles[0].member.locale)
@@ -53,57 +91,103 @@ async def handle(
     def say(key: str, **params: object) -> list[OutboundMessage]:
         return [OutboundMessage(here, st(key, **params), protect=False)]
 
-    cmd, args, rest = parse(msg)
-    if cmd in (None, "r"):
-        case: Case | None
-        text = rest
-        if cmd == "r":
-            if not args or not _CODE.match(args[0]):
-                return say("staff.usage.reply")
-            case = await svc.uow.cases.by_code(args[0])
-            text = rest.partition(" ")[2]
-        else:
-            case = await svc.uow.cases.latest_claimed_by([r.key for r in roles])
-            if case is None:
+    cmd, rest = parse(msg)
+    if cmd is None:
+        if not rest:
+            return []
+        cmd = "r"
+        if case_hint is None:
+            latest = await svc.uow.cases.latest_claimed_by([r.key for r in roles])
+            if latest is None:
                 return say("staff.no_current")
-        if not text.strip():
-            return say("staff.usage.reply")
-        role = await _authorise(case, roles)
-        if case is None or role is None:
-            return say("staff.denied")
-        if case.status in ("new", "closed") or case.claimed_by != role.key:
-            return say("staff.not_yours", code=case.code)
-        return await svc.to_person(case, role, text)
+            case_hint = latest.code
     if cmd == "help":
         return say("help.staff")
     if cmd == "queue":
-        programmes = [r.programme.id for r in roles]
-        cases = await svc.uow.cases.queue(programmes)
+        cases = await svc.uow.cases.queue([r.programme.id for r in roles])
         if not cases:
             return say("staff.queue.empty")
         lines = [svc.describe(c, st) for c in cases[:20]]
         return say("staff.queue", count=len(cases), cases="\n\n".join(lines))
-    if cmd in ("claim", "close"):
-        if not args or not _CODE.match(args[0]):
-            return say(f"staff.usage.{cmd}")
-        case = await svc.uow.cases.by_code(args[0])
-        role = await _authorise(case, roles)
-        if case is None or role is None:
-            return say("staff.denied")
-        if cmd == "claim":
-            result = await svc.claim(case, role)
-            return result if result is not None else say("staff.already_claimed", code=case.code)
-        outcome = args[1] if len(args) > 1 else "other"
-        if outcome not in OUTCOMES:
-            return say("staff.usage.close")
-        if case.status == "closed":
-            return say("staff.not_yours", code=case.code)
-        return await svc.close(case, role, outcome)
-    return say("staff.unknown")
+    if cmd == "hours":
+        return say("staff.hours", lines=_hours(roles, st))
+    if cmd == "away":
+        text = None if rest.casefold() in ("off", "aus", "") else rest
+        return await svc.away(roles[0], text)
+    if cmd not in CASE_COMMANDS:
+        return say("staff.unknown")
+
+    code, text = _code_and_text(rest, case_hint)
+    if code is None or (CASE_COMMANDS[cmd] and not text):
+        return say(f"staff.usage.{cmd}")
+    case = await svc.uow.cases.by_code(code)
+    role = _authorise(case, roles)
+    if case is None or role is None or not role.counsellor:
+        return say("staff.denied")
+    if case.status == "closed":
+        return say("staff.not_yours", code=case.code)
+    if cmd == "claim":
+        result = await svc.claim(case, role)
+        return result if result is not None else say("staff.already_claimed", code=case.code)
+    if cmd in HOLDER_ONLY and role.key not in await svc.members(case):
+        return say("staff.not_yours", code=case.code)
+    return await _case_command(svc, cmd, case, role, text, say)
 
 
-async def _authorise(case: Case | None, roles: list[StaffRole]) -> StaffRole | None:
+Say = Callable[..., list[OutboundMessage]]
+
+
+async def _case_command(
+    svc: CaseService, cmd: str, case: Case, role: StaffRole, text: str, say: Say
+) -> list[OutboundMessage]:
+    if cmd == "r":
+        return await svc.to_person_from(case, role, text)
+    if cmd == "release":
+        return await svc.release(case, role)
+    if cmd == "note":
+        return await svc.note(case, role, text)
+    if cmd == "notes":
+        return await svc.notes(case, role)
+    if cmd == "invite":
+        return await svc.invite(case, role, text)
+    if cmd == "transfer":
+        return await svc.transfer(case, role, text)
+    if cmd == "canned":
+        return await svc.canned(case, role, text)
+    if cmd == "pause":
+        return await svc.pause(case, role)
+    if cmd == "followup":
+        spec = parse_spec(text)
+        if spec is None:
+            return say("staff.usage.followup")
+        return await FollowUpService(svc).set(case, role, spec)
+    outcome = text or "other"
+    if outcome not in OUTCOMES:
+        return say("staff.usage.close")
+    return await svc.close(case, role, outcome)
+
+
+def _code_and_text(rest: str, hint: str | None) -> tuple[str | None, str]:
+    first, _, after = rest.partition(" ")
+    if _CODE.match(first):
+        return first.upper(), after.strip()
+    return hint, rest.strip()
+
+
+def _authorise(case: Case | None, roles: list[StaffRole]) -> StaffRole | None:
     """The role under which an account may act on a case, if any."""
     if case is None:
         return None
     return next((r for r in roles if r.programme.id == case.programme_id), None)
+
+
+def _hours(roles: list[StaffRole], st: Translator) -> str:
+    lines = []
+    for role in roles:
+        oh = role.programme.office_hours
+        if oh is None:
+            lines.append(f"{role.programme.name}: -")
+            continue
+        spans = ", ".join(f"{d} {' '.join(s)}" for d, s in oh.weekly.items())
+        lines.append(f"{role.programme.name}: {spans}")
+    return "\n".join(dict.fromkeys(lines))

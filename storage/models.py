@@ -7,6 +7,10 @@
 * ``case_events``: lifecycle events for statistics (day precision, no personal data).
 * ``data_keys``: per-contact / per-case data keys, wrapped by the master key.
 * ``processed_updates``: hashed platform update ids for de-duplication.
+* ``message_refs``: encrypted platform message ids for /vanish (48 h).
+* ``staff_threads``: forum topic / case room of a case on a platform.
+* ``referrals``: opaque deep-link codes (programme + outreach source).
+* ``case_members``, ``case_notes``, ``followups``: counsellors' teamwork.
 """
 
 from __future__ import annotations
@@ -140,6 +144,9 @@ class Case(Base):
     route_step: Mapped[str] = mapped_column(String(16))
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    pending_transfer: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    escalated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     opened_at: Mapped[datetime] = mapped_column(_ts())
     last_activity_at: Mapped[datetime] = mapped_column(_ts())
     delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
@@ -185,4 +192,100 @@ class ProcessedUpdate(Base):
     __tablename__ = "processed_updates"
 
     key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+
+
+class MessageRef(Base):
+    """A platform message id in a person's chat (encrypted), kept only for /vanish."""
+
+    __tablename__ = "message_refs"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    contact_id: Mapped[str] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    ref_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+
+    contact: Mapped[Contact] = relationship(lazy="raise")
+
+
+class StaffThread(Base):
+    """Where a case's staff conversation lives: a forum topic or a case room."""
+
+    __tablename__ = "staff_threads"
+    __table_args__ = (Index("ix_staff_threads_place", "platform", "chat_id", "thread_id"),)
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(255))
+    thread_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+
+    case: Mapped[Case] = relationship(lazy="raise")
+
+
+class Referral(Base):
+    """An opaque deep-link code: preselects a programme, records the outreach source."""
+
+    __tablename__ = "referrals"
+
+    code: Mapped[str] = mapped_column(String(24), primary_key=True)
+    programme_id: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(64))
+    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+
+
+class CaseMember(Base):
+    """A further counsellor on a case (LEFT works with two companions)."""
+
+    __tablename__ = "case_members"
+
+    case_id: Mapped[str] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
+    )
+    staff_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+
+    case: Mapped[Case] = relationship(lazy="raise")
+
+
+class CaseNote(Base):
+    """A counsellor's internal note (encrypted under the case key, never relayed)."""
+
+    __tablename__ = "case_notes"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    text_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(_ts())
+    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+
+    case: Mapped[Case] = relationship(lazy="raise")
+
+
+class FollowUp(Base):
+    """A scheduled check-in; the database is the truth, scheduler jobs are rebuilt from it."""
+
+    __tablename__ = "followups"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), unique=True)
+    every_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    due_at: Mapped[datetime] = mapped_column(_ts(), index=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+
+    case: Mapped[Case] = relationship(lazy="raise")
+
+
+class StaffAway(Base):
+    """A counsellor's absence note, shown to their people while it is set."""
+
+    __tablename__ = "staff_away"
+
+    staff_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    text: Mapped[str] = mapped_column(String(500))
     delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)

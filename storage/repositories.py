@@ -6,6 +6,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -237,12 +238,22 @@ class Updates:
         return bool(getattr(result, "rowcount", 0) == 1)
 
 
+@dataclass(frozen=True, slots=True)
+class JobChange:
+    """After commit: (re)schedule a follow-up job, or remove it (``due`` None)."""
+
+    followup_id: str
+    due: datetime | None
+
+
 class UnitOfWork:
-    """All repositories of one transaction, plus the moment it runs at."""
+    """All repositories of one transaction, the moment it runs at, and what to do
+    after it commits (scheduler changes)."""
 
     def __init__(self, session: AsyncSession, vault: Vault, now: datetime) -> None:
         self.session = session
         self.now = now
+        self.jobs: list[JobChange] = []
         self.keys = Keys(session, vault)
         self.contacts = Contacts(session)
         self.cases = Cases(session)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from config.settings import Settings
-
 from bot.transports.base import Transport
+from config.settings import Settings
 
 
 def build_transports(settings: Settings) -> list[Transport]:

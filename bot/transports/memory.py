@@ -1,11 +1,25 @@
-"""An in-memory transport for tests: push a message, pop the replies."""
+"""An in-memory transport for tests: push a message, pop the replies.
+
+It behaves like a platform with message ids (returned as refs) and, when
+``threads`` is on, with forum topics: a new case gets its own thread.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import defaultdict
+from collections.abc import Callable
 
-from bot.messages import Address, ChatKind, InboundMessage, OutboundMessage, Platform
+from bot.messages import (
+    Address,
+    ChatKind,
+    InboundMessage,
+    OutboundMessage,
+    OutKind,
+    Platform,
+    SendResult,
+)
 from bot.transports.base import InboundHandler
 
 
@@ -14,11 +28,15 @@ class MemoryTransport:
 
     platform = Platform.MEMORY
 
-    def __init__(self) -> None:
+    def __init__(self, *, threads: bool = False) -> None:
         self._handler: InboundHandler | None = None
         self.sent: list[OutboundMessage] = []
+        self.vanished: list[tuple[str, tuple[str, ...]]] = []
         self._by_chat: dict[str, list[OutboundMessage]] = defaultdict(list)
         self._ids = itertools.count(1)
+        self._refs = itertools.count(1000)
+        self._threads = threads
+        self._changed = asyncio.Condition()
         self.started = False
 
     async def start(self, on_message: InboundHandler) -> None:
@@ -30,10 +48,27 @@ class MemoryTransport:
         """Forget the handler."""
         self.started = False
 
-    async def send(self, message: OutboundMessage) -> None:
-        """Record an outbound message."""
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Record an outbound message; open a thread for a new case when enabled."""
+        if message.kind is OutKind.VANISH:
+            self.vanished.append((message.address.chat_id, message.refs))
+            return SendResult()
+        thread = None
+        if self._threads and message.kind is OutKind.CASE_OPENED and message.case_code:
+            thread = Address(self.platform, message.address.chat_id, message.case_code)
+            message = OutboundMessage(
+                thread,
+                message.text,
+                message.buttons,
+                urgent=message.urgent,
+                kind=message.kind,
+                case_code=message.case_code,
+            )
         self.sent.append(message)
         self._by_chat[message.address.chat_id].append(message)
+        async with self._changed:
+            self._changed.notify_all()
+        return SendResult(ref=str(next(self._refs)), thread=thread)
 
     async def push(
         self,
@@ -46,6 +81,7 @@ class MemoryTransport:
         locale: str | None = "de",
         update_id: str | None = None,
         attachment: str | None = None,
+        thread: str | None = None,
     ) -> None:
         """Deliver one message as if it came from ``sender`` and wait until it is handled."""
         if self._handler is None:
@@ -53,13 +89,14 @@ class MemoryTransport:
         msg = InboundMessage(
             platform=self.platform,
             sender_id=sender,
-            address=Address(self.platform, chat or sender),
+            address=Address(self.platform, chat or sender, thread),
             text=text,
             button=button,
             locale=locale,
             update_id=update_id or f"u{next(self._ids)}",
             chat_kind=ChatKind.GROUP if group else ChatKind.PRIVATE,
             attachment=attachment,
+            message_ref=str(next(self._refs)),
         )
         await self._handler(msg)
 
@@ -73,3 +110,14 @@ class MemoryTransport:
             if m.buttons:
                 return [b.data for b in m.flat_buttons]
         return []
+
+    async def wait_for(
+        self, predicate: Callable[[OutboundMessage], bool], timeout: float = 5.0
+    ) -> OutboundMessage:
+        """Wait until a sent message matches (event-driven, bounded)."""
+        async with asyncio.timeout(timeout), self._changed:
+            while True:
+                for m in self.sent:
+                    if predicate(m):
+                        return m
+                await self._changed.wait()

@@ -1,0 +1,117 @@
+"""Run the app until SIGTERM / SIGINT: start, report readiness, stop cleanly.
+
+Readiness is reported three ways once every transport has finished its first
+round (``wait_ready`` where a transport has one): a log line ``ready``, an optional
+ready file (for container health checks; removed on stop) and systemd's
+``READY=1`` when ``NOTIFY_SOCKET`` is set. On a signal the transports stop first
+(each finishes the update in hand), then the database closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Runnable(Protocol):
+    """What the runner needs of :class:`bot.app.App`."""
+
+    @property
+    def transports(self) -> Mapping[Any, Any]: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def _sd_notify(state: str) -> None:
+    """Tell systemd (Type=notify) about a state change; no-op without NOTIFY_SOCKET."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with (
+        contextlib.suppress(OSError),
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
+    ):
+        sock.sendto(state.encode(), address)
+
+
+def _write_ready(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("ready\n")
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+async def _ready(app: Runnable, limit: float) -> None:
+    waits: list[Awaitable[None]] = []
+    for transport in app.transports.values():
+        wait: Callable[[], Awaitable[None]] | None = getattr(transport, "wait_ready", None)
+        if wait is not None:
+            waits.append(wait())
+    if waits:
+        async with asyncio.timeout(limit):
+            await asyncio.gather(*waits)
+
+
+async def run_until_stopped(
+    app: Runnable,
+    *,
+    ready_file: Path | None = None,
+    ready_timeout: float = 120.0,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Start ``app``, report readiness, wait for SIGTERM/SIGINT (or ``stop``), stop ``app``.
+
+    Args:
+        app: the application (started and stopped here).
+        ready_file: written (mode 0600, contains ``ready``) once ready; removed on stop.
+        ready_timeout: how long transports may take for their first round.
+        stop: an event that stops the app like a signal (tests, embedding).
+
+    Raises:
+        TimeoutError: a transport did not become ready in time (the app is stopped).
+    """
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    installed = []
+    for sig in _SIGNALS:
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread / platform
+            pass
+    try:
+        await app.start()
+        await _ready(app, ready_timeout)
+        if ready_file is not None:
+            _write_ready(ready_file)
+        _sd_notify("READY=1")
+        log.info("ready")
+        await stop.wait()
+        log.info("stopping")
+        _sd_notify("STOPPING=1")
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        if ready_file is not None:
+            _remove(ready_file)
+        await app.stop()
+        log.info("stopped")

@@ -1,0 +1,212 @@
+"""The Matrix transport's secrets at rest: login session, cross-signing seeds, store key.
+
+Everything is keyed from the project's master keys (``settings.crypto.master_keys``)
+with HKDF, so the operator manages no extra secret:
+
+* the SQLCipher key of nio's crypto store: ``HKDF(master[v], info=b"ausweg/matrix-store")``;
+* the session file (device id, access token, cross-signing seeds): AES-256-GCM under
+  ``HKDF(master[v], info=b"ausweg/matrix-session")``, bound to its purpose and key
+  version by the associated data, written atomically with mode 0600.
+
+Key rotation: the session file records which master-key version keys the store. At
+start an older store is re-keyed (``PRAGMA rekey``) to the current version and the
+session file is rewritten, so after one restart nothing needs the old key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import sqlcipher3
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from bot.transports.matrix_crosssign import CrossSigningSeeds
+
+__all__ = [
+    "SESSION_FILE",
+    "SessionError",
+    "StoredSession",
+    "derive_key",
+    "load_session",
+    "open_store_version",
+    "rekey_store",
+    "save_session",
+    "store_key",
+]
+
+#: File name of the encrypted session, next to the crypto store.
+SESSION_FILE = "ausweg-session.json"
+_STORE_INFO = b"ausweg/matrix-store"
+_SESSION_INFO = b"ausweg/matrix-session"
+_FORMAT = 1
+
+
+class SessionError(RuntimeError):
+    """The session file or the store cannot be opened with any configured key."""
+
+
+def derive_key(master: bytes, info: bytes) -> bytes:
+    """32 bytes for one purpose (``info``) from a master key (HKDF-SHA256)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(master)
+
+
+def store_key(master: bytes) -> bytes:
+    """The SQLCipher key of the crypto store under one master key."""
+    return derive_key(master, _STORE_INFO)
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """What survives a restart. Secret: never log, never repr the token or seeds."""
+
+    homeserver: str
+    user_id: str
+    device_id: str
+    access_token: str = ""
+    seeds: CrossSigningSeeds | None = None
+    store_version: int | None = None
+
+    def __repr__(self) -> str:
+        return "StoredSession(<secret>)"
+
+    def with_(self, **changes: Any) -> StoredSession:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    def _to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "homeserver": self.homeserver,
+                "user_id": self.user_id,
+                "device_id": self.device_id,
+                "access_token": self.access_token,
+                "seeds": _b64(self.seeds.to_bytes()) if self.seeds else None,
+                "store_version": self.store_version,
+            }
+        ).encode()
+
+    @classmethod
+    def _from_json(cls, raw: bytes) -> StoredSession:
+        data = json.loads(raw)
+        seeds = data.get("seeds")
+        return cls(
+            homeserver=str(data["homeserver"]),
+            user_id=str(data["user_id"]),
+            device_id=str(data["device_id"]),
+            access_token=str(data.get("access_token") or ""),
+            seeds=CrossSigningSeeds.from_bytes(base64.b64decode(seeds)) if seeds else None,
+            store_version=data.get("store_version"),
+        )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _aad(version: int) -> bytes:
+    return _SESSION_INFO + b"/" + str(version).encode()
+
+
+def save_session(path: Path, session: StoredSession, keys: Mapping[int, bytes]) -> None:
+    """Encrypt ``session`` under the current (highest) master key; atomic, mode 0600."""
+    version = max(keys)
+    key = derive_key(keys[version], _SESSION_INFO)
+    nonce = secrets.token_bytes(12)
+    ciphertext = AESGCM(key).encrypt(nonce, session._to_json(), _aad(version))
+    envelope = json.dumps(
+        {"format": _FORMAT, "key_version": version, "nonce": _b64(nonce), "ct": _b64(ciphertext)}
+    ).encode()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(envelope)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_session(path: Path, keys: Mapping[int, bytes]) -> tuple[StoredSession, int] | None:
+    """The stored session and the master-key version it was sealed with (None: no file).
+
+    Raises:
+        SessionError: the file is damaged or its key version is no longer configured.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        envelope = json.loads(raw)
+        version = int(envelope["key_version"])
+        if envelope.get("format") != _FORMAT:
+            raise ValueError("unknown format")
+        nonce, ciphertext = base64.b64decode(envelope["nonce"]), base64.b64decode(envelope["ct"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SessionError(f"the Matrix session file is damaged ({type(exc).__name__})") from None
+    if version not in keys:
+        raise SessionError(
+            f"the Matrix session file needs master key version {version}, which is not configured"
+        )
+    key = derive_key(keys[version], _SESSION_INFO)
+    try:
+        plain = AESGCM(key).decrypt(nonce, ciphertext, _aad(version))
+        return StoredSession._from_json(plain), version
+    except Exception as exc:
+        raise SessionError(
+            f"cannot decrypt the Matrix session file ({type(exc).__name__})"
+        ) from None
+
+
+def _opens(db: Path, key: bytes) -> bool:
+    conn = sqlcipher3.connect(str(db))
+    try:
+        conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher3.DatabaseError:
+        return False
+    finally:
+        conn.close()
+    return True
+
+
+def open_store_version(db: Path, keys: Mapping[int, bytes], hint: int | None = None) -> int | None:
+    """Which master-key version opens the store at ``db`` (None: no store yet).
+
+    Tries ``hint`` first, then every configured version from the newest down.
+
+    Raises:
+        SessionError: a store exists but no configured key opens it.
+    """
+    if not db.exists() or db.stat().st_size == 0:
+        return None
+    order = [hint] if hint in keys else []
+    order += [v for v in sorted(keys, reverse=True) if v != hint]
+    for version in order:
+        if version is not None and _opens(db, store_key(keys[version])):
+            return version
+    raise SessionError("no configured master key opens the Matrix crypto store")
+
+
+def rekey_store(db: Path, old: bytes, new: bytes) -> None:
+    """Re-encrypt the store from master key ``old`` to ``new`` (both master keys)."""
+    conn = sqlcipher3.connect(str(db))
+    try:
+        conn.execute(f"PRAGMA key = \"x'{store_key(old).hex()}'\"")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        conn.execute(f"PRAGMA rekey = \"x'{store_key(new).hex()}'\"")
+    finally:
+        conn.close()

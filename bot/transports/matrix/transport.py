@@ -1,0 +1,708 @@
+"""The Matrix transport on matrix-nio (end-to-end encrypted, vodozemac).
+
+One background task syncs with the homeserver. Each sync response is handled in
+order: invites (join direct chats and configured staff rooms, decline the rest), key
+housekeeping (so replies reach new devices), then every new room event goes through
+the core one by one. Only after the whole batch is handled is the sync token saved:
+a crash re-delivers the batch, and the core drops what it already processed (it
+de-duplicates by event id). matrix-nio itself would save the token *before* its
+callbacks run, so its ``store_sync_tokens`` is off here and the loop owns the token.
+
+The first sync after a start asks for the full room state (so that rooms, members and
+encryption are known without a local room cache); when there was no stored token at
+all, its timeline is history and is not processed.
+
+Privacy: the transport adds nothing to what the core sends; case rooms are named by
+case code only; reply fallbacks (which quote account ids) are stripped from inbound
+text; logs carry counts and exception types, never ids or text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    EncryptionError,
+    InviteMemberEvent,
+    JoinedRoomsResponse,
+    JoinResponse,
+    LoginResponse,
+    MatrixRoom,
+    MegolmEvent,
+    ReactionEvent,
+    RoomCreateResponse,
+    RoomGetStateEventResponse,
+    RoomMessage,
+    RoomMessagesResponse,
+    RoomPreset,
+    RoomSendResponse,
+    StickerEvent,
+    SyncError,
+    SyncResponse,
+    WhoamiResponse,
+)
+from nio.api import MessageDirection
+
+from bot.messages import (
+    Address,
+    Button,
+    ChatKind,
+    InboundMessage,
+    OutboundMessage,
+    OutKind,
+    Platform,
+    SendResult,
+)
+from bot.transports.base import InboundHandler
+from bot.transports.matrix.render import (
+    attachment_kind,
+    is_matrix_id,
+    notice_content,
+    reaction_choice,
+    strip_reply_fallback,
+)
+from bot.transports.matrix.session import (
+    SESSION_FILE,
+    StoredSession,
+    load_session,
+    open_store_version,
+    rekey_store,
+    save_session,
+    store_key,
+)
+from bot.transports.matrix_crosssign import CrossSigningSeeds, ensure_cross_signing
+from bot.transports.matrix_store import DEFAULT_STORE_NAME, make_encrypted_store
+from config.settings import ConfigError, Settings, decode_key
+
+__all__ = ["MatrixError", "MatrixTransport"]
+
+log = logging.getLogger(__name__)
+
+#: State event the bot puts into the rooms it creates (case rooms): never a DM.
+ROOM_MARKER: Final = "org.ausweg.room"
+_ENCRYPTION: Final = {
+    "type": "m.room.encryption",
+    "state_key": "",
+    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+}
+#: Asked when an event cannot be decrypted (the transport does not know the locale).
+UNDECRYPTABLE_TEXT: Final = (
+    "Ich konnte eine Nachricht von dir nicht entschlüsseln. Falls ich gleich nicht "
+    "darauf antworte, schick sie bitte noch einmal.\n"
+    "I could not decrypt a message from you. If I do not answer it in a moment, "
+    "please send it again."
+)
+_SYNC_FILTER: Final = {
+    "room": {"timeline": {"limit": 50}},
+    "presence": {"not_types": ["*"]},
+}
+_MAX_REMEMBERED: Final = 2000
+_PENDING_SECONDS: Final = 600.0
+_BACKFILL_PAGES: Final = 5
+
+
+class MatrixError(RuntimeError):
+    """The homeserver refused a login, a room or a message (after nio's retries)."""
+
+
+def _remember(cache: OrderedDict[str, Any], key: str, value: Any) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > _MAX_REMEMBERED:
+        cache.popitem(last=False)
+
+
+class MatrixTransport:
+    """A Matrix bot account: direct chats with people, staff rooms and case rooms."""
+
+    platform = Platform.MATRIX
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        staff_rooms: Iterable[str] = (),
+        sync_timeout_ms: int = 30_000,
+        device_name: str = "Ausweg",
+        max_backoff: float = 60.0,
+    ) -> None:
+        ms = settings.matrix
+        if not ms.homeserver or not ms.user_id:
+            raise ConfigError("matrix needs matrix.homeserver and matrix.user_id")
+        self._settings = settings
+        self.homeserver: str = ms.homeserver
+        self.user_id: str = ms.user_id
+        self.store_path: Path = ms.store_path or settings.data_dir / "matrix"
+        self.staff_rooms: set[str] = set(staff_rooms)
+        self._sync_timeout_ms = sync_timeout_ms
+        self._device_name = device_name
+        self._max_backoff = max_backoff
+        self.client: AsyncClient | None = None
+        self.ready = asyncio.Event()
+        self._handler: InboundHandler | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._since: str | None = None
+        self._session: StoredSession | None = None
+        self._keys: dict[int, bytes] = {}
+        #: case code -> case room, and every room known to be a case room.
+        self.case_rooms: dict[str, str] = {}
+        self._case_room_ids: set[str] = set()
+        self._marked: OrderedDict[str, bool] = OrderedDict()
+        self._last_buttons: OrderedDict[str, tuple[Button, ...]] = OrderedDict()
+        self._event_buttons: OrderedDict[str, tuple[Button, ...]] = OrderedDict()
+        self._pending: OrderedDict[str, tuple[str, MegolmEvent, float]] = OrderedDict()
+        self._asked: OrderedDict[str, bool] = OrderedDict()
+        #: Counters for tests and health checks (no identifiers).
+        self.stats: dict[str, int] = {
+            "events": 0,
+            "handled": 0,
+            "failed": 0,
+            "undecryptable": 0,
+            "syncs": 0,
+            "sync_errors": 0,
+        }
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MatrixTransport:
+        """The transport for ``settings``; staff rooms come from the programme directory."""
+        from config.directory import load_directory
+
+        directory = load_directory(settings.directory_path)
+        rooms = [p.staff_rooms[Platform.MATRIX.value] for p in directory.programmes]
+        return cls(settings, staff_rooms=[r for r in rooms if r])
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, on_message: InboundHandler) -> None:
+        """Open the encrypted store, log in, cross-sign the device, start syncing.
+
+        Raises:
+            MatrixError: login or cross-signing failed.
+            SessionError: the stored session or store cannot be opened with the keys.
+        """
+        self._handler = on_message
+        self._stopping.clear()
+        self._keys = {
+            v: decode_key(k.get_secret_value(), f"crypto.master_keys[{v}]")
+            for v, k in self._settings.crypto.master_keys.items()
+        }
+        if not self._keys:
+            raise ConfigError("crypto.master_keys is missing (the Matrix store is keyed from it)")
+        client = await asyncio.to_thread(self._open_client)
+        self.client = client
+        try:
+            await self._login(client)
+            await self._cross_sign(client)
+            await self._join_staff_rooms(client)
+        except BaseException:
+            await self._close_client()
+            raise
+        self._task = asyncio.create_task(self._run(), name="matrix-sync")
+
+    async def wait_ready(self) -> None:
+        """Return once the first sync has been handled."""
+        await self.ready.wait()
+
+    async def stop(self, grace: float = 15.0) -> None:
+        """Finish the batch in hand (up to ``grace`` seconds), then close the client."""
+        self._stopping.set()
+        task, self._task = self._task, None
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), grace)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._close_client()
+        self.ready.clear()
+
+    async def _close_client(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        await client.close()
+        store = client.store
+        if store is not None and hasattr(store, "close"):
+            store.close()
+
+    def _open_client(self) -> AsyncClient:
+        """Rotate the store key if needed and build the client (blocking file work)."""
+        self.store_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        loaded = load_session(self.store_path / SESSION_FILE, self._keys)
+        session = loaded[0] if loaded else None
+        if session is not None and (
+            session.user_id != self.user_id or session.homeserver != self.homeserver
+        ):
+            session = None  # another account: its device and seeds do not apply
+        db = self.store_path / DEFAULT_STORE_NAME
+        current = max(self._keys)
+        found = open_store_version(db, self._keys, session.store_version if session else None)
+        if found is not None and found != current:
+            rekey_store(db, self._keys[found], self._keys[current])
+            log.info("matrix store re-keyed to the current master key")
+        if session is not None and found is None:
+            # The crypto store is gone: its device cannot be used again.
+            session = session.with_(device_id="", access_token="")
+        if session is not None and (loaded is None or loaded[1] != current or found != current):
+            session = session.with_(store_version=current)
+            save_session(self.store_path / SESSION_FILE, session, self._keys)
+        self._session = session
+        ms = self._settings.matrix
+        pickle_key = ms.store_pickle_key.get_secret_value() if ms.store_pickle_key else ""
+        config = AsyncClientConfig(
+            store=make_encrypted_store(store_key(self._keys[current])),
+            store_name=DEFAULT_STORE_NAME,
+            pickle_key=pickle_key,
+            store_sync_tokens=False,  # the loop saves the token after handling
+            encryption_enabled=True,
+            max_timeouts=6,
+            backoff_factor=0.25,
+            request_timeout=30,
+        )
+        return AsyncClient(
+            self.homeserver, self.user_id, store_path=str(self.store_path), config=config
+        )
+
+    def _save(self, **changes: Any) -> None:
+        base = self._session or StoredSession(self.homeserver, self.user_id, "")
+        self._session = base.with_(store_version=max(self._keys), **changes)
+        save_session(self.store_path / SESSION_FILE, self._session, self._keys)
+
+    async def _login(self, client: AsyncClient) -> None:
+        ms = self._settings.matrix
+        password = ms.password.get_secret_value() if ms.password else None
+        token = ms.access_token.get_secret_value() if ms.access_token else None
+        stored = self._session
+        if stored is not None and stored.device_id and stored.access_token:
+            client.restore_login(self.user_id, stored.device_id, stored.access_token)
+            if isinstance(await client.whoami(), WhoamiResponse):
+                self._since = client.store.load_sync_token()
+                return
+            log.warning("stored matrix access token rejected; logging in again")
+        device_id = (stored.device_id if stored else "") or ms.device_id or ""
+        if password:
+            client.device_id = device_id
+            response = await client.login(password, device_name=self._device_name)
+            if not isinstance(response, LoginResponse):
+                raise MatrixError(f"matrix login failed: {response.status_code}")
+        elif token:
+            client.access_token = token
+            who = await client.whoami()
+            if not isinstance(who, WhoamiResponse) or who.user_id != self.user_id:
+                raise MatrixError("matrix access token rejected (or for another user)")
+            device = device_id or who.device_id
+            if not device:
+                raise MatrixError("matrix.device_id is needed with this access token")
+            client.restore_login(self.user_id, device, token)
+        else:
+            raise ConfigError("matrix needs matrix.password or matrix.access_token")
+        self._save(device_id=client.device_id, access_token=client.access_token)
+        self._since = client.store.load_sync_token()
+
+    async def _cross_sign(self, client: AsyncClient) -> None:
+        ms = self._settings.matrix
+        password = ms.password.get_secret_value() if ms.password else None
+        stored: CrossSigningSeeds | None = self._session.seeds if self._session else None
+        seeds = await ensure_cross_signing(client, stored, password)
+        if seeds != stored:
+            self._save(seeds=seeds)
+
+    async def _join_staff_rooms(self, client: AsyncClient) -> None:
+        if not self.staff_rooms:
+            return
+        joined = await client.joined_rooms()
+        have = set(joined.rooms) if isinstance(joined, JoinedRoomsResponse) else set()
+        missing = 0
+        for room_id in self.staff_rooms - have:
+            if not isinstance(await client.join(room_id), JoinResponse):
+                missing += 1
+        if missing:
+            log.warning("matrix: %d staff room(s) not joined (invite the bot)", missing)
+
+    # ------------------------------------------------------------------ sync loop
+    async def _run(self) -> None:
+        """Sync until stopped; any failure backs off and retries, nothing escapes."""
+        delay = 1.0
+        first = True
+        while not self._stopping.is_set():
+            try:
+                response = await self._sync(first)
+                if response is None:
+                    return
+                if isinstance(response, SyncError):
+                    raise MatrixError(f"sync failed: {response.status_code}")
+                await self._handle_sync(response, initial=first and self._since is None)
+                first = False
+                delay = 1.0
+                self.ready.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats["sync_errors"] += 1
+                log.warning(
+                    "matrix sync failed (%s); retrying in %.0f s", type(exc).__name__, delay
+                )
+                await self._relogin_if_needed()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                delay = min(delay * 2, self._max_backoff)
+
+    async def _relogin_if_needed(self) -> None:
+        client = self.client
+        ms = self._settings.matrix
+        if client is None or client.access_token or not ms.password:
+            return
+        with contextlib.suppress(Exception):
+            response = await client.login(ms.password.get_secret_value(), self._device_name)
+            if isinstance(response, LoginResponse):
+                self._save(device_id=client.device_id, access_token=client.access_token)
+
+    async def _sync(self, first: bool) -> SyncResponse | SyncError | None:
+        """One sync; returns None when ``stop`` interrupted the long poll."""
+        client = self._require_client()
+        request = asyncio.ensure_future(
+            client.sync(
+                timeout=0 if first else self._sync_timeout_ms,
+                sync_filter=_SYNC_FILTER,
+                since=self._since,
+                full_state=True if first else None,
+            )
+        )
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        try:
+            done, _ = await asyncio.wait({request, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if request in done:
+            result: SyncResponse | SyncError = request.result()
+            return result
+        request.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await request
+        return None
+
+    async def _handle_sync(self, response: SyncResponse, *, initial: bool) -> None:
+        client = self._require_client()
+        self.stats["syncs"] += 1
+        for room_id, info in response.rooms.invite.items():
+            await self._guard(self._on_invite(room_id, info.invite_state))
+        await self._housekeeping()
+        if not initial:
+            for room_id, info in response.rooms.join.items():
+                events = list(info.timeline.events)
+                if info.timeline.limited and self._since and info.timeline.prev_batch:
+                    events = await self._backfill(room_id, info.timeline.prev_batch) + events
+                for event in events:
+                    await self._guard(self._on_event(room_id, event))
+            await self._retry_undecrypted()
+        with contextlib.suppress(Exception):
+            await client.send_to_device_messages()
+        self._since = response.next_batch
+        client.store.save_sync_token(response.next_batch)
+
+    async def _guard(self, work: Any) -> None:
+        """Run one event's work; a failure is counted and logged, never raised."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.stats["failed"] += 1
+            log.error("matrix event not handled: %s", type(exc).__name__)
+
+    async def _housekeeping(self) -> None:
+        """Upload one-time keys, query changed device lists, claim Olm sessions."""
+        client = self._require_client()
+        async with self._lock:
+            if client.should_upload_keys:
+                await client.keys_upload()
+            if client.should_query_keys:
+                await client.keys_query()
+            if client.should_claim_keys:
+                await client.keys_claim(client.get_users_for_key_claiming())
+
+    async def _backfill(self, room_id: str, prev_batch: str) -> list[Any]:
+        """Events a limited timeline left out, back to the last handled sync token."""
+        client = self._require_client()
+        older: list[Any] = []
+        start: str | None = prev_batch
+        for _ in range(_BACKFILL_PAGES):
+            page = await client.room_messages(
+                room_id, start=start, end=self._since, direction=MessageDirection.back, limit=100
+            )
+            if not isinstance(page, RoomMessagesResponse) or not page.chunk:
+                break
+            older.extend(page.chunk)
+            if not page.end or page.end == start:
+                break
+            start = page.end
+        older.reverse()
+        return older
+
+    # ------------------------------------------------------------------ inbound
+    async def _on_invite(self, room_id: str, invite_state: list[Any]) -> None:
+        client = self._require_client()
+        mine = [
+            e
+            for e in invite_state
+            if isinstance(e, InviteMemberEvent)
+            and e.state_key == self.user_id
+            and e.membership == "invite"
+        ]
+        if not mine:
+            return
+        direct = any(bool(e.content.get("is_direct")) for e in mine)
+        if room_id in self.staff_rooms or direct:
+            response = await client.join(room_id)
+            if not isinstance(response, JoinResponse):
+                log.warning("matrix: joining an invited room failed")
+        else:
+            await client.room_leave(room_id)  # declines group invites
+
+    async def _on_event(self, room_id: str, event: Any) -> None:
+        client = self._require_client()
+        room = client.rooms.get(room_id)
+        if room is None or getattr(event, "sender", None) in (None, self.user_id):
+            return
+        self.stats["events"] += 1
+        if isinstance(event, MegolmEvent):
+            await self._undecryptable(room_id, event)
+            return
+        message = await self._inbound(room, event)
+        if message is not None and self._handler is not None:
+            await self._handler(message)
+            self.stats["handled"] += 1
+
+    async def _inbound(self, room: MatrixRoom, event: Any) -> InboundMessage | None:
+        """Reduce one room event to an :class:`InboundMessage` (None: not for the core)."""
+        text, button, attachment = "", None, None
+        if isinstance(event, ReactionEvent):
+            buttons = self._event_buttons.get(event.reacts_to)
+            index = reaction_choice(event.key, len(buttons)) if buttons else None
+            if buttons is None or index is None:
+                return None
+            button = buttons[index].data
+        elif isinstance(event, StickerEvent):
+            attachment = "sticker"
+        elif isinstance(event, RoomMessage):
+            content: dict[str, Any] = event.source.get("content", {})
+            relates = content.get("m.relates_to") or {}
+            if relates.get("rel_type") == "m.replace":
+                return None  # edits would re-answer a question; the original counted
+            msgtype = content.get("msgtype")
+            if msgtype in ("m.text", "m.emote"):
+                body = content.get("body")
+                if not isinstance(body, str):
+                    return None
+                text = strip_reply_fallback(body) if relates.get("m.in_reply_to") else body
+            else:
+                attachment = attachment_kind(str(msgtype))
+                if attachment is None:
+                    return None  # notices (other bots), unknown types
+        else:
+            return None
+        kind = await self._chat_kind(room)
+        if kind is ChatKind.PRIVATE and text.strip().isdigit():
+            shown = self._last_buttons.get(room.room_id, ())
+            number = int(text.strip())
+            if 0 < number <= len(shown):
+                text, button = "", shown[number - 1].data
+        return InboundMessage(
+            platform=self.platform,
+            sender_id=event.sender,
+            address=Address(self.platform, room.room_id),
+            text=text,
+            button=button,
+            locale=None,
+            update_id=event.event_id,
+            chat_kind=kind,
+            received_at=datetime.now(UTC),
+            attachment=attachment,
+            message_ref=event.event_id,
+        )
+
+    async def _chat_kind(self, room: MatrixRoom) -> ChatKind:
+        """Staff, case and group rooms are GROUP; a room of the bot and one person PRIVATE."""
+        room_id = room.room_id
+        if room_id in self.staff_rooms or room_id in self._case_room_ids:
+            return ChatKind.GROUP
+        if len(room.users) > 2:
+            return ChatKind.GROUP
+        marked = self._marked.get(room_id)
+        if marked is None:
+            response = await self._require_client().room_get_state_event(room_id, ROOM_MARKER)
+            marked = isinstance(response, RoomGetStateEventResponse) and bool(
+                response.content.get("kind")
+            )
+            _remember(self._marked, room_id, marked)
+            if marked:
+                self._case_room_ids.add(room_id)
+        return ChatKind.GROUP if marked else ChatKind.PRIVATE
+
+    async def _undecryptable(self, room_id: str, event: MegolmEvent) -> None:
+        """Keep the event for a retry, ask its sender's devices for the key, tell them."""
+        self.stats["undecryptable"] += 1
+        event.room_id = room_id
+        _remember(self._pending, event.event_id, (room_id, event, time.monotonic()))
+        key = f"{room_id}|{event.session_id}"
+        if key in self._asked:
+            return
+        _remember(self._asked, key, True)
+        with contextlib.suppress(Exception):
+            await self._require_client().request_room_key(event)
+        await self._post(room_id, UNDECRYPTABLE_TEXT)
+
+    async def _retry_undecrypted(self) -> None:
+        """Events whose keys arrived since: handle them now."""
+        client = self._require_client()
+        now = time.monotonic()
+        for event_id, (room_id, event, seen) in list(self._pending.items()):
+            if now - seen > _PENDING_SECONDS:
+                del self._pending[event_id]
+                continue
+            try:
+                decrypted = client.decrypt_event(event)
+            except EncryptionError:
+                continue
+            del self._pending[event_id]
+            await self._guard(self._on_event(room_id, decrypted))
+
+    # ------------------------------------------------------------------ outbound
+    async def send(self, message: OutboundMessage) -> SendResult | None:
+        """Render and send one message; ``CASE_CLAIMED`` opens a case room.
+
+        Raises:
+            MatrixError: the homeserver refused the message (after nio's retries).
+        """
+        if message.kind is OutKind.VANISH:
+            await self._vanish(message.address.chat_id, message.refs)
+            return None
+        if message.kind is OutKind.CASE_CLAIMED:
+            return await self._case_claimed(message)
+        event_id = await self._post(message.address.chat_id, message.text, message.flat_buttons)
+        return SendResult(ref=event_id)
+
+    async def _post(self, room_id: str, text: str, buttons: list[Button] | None = None) -> str:
+        client = self._require_client()
+        shown = tuple(buttons or ())
+        async with self._lock:
+            await self._ensure_room(room_id)
+            if client.should_query_keys:
+                await client.keys_query()
+            response = await client.room_send(
+                room_id,
+                "m.room.message",
+                notice_content(text, shown),
+                ignore_unverified_devices=True,
+            )
+        if not isinstance(response, RoomSendResponse):
+            raise MatrixError(f"sending failed: {getattr(response, 'status_code', None)}")
+        event_id: str = response.event_id
+        if shown:
+            _remember(self._event_buttons, event_id, shown)
+            _remember(self._last_buttons, room_id, shown)
+        else:
+            self._last_buttons.pop(room_id, None)
+        return event_id
+
+    async def _ensure_room(self, room_id: str) -> None:
+        """Make nio know a room it has not seen in this process (rooms are not cached)."""
+        client = self._require_client()
+        if room_id in client.rooms:
+            return
+        encrypted = room_id in client.encrypted_rooms
+        if not encrypted:
+            state = await client.room_get_state_event(room_id, "m.room.encryption")
+            encrypted = isinstance(state, RoomGetStateEventResponse)
+        client.rooms[room_id] = MatrixRoom(room_id, self.user_id, encrypted)
+        if encrypted:
+            client.encrypted_rooms.add(room_id)
+
+    async def _case_claimed(self, message: OutboundMessage) -> SendResult:
+        """Create (once per case) an encrypted case room, invite staff, post there too."""
+        client = self._require_client()
+        code = message.case_code
+        room_id = self.case_rooms.get(code) if code else None
+        if room_id is None:
+            invite = sorted({a for a in message.invite if is_matrix_id(a) and a != self.user_id})
+            marker = {"type": ROOM_MARKER, "state_key": "", "content": {"kind": "case"}}
+            async with self._lock:
+                response = await client.room_create(
+                    name=f"Fall {code}" if code else "Fall",
+                    preset=RoomPreset.private_chat,
+                    invite=invite,
+                    initial_state=[_ENCRYPTION, marker],
+                )
+                if not isinstance(response, RoomCreateResponse):
+                    raise MatrixError(f"case room not created: {response.status_code}")
+                room_id = response.room_id
+                self._register_room(room_id, invite)
+            if code:
+                self.case_rooms[code] = room_id
+            self._case_room_ids.add(room_id)
+        event_id = await self._post(room_id, message.text, message.flat_buttons)
+        if message.address.chat_id != room_id:
+            # The team room learns that the case is taken (code and alias only).
+            await self._post(message.address.chat_id, message.text)
+        return SendResult(ref=event_id, thread=Address(self.platform, room_id))
+
+    def _register_room(self, room_id: str, invited: list[str]) -> None:
+        """Let nio encrypt for a new room at once, invited members included.
+
+        Without this the first message would be shared only with joined members (the
+        bot) and the counsellors could never read it.
+        """
+        client = self._require_client()
+        room = MatrixRoom(room_id, self.user_id, encrypted=True)
+        room.add_member(self.user_id, None, None)
+        for user_id in invited:
+            room.add_member(user_id, None, None, invited=True)
+        room.members_synced = True
+        client.rooms[room_id] = room
+        client.encrypted_rooms.add(room_id)
+        client.store.save_encrypted_rooms([room_id])
+        if client.olm is not None:
+            client.olm.update_tracked_users(room)
+
+    async def _vanish(self, room_id: str, refs: Iterable[str]) -> None:
+        """Redact the bot's own messages; failures (already gone, too old) are ignored."""
+        client = self._require_client()
+        failed = 0
+        for ref in refs:
+            async with self._lock:
+                try:
+                    response = await client.room_redact(room_id, ref)
+                except Exception:
+                    response = None
+            if type(response).__name__ != "RoomRedactResponse":
+                failed += 1
+            self._event_buttons.pop(ref, None)
+        self._last_buttons.pop(room_id, None)
+        if failed:
+            log.info("matrix: %d message(s) could not be redacted", failed)
+
+    def _require_client(self) -> AsyncClient:
+        if self.client is None:
+            raise RuntimeError("matrix transport not started")
+        return self.client
+
+    @property
+    def device_id(self) -> str | None:
+        """The bot's current device (for checks)."""
+        return self.client.device_id if self.client else None
+
+    def room_kinds(self) -> Mapping[str, bool]:
+        """Rooms checked for the case-room marker (for tests)."""
+        return dict(self._marked)

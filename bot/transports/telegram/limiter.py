@@ -1,0 +1,84 @@
+"""Outbound throttling within Telegram's flood limits, with a lane for crisis replies."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiolimiter import AsyncLimiter
+from telegram.ext import BaseRateLimiter
+
+#: What a Bot API call returns before PTB turns it into objects.
+ApiResult = bool | dict[str, Any] | list[dict[str, Any]]
+
+#: Above this many remembered groups, idle group limiters are forgotten.
+MAX_GROUPS = 512
+
+
+class FloodLimiter(BaseRateLimiter[bool]):
+    """Throttles like PTB's ``AIORateLimiter`` (overall per second, per group per minute).
+
+    Differences: ``rate_limit_args=True`` marks an urgent call (a crisis reply) that
+    skips every queue, and 429 answers are not retried here - the transport retries
+    them itself (with one pause for all non-urgent calls), so a crisis reply never
+    waits behind a throttled backlog.
+
+    Args:
+        overall_per_second: calls per second for the whole bot (0: unlimited).
+        group_per_minute: calls per minute into one group (0: unlimited).
+    """
+
+    def __init__(self, overall_per_second: float = 30.0, group_per_minute: float = 20.0) -> None:
+        self._overall = AsyncLimiter(overall_per_second, 1) if overall_per_second > 0 else None
+        self._group_rate = group_per_minute
+        self._groups: dict[int | str, AsyncLimiter] = {}
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
+
+    def _group(self, chat: object) -> AsyncLimiter | None:
+        if self._group_rate <= 0:
+            return None
+        key: int | str
+        if isinstance(chat, int):
+            key = chat
+        elif isinstance(chat, str) and chat.lstrip("-").isdigit():
+            key = int(chat)
+        elif isinstance(chat, str):
+            key = chat  # @username: a channel or public group
+        else:
+            return None
+        if isinstance(key, int) and key > 0:
+            return None  # private chat
+        if key not in self._groups and len(self._groups) >= MAX_GROUPS:
+            for name, limiter in list(self._groups.items()):
+                if limiter.has_capacity(limiter.max_rate):
+                    del self._groups[name]
+        found = self._groups.get(key)
+        if found is None:
+            found = self._groups[key] = AsyncLimiter(self._group_rate, 60)
+        return found
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, ApiResult]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: bool | None,
+    ) -> ApiResult:
+        """Run one Bot API call, waiting for capacity unless it is urgent."""
+        if rate_limit_args or "chat_id" not in data:
+            return await callback(*args, **kwargs)
+        async with contextlib.AsyncExitStack() as stack:
+            group = self._group(data["chat_id"])
+            if group is not None:
+                await stack.enter_async_context(group)
+            if self._overall is not None:
+                await stack.enter_async_context(self._overall)
+            return await callback(*args, **kwargs)
