@@ -112,10 +112,10 @@ class MemoryTransport:
         return []
 
     async def wait_for(
-        self, predicate: Callable[[OutboundMessage], bool], timeout: float = 5.0
+        self, predicate: Callable[[OutboundMessage], bool], within: float = 5.0
     ) -> OutboundMessage:
         """Wait until a sent message matches (event-driven, bounded)."""
-        async with asyncio.timeout(timeout), self._changed:
+        async with asyncio.timeout(within), self._changed:
             while True:
                 for m in self.sent:
                     if predicate(m):
