@@ -31,12 +31,11 @@ from bot.scheduler import Scheduler
 from bot.transports.base import Transport
 from config.directory import Directory, load_directory
 from config.settings import Settings, decode_key
-from handlers.cases import CaseService
-from handlers.followups import FollowUpService
 from storage.db import Database
+from storage.keystore import KeyStore
 from storage.migrate import upgrade
-from storage.models import Case, Contact, DataKey, MessageRef, StaffThread
-from storage.repositories import Keys, UnitOfWork, new_id
+from storage.models import Case, Contact, FollowUp, MessageRef, StaffThread
+from storage.repositories import new_id, unit
 from storage.threads import ThreadMap
 from storage.vault import Vault
 
@@ -72,6 +71,8 @@ class App:
         self._directory = directory
         self.db: Database | None = None
         self.vault: Vault | None = None
+        self.keys_db: Database | None = None
+        self.keystore: KeyStore | None = None
         self.router: Router | None = None
         self.threads = ThreadMap()
         self.scheduler = Scheduler(self.clock) if schedule else None
@@ -94,8 +95,17 @@ class App:
         )
         await upgrade(self.db.engine)
         self.vault = build_vault(self.settings)
+        self.keys_db = Database(self.settings.keystore_url)
+        self.keystore = KeyStore(self.keys_db, self.vault)
+        await self.keystore.create_schema()
         self.router = Router(
-            self.db, self.vault, directory, self.settings.retention, self.clock, self.threads
+            self.db,
+            self.vault,
+            self.keystore,
+            directory,
+            self.settings.retention,
+            self.clock,
+            self.threads,
         )
         await self.threads.load(self.db)
         if self.scheduler is not None:
@@ -128,6 +138,9 @@ class App:
             await self.flush_refs()
             await self.db.dispose()
             self.db = None
+        if self.keys_db is not None:
+            await self.keys_db.dispose()
+            self.keys_db = None
 
     def reload_directory(self, directory: Directory | None = None) -> None:
         """Use a new directory at once (e.g. a counsellor was removed)."""
@@ -218,19 +231,22 @@ class App:
 
     async def flush_refs(self) -> None:
         """Write remembered message refs (encrypted, 48 h) in one transaction."""
-        if not self._refs or self.db is None or self.vault is None:
+        if not self._refs or self.db is None or self.keystore is None:
             return
         pending, self._refs, self._ref_count = dict(self._refs), defaultdict(list), 0
         until = hour(self.clock.now()) + timedelta(hours=self.settings.retention.vanish_hours)
-        async with self.db.transaction() as s:
-            keys = Keys(s, self.vault)
-            rows = await s.execute(
-                select(Contact.id, DataKey)
-                .join(DataKey, DataKey.id == Contact.key_id)
-                .where(Contact.id.in_(list(pending)))
-            )
-            for contact_id, key_row in rows:
-                dek = keys.remember(key_row)
+        async with unit(self.db, self.keystore, self.clock.now()) as uow:
+            s, keys = uow.session, uow.keys
+            rows = (
+                await s.execute(
+                    select(Contact.id, Contact.key_id).where(Contact.id.in_(list(pending)))
+                )
+            ).all()
+            deks = await keys.get_many([k for _, k in rows])
+            for contact_id, key_id in rows:
+                dek = deks.get(key_id)
+                if dek is None:
+                    continue
                 for ref in pending[contact_id]:
                     row_id = new_id()
                     s.add(
@@ -255,29 +271,20 @@ class App:
 
     async def run_due_followups(self) -> int:
         """Fire every follow-up that is due by the app's clock; returns how many ran."""
-        if self.db is None or self.router is None or self.vault is None:
+        if self.db is None:
             return 0
         async with self.db.transaction() as s:
-            svc = CaseService(
-                UnitOfWork(s, self.vault, self.clock.now()),
-                self.router.directory,
-                self.settings.retention,
-            )
-            due = await FollowUpService(svc).due_ids(self.clock.now())
+            rows = await s.execute(select(FollowUp.id).where(FollowUp.due_at <= self.clock.now()))
+            due = [fid for (fid,) in rows]
         for fid in due:
             await self.fire_followup(fid)
         return len(due)
 
     async def rebuild_jobs(self) -> None:
         """Schedule a job for every stored follow-up (after a restart)."""
-        if self.db is None or self.vault is None or self.router is None or self.scheduler is None:
+        if self.db is None or self.scheduler is None:
             return
         async with self.db.transaction() as s:
-            svc = CaseService(
-                UnitOfWork(s, self.vault, self.clock.now()),
-                self.router.directory,
-                self.settings.retention,
-            )
-            rows = await FollowUpService(svc).all()
+            rows = (await s.execute(select(FollowUp.id, FollowUp.due_at))).all()
         for fid, due in rows:
             self.scheduler.followup(fid, due)

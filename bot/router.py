@@ -25,8 +25,9 @@ from handlers.base import Transition
 from handlers.cases import CaseService, Person, StaffRole
 from handlers.followups import FollowUpService
 from storage.db import Database
+from storage.keystore import KeyStore
 from storage.models import Contact, Referral, touch
-from storage.repositories import JobChange, UnitOfWork, new_id
+from storage.repositories import JobChange, UnitOfWork, new_id, unit
 from storage.threads import ThreadMap
 from storage.vault import Vault
 
@@ -55,6 +56,7 @@ class Router:
         self,
         db: Database,
         vault: Vault,
+        keystore: KeyStore,
         directory: Directory,
         retention: RetentionSettings,
         clock: Clock,
@@ -62,6 +64,7 @@ class Router:
     ) -> None:
         self.db = db
         self.vault = vault
+        self.keystore = keystore
         self.directory = directory
         self.retention = retention
         self.clock = clock
@@ -83,8 +86,7 @@ class Router:
     async def handle(self, msg: InboundMessage) -> Handled:
         """Process one message in one transaction; never raises."""
         try:
-            async with self.db.transaction() as session:
-                uow = UnitOfWork(session, self.vault, self.clock.now())
+            async with unit(self.db, self.keystore, self.clock.now()) as uow:
                 if msg.update_id and not await uow.updates.first_time(
                     msg.platform.value,
                     msg.update_id,
@@ -113,8 +115,7 @@ class Router:
     async def run(self, job: str, arg: str | None = None) -> Handled:
         """Run a scheduled job (``followup`` with an id, or ``escalate``) in one transaction."""
         try:
-            async with self.db.transaction() as session:
-                uow = UnitOfWork(session, self.vault, self.clock.now())
+            async with unit(self.db, self.keystore, self.clock.now()) as uow:
                 svc = CaseService(uow, self.directory, self.retention)
                 if job == "followup" and arg:
                     out = await FollowUpService(svc).fire(arg)
@@ -135,8 +136,8 @@ class Router:
         ]
         found = await uow.contacts.load(pseudonyms)
         if found is not None:
-            contact, key_row, case = found
-            person = Person(contact, uow.keys.remember(key_row), case, case_loaded=True)
+            contact, case = found
+            person = Person(contact, await uow.keys.get(contact.key_id), case, case_loaded=True)
             profile: dict[str, Any] = {}
             if contact.profile_ct is not None:
                 profile = uow.keys.open_json(

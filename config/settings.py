@@ -68,6 +68,11 @@ class CryptoSettings(BaseModel):
     key_file: Path | None = Field(
         default=None, description="JSON keyring with master_keys / pseudonym_keys (mode 0600)"
     )
+    keystore_url: str | None = Field(
+        default=None,
+        description="database of the wrapped data keys; default: keys.db in the data folder."
+        " Keep it apart from the main database's backups (crypto-shredding).",
+    )
 
 
 class TelegramSettings(BaseModel):
@@ -139,6 +144,13 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'ausweg.db').resolve()}"
+
+    @property
+    def keystore_url(self) -> str:
+        """The key store's URL (SQLite file in the data folder unless set)."""
+        if self.crypto.keystore_url:
+            return self.crypto.keystore_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'keys.db').resolve()}"
 
     def load_key_file(self) -> None:
         """Merge keys from ``crypto.key_file`` (if set) into the settings."""

@@ -400,7 +400,7 @@ class CaseService:
                 await self.uow.session.execute(delete(model).where(model.case_id.in_(case_ids)))
         await self.uow.contacts.delete(person.contact)
         await self.uow.session.flush()
-        await self.uow.keys.shred(key_ids)
+        self.uow.keys.shred(key_ids)
         if receipt:
             code = "Q-" + secrets.token_hex(3).upper()
             out.insert(0, OutboundMessage(address, t("delete.done", receipt=code)))
@@ -619,7 +619,7 @@ class CaseService:
             if case.key_id:
                 key_id, case.key_id = case.key_id, None
                 await self.uow.session.flush()
-                await self.uow.keys.shred([key_id])
+                self.uow.keys.shred([key_id])
         return out
 
     async def pause(self, case: Case, role: StaffRole) -> list[OutboundMessage]:

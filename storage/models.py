@@ -5,7 +5,9 @@
 * ``cases``: routed requests in a programme's queue (no account data).
 * ``held_messages``: a person's messages waiting for a counsellor (encrypted).
 * ``case_events``: lifecycle events for statistics (day precision, no personal data).
-* ``data_keys``: per-contact / per-case data keys, wrapped by the master key.
+* Data keys (per contact / per case) live in the separate key store
+  (``storage/keystore.py``), so backups of this database cannot be decrypted
+  after a key was shredded.
 * ``processed_updates``: hashed platform update ids for de-duplication.
 * ``message_refs``: encrypted platform message ids for /vanish (48 h).
 * ``staff_threads``: forum topic / case room of a case on a platform.
@@ -85,16 +87,6 @@ def _ts() -> UTCDateTime:
     return UTCDateTime()
 
 
-class DataKey(Base):
-    """A data key, only ever stored wrapped. Deleting it shreds its data."""
-
-    __tablename__ = "data_keys"
-
-    id: Mapped[str] = mapped_column(String(24), primary_key=True)
-    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
-    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
-
-
 class Contact(Base):
     """A person (pseudonymous) and their conversation."""
 
@@ -104,7 +96,7 @@ class Contact(Base):
     pseudonym: Mapped[str] = mapped_column(String(64), unique=True)
     pseudonym_version: Mapped[int] = mapped_column(Integer)
     platform: Mapped[str] = mapped_column(String(16))
-    key_id: Mapped[str] = mapped_column(ForeignKey("data_keys.id"))
+    key_id: Mapped[str] = mapped_column(String(24))
     address_ct: Mapped[bytes] = mapped_column(LargeBinary)
     locale: Mapped[str] = mapped_column(String(5))
     state: Mapped[str] = mapped_column(String(16))
@@ -112,9 +104,6 @@ class Contact(Base):
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(_ts())
     delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
-
-    # Relationships exist so the unit of work inserts keys before their users.
-    key: Mapped[DataKey] = relationship(lazy="raise")
 
 
 class Case(Base):
@@ -131,7 +120,7 @@ class Case(Base):
     contact_id: Mapped[str | None] = mapped_column(
         ForeignKey("contacts.id", ondelete="SET NULL"), nullable=True
     )
-    key_id: Mapped[str | None] = mapped_column(ForeignKey("data_keys.id"), nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(24), nullable=True)
     programme_id: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(12))
     audience: Mapped[str] = mapped_column(String(16))
@@ -151,7 +140,7 @@ class Case(Base):
     last_activity_at: Mapped[datetime] = mapped_column(_ts())
     delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
 
-    key: Mapped[DataKey | None] = relationship(lazy="raise")
+    # Relationships exist so the unit of work inserts parents before children.
     contact: Mapped[Contact | None] = relationship(lazy="raise")
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -15,8 +16,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Case, CaseEvent, Contact, DataKey, HeldMessage, ProcessedUpdate
-from storage.vault import Vault, aad
+from storage.db import Database
+from storage.keystore import KeyStore
+from storage.models import Case, CaseEvent, Contact, HeldMessage, ProcessedUpdate
+from storage.vault import aad
 
 OPEN_STATUSES = ("new", "claimed", "active", "waiting")
 _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -33,43 +36,59 @@ def new_case_code() -> str:
 
 
 class Keys:
-    """Data keys: create, unwrap, shred; and sealing of fields bound to their row."""
+    """Data keys for one unit of work, and sealing of fields bound to their row.
 
-    def __init__(self, session: AsyncSession, vault: Vault) -> None:
-        self.session = session
-        self.vault = vault
+    New keys are written to the key store just before the main transaction
+    commits; shreds are applied right after it committed.
+    """
+
+    def __init__(self, store: KeyStore) -> None:
+        self.store = store
+        self.vault = store.vault
         self._plain: dict[str, bytes] = {}
+        self._new: list[tuple[str, bytes, bytes, datetime]] = []
+        self._shred: list[str] = []
 
     def create(self, delete_after: datetime) -> tuple[str, bytes]:
-        """A new data key row (added to the session); returns (key id, plain key)."""
+        """A new data key; returns (key id, plain key)."""
         key_id = new_id()
         dek, wrapped = self.vault.new_data_key(key_id)
-        self.session.add(DataKey(id=key_id, wrapped=wrapped, delete_after=delete_after))
+        self._new.append((key_id, dek, wrapped, delete_after))
         self._plain[key_id] = dek
         return key_id, dek
 
-    def remember(self, key: DataKey) -> bytes:
-        """Unwrap a loaded key row (cached for this unit of work only)."""
-        dek = self._plain.get(key.id)
+    async def get(self, key_id: str) -> bytes:
+        """The plain data key of an id; LookupError once it was shredded."""
+        dek = self._plain.get(key_id)
         if dek is None:
-            dek = self._plain[key.id] = self.vault.unwrap(key.id, key.wrapped)
+            dek = (await self.store.fetch([key_id])).get(key_id)
+            if dek is None:
+                raise LookupError("data key was shredded")
+            self._plain[key_id] = dek
         return dek
 
-    async def get(self, key_id: str) -> bytes:
-        """The plain data key of an id."""
-        if key_id in self._plain:
-            return self._plain[key_id]
-        row = await self.session.get(DataKey, key_id)
-        if row is None:
-            raise LookupError("data key was shredded")
-        return self.remember(row)
+    async def get_many(self, key_ids: Sequence[str]) -> dict[str, bytes]:
+        """Plain keys of several ids (shredded ones are absent)."""
+        missing = [k for k in key_ids if k not in self._plain]
+        if missing:
+            self._plain.update(await self.store.fetch(missing))
+        return {k: self._plain[k] for k in key_ids if k in self._plain}
 
-    async def shred(self, key_ids: Sequence[str]) -> None:
-        """Delete keys: everything encrypted under them becomes unreadable everywhere."""
-        if key_ids:
-            await self.session.execute(delete(DataKey).where(DataKey.id.in_(key_ids)))
-            for k in key_ids:
-                self._plain.pop(k, None)
+    def shred(self, key_ids: Sequence[str]) -> None:
+        """Mark keys for deletion once this unit of work has committed."""
+        self._shred.extend(k for k in key_ids if k)
+        for k in key_ids:
+            self._plain.pop(k, None)
+
+    async def before_commit(self) -> None:
+        """Persist keys created in this unit of work."""
+        await self.store.store(self._new)
+        self._new = []
+
+    async def after_commit(self) -> None:
+        """Destroy keys shredded in this unit of work."""
+        await self.store.shred(self._shred)
+        self._shred = []
 
     def seal_json(self, dek: bytes, table: str, column: str, row_id: str, value: Any) -> bytes:
         """Encrypt a JSON value into one field of one row."""
@@ -82,8 +101,7 @@ class Keys:
 
 
 _LOAD_CONTACT = (
-    select(Contact, DataKey, Case)
-    .join(DataKey, DataKey.id == Contact.key_id)
+    select(Contact, Case)
     .outerjoin(Case, and_(Case.contact_id == Contact.id, Case.status.in_(OPEN_STATUSES)))
     .where(Contact.pseudonym.in_(bindparam("p", expanding=True)))
     .limit(1)
@@ -101,13 +119,13 @@ class Contacts:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def load(self, pseudonyms: Sequence[str]) -> tuple[Contact, DataKey, Case | None] | None:
-        """The contact under any of the given pseudonyms, its key row and open case.
+    async def load(self, pseudonyms: Sequence[str]) -> tuple[Contact, Case | None] | None:
+        """The contact under any of the given pseudonyms and its open case.
 
         One cached statement: this is the hot path of every message from a person.
         """
         row = (await self.session.execute(_LOAD_CONTACT, {"p": list(pseudonyms)})).first()
-        return (row[0], row[1], row[2]) if row else None
+        return (row[0], row[1]) if row else None
 
     async def get(self, contact_id: str) -> Contact | None:
         """A contact by row id."""
@@ -250,13 +268,27 @@ class UnitOfWork:
     """All repositories of one transaction, the moment it runs at, and what to do
     after it commits (scheduler changes)."""
 
-    def __init__(self, session: AsyncSession, vault: Vault, now: datetime) -> None:
+    def __init__(self, session: AsyncSession, keystore: KeyStore, now: datetime) -> None:
         self.session = session
         self.now = now
         self.jobs: list[JobChange] = []
-        self.keys = Keys(session, vault)
+        self.keys = Keys(keystore)
         self.contacts = Contacts(session)
         self.cases = Cases(session)
         self.held = Held(session)
         self.events = Events(session)
         self.updates = Updates(session)
+
+
+@asynccontextmanager
+async def unit(db: Database, keystore: KeyStore, now: datetime) -> AsyncIterator[UnitOfWork]:
+    """One transaction with its key-store side effects in the safe order.
+
+    New keys are stored before the data that uses them commits (an orphan key is
+    harmless and purged); shredded keys are destroyed only after the commit.
+    """
+    async with db.transaction() as session:
+        uow = UnitOfWork(session, keystore, now)
+        yield uow
+        await uow.keys.before_commit()
+    await uow.keys.after_commit()

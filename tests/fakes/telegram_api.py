@@ -988,6 +988,46 @@ class FakeBotApi:
         assert delivery is not None
         return delivery
 
+    async def wait_for_request(
+        self,
+        predicate: Callable[[ApiCall], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109 - test-side convenience
+        *,
+        since: int = 0,
+    ) -> ApiCall:
+        """Like :meth:`wait_for_sent`, over :attr:`requests` (``getUpdates`` included)."""
+
+        def found() -> ApiCall | None:
+            return next(
+                (c for c in itertools.islice(self.requests, since, None) if predicate(c)), None
+            )
+
+        try:
+            async with asyncio.timeout(timeout), self._sent_changed:
+                await self._sent_changed.wait_for(lambda: found() is not None)
+        except TimeoutError:
+            recent = [c["method"] for c in self.requests[-10:]]
+            raise TimeoutError(f"no matching request after {timeout}s; last: {recent}") from None
+        call = found()
+        assert call is not None
+        return call
+
+    async def wait_until_confirmed(
+        self,
+        update_id: int,
+        timeout: float = 5.0,  # noqa: ASYNC109 - test-side convenience
+    ) -> None:
+        """Wait until ``update_id`` is no longer pending (confirmed by a greater offset)."""
+
+        def confirmed() -> bool:
+            return all(u["update_id"] != update_id for u in self._pending)
+
+        try:
+            async with asyncio.timeout(timeout), self._sent_changed:
+                await self._sent_changed.wait_for(confirmed)
+        except TimeoutError:
+            raise TimeoutError(f"update {update_id} not confirmed after {timeout}s") from None
+
     def reset_records(self) -> None:
         """Forget recorded calls and deliveries (chats and updates stay)."""
         self.sent.clear()
@@ -1006,6 +1046,10 @@ class FakeBotApi:
             {"retry_after": retry_after},
         )
         self._faults.append(_Fault(method.lower() if method else None, times, error))
+
+    def clear_faults(self) -> None:
+        """Forget failures set up with :meth:`fail_with_429` / :meth:`fail_next`."""
+        self._faults.clear()
 
     def fail_next(self, method: str, error_code: int, description: str, *, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with an arbitrary error."""
@@ -1126,8 +1170,8 @@ class FakeBotApi:
         self.requests.append(call)
         if name != "getUpdates":
             self.sent.append(call)
-            async with self._sent_changed:
-                self._sent_changed.notify_all()
+        async with self._sent_changed:
+            self._sent_changed.notify_all()
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.token:
@@ -1333,6 +1377,8 @@ class FakeBotApi:
         elif offset < 0:
             while len(self._pending) > -offset:
                 self._pending.popleft()
+        async with self._sent_changed:  # wakes wait_until_confirmed
+            self._sent_changed.notify_all()
         self._poll_generation += 1
         generation = self._poll_generation
         self._notify_updates()  # an older long poll ends with 409, as on Telegram

@@ -540,6 +540,12 @@ class MatrixTransport:
             return ChatKind.GROUP
         if len(room.users) > 2:
             return ChatKind.GROUP
+        return ChatKind.GROUP if await self._is_case_room(room_id) else ChatKind.PRIVATE
+
+    async def _is_case_room(self, room_id: str) -> bool:
+        """Whether the bot created the room as a case room (its marker state event)."""
+        if room_id in self._case_room_ids:
+            return True
         marked = self._marked.get(room_id)
         if marked is None:
             response = await self._require_client().room_get_state_event(room_id, ROOM_MARKER)
@@ -549,7 +555,7 @@ class MatrixTransport:
             _remember(self._marked, room_id, marked)
             if marked:
                 self._case_room_ids.add(room_id)
-        return ChatKind.GROUP if marked else ChatKind.PRIVATE
+        return marked
 
     async def _undecryptable(self, room_id: str, event: MegolmEvent) -> None:
         """Keep the event for a retry, ask its sender's devices for the key, tell them."""
@@ -631,12 +637,25 @@ class MatrixTransport:
             client.encrypted_rooms.add(room_id)
 
     async def _case_claimed(self, message: OutboundMessage) -> SendResult:
-        """Create (once per case) an encrypted case room, invite staff, post there too."""
+        """Open (once per case) an encrypted case room and invite staff; post there.
+
+        A claim addressed to an existing case room (a second counsellor, a restart)
+        invites the new accounts into it instead of opening another room.
+        """
         client = self._require_client()
         code = message.case_code
+        invite = sorted({a for a in message.invite if is_matrix_id(a) and a != self.user_id})
         room_id = self.case_rooms.get(code) if code else None
-        if room_id is None:
-            invite = sorted({a for a in message.invite if is_matrix_id(a) and a != self.user_id})
+        address = message.address.chat_id
+        if (
+            room_id is None
+            and address not in self.staff_rooms
+            and await self._is_case_room(address)
+        ):
+            room_id = address
+        if room_id is not None:
+            await self._invite(room_id, invite)
+        else:
             marker = {"type": ROOM_MARKER, "state_key": "", "content": {"kind": "case"}}
             async with self._lock:
                 response = await client.room_create(
@@ -649,13 +668,13 @@ class MatrixTransport:
                     raise MatrixError(f"case room not created: {response.status_code}")
                 room_id = response.room_id
                 self._register_room(room_id, invite)
-            if code:
-                self.case_rooms[code] = room_id
-            self._case_room_ids.add(room_id)
+        if code:
+            self.case_rooms[code] = room_id
+        self._case_room_ids.add(room_id)
         event_id = await self._post(room_id, message.text, message.flat_buttons)
-        if message.address.chat_id != room_id:
+        if address != room_id:
             # The team room learns that the case is taken (code and alias only).
-            await self._post(message.address.chat_id, message.text)
+            await self._post(address, message.text)
         return SendResult(ref=event_id, thread=Address(self.platform, room_id))
 
     def _register_room(self, room_id: str, invited: list[str]) -> None:
@@ -675,6 +694,24 @@ class MatrixTransport:
         client.store.save_encrypted_rooms([room_id])
         if client.olm is not None:
             client.olm.update_tracked_users(room)
+
+    async def _invite(self, room_id: str, accounts: list[str]) -> None:
+        """Invite accounts into a known room; the next message's keys include them."""
+        client = self._require_client()
+        async with self._lock:
+            await self._ensure_room(room_id)
+            room = client.rooms[room_id]
+            new = [a for a in accounts if a not in room.users]
+            for user_id in new:
+                response = await client.room_invite(room_id, user_id)
+                if type(response).__name__ != "RoomInviteResponse":
+                    log.warning("matrix: an invite into a case room failed")
+                    continue
+                room.add_member(user_id, None, None, invited=True)
+            if new and client.olm is not None:
+                client.olm.update_tracked_users(room)
+                with contextlib.suppress(Exception):
+                    client.invalidate_outbound_session(room_id)
 
     async def _vanish(self, room_id: str, refs: Iterable[str]) -> None:
         """Redact the bot's own messages; failures (already gone, too old) are ignored."""

@@ -1,0 +1,144 @@
+"""A person and a counsellor on Telegram, end to end through python-telegram-bot.
+
+Privacy check 14 for Telegram: what the person receives carries no staff account data
+and nothing is ever forwarded.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tests.fakes.telegram_api import ApiCall
+from tests.telegram.conftest import (
+    COUNSELLOR,
+    COUNSELLOR_FIRST_NAME,
+    COUNSELLOR_USERNAME,
+    FORUM,
+    Tg,
+    payload,
+    texts,
+)
+
+PERSON = 5_550_000_001
+CODE = re.compile(r"K-[23456789A-HJ-NP-Z]{4}")
+INTAKE = ("consent:yes", "safety:no", "audience:self", "scene:right", "state:MV",
+          "district:LUP", "prison:no", "language:de")  # fmt: skip
+
+
+def staff_profile() -> dict[str, str]:
+    return {"first_name": COUNSELLOR_FIRST_NAME, "username": COUNSELLOR_USERNAME}
+
+
+async def open_case(tg: Tg, person: int, message: str) -> tuple[str, int]:
+    """Intake by buttons; returns the case code and its forum topic."""
+    await tg.say(person, "/start")
+    for answer in INTAKE:
+        await tg.press(person, answer)
+    got = await tg.say(person, message)
+    found = CODE.search("\n".join(texts(got, person)))
+    assert found is not None
+    code = found.group()
+    topics = {t["name"]: thread for thread, t in tg.api.topics_in(FORUM).items()}
+    assert code in topics, "the case got its own forum topic"
+    return code, topics[code]
+
+
+async def test_intake_topic_claim_relay_delete(tg: Tg) -> None:
+    api = tg.api
+    got = await tg.say(PERSON, "/start")
+    assert len(texts(got, PERSON)) == 2
+    greeting = [c for c in got if c["method"] == "sendMessage"]
+    assert all(c["params"]["protect_content"] is True for c in greeting)
+    assert all("parse_mode" not in c["params"] for c in greeting)
+    assert '"callback_data": "consent:yes"' in payload(greeting[-1])
+
+    # every answered question loses its keyboard; every press is answered
+    for answer in INTAKE:
+        asked_in = tg.message_with(PERSON, answer)
+        await tg.press(PERSON, answer)
+        assert "reply_markup" not in next(
+            m for m in api.messages_in(PERSON) if m["message_id"] == asked_in
+        )
+    answered = api.calls("answerCallbackQuery")
+    assert len(answered) == len(INTAKE)
+    assert all(c["ok"] for c in answered)
+
+    got = await tg.say(PERSON, "Ich will raus. Geht das <anonym> & *schnell*?")
+    code_match = CODE.search("\n".join(texts(got, PERSON)))
+    assert code_match is not None
+    code = code_match.group()
+    topics = api.topics_in(FORUM)
+    [(topic, info)] = topics.items()
+    assert info["name"] == code
+    announce = [c for c in got if c["method"] == "sendMessage" and c["params"]["chat_id"] == FORUM]
+    assert announce[-1]["params"]["message_thread_id"] == topic
+    assert announce[-1]["params"].get("protect_content") is not True  # staff may keep notes
+    assert f"claim:{code}" in payload(announce[-1])
+
+    # the counsellor takes the case with the button in its topic
+    got = await tg.press(COUNSELLOR, f"claim:{code}", chat=FORUM, **staff_profile())
+    in_topic = [
+        c for c in got if c["params"].get("chat_id") == FORUM and c["method"] == "sendMessage"
+    ]
+    assert any(
+        "Ich will raus. Geht das <anonym> & *schnell*?" in c["params"]["text"] for c in in_topic
+    )
+    assert all(c["params"].get("message_thread_id") == topic for c in in_topic)
+    to_person = texts(got, PERSON)
+    assert len(to_person) == 1
+    assert "JUMP!" in to_person[0]
+
+    # relay both ways, written in the topic, exactly as typed
+    typed = "Hallo! Ich bin für dich da 🙂 <3 & _du_ bist *nicht* allein. مرحبا"
+    got = await tg.staff(COUNSELLOR, typed, thread=topic, **staff_profile())
+    [relayed] = [c for c in got if c["params"].get("chat_id") == PERSON]
+    assert relayed["method"] == "sendMessage"
+    assert relayed["params"]["text"].endswith(typed)
+    assert relayed["params"]["text"].startswith("Alex (JUMP!):")
+    assert relayed["params"]["protect_content"] is True
+    assert api.messages_in(PERSON)[-1]["text"].endswith(typed)  # Telegram shows it as sent
+
+    got = await tg.say(PERSON, "Danke!")
+    [back] = [c for c in got if c["params"].get("chat_id") == FORUM]
+    assert back["params"]["text"].endswith("Danke!")
+    assert back["params"].get("message_thread_id") == topic
+
+    # /delete with confirmation: staff hear of it in the topic, the person gets a receipt
+    got = await tg.say(PERSON, "/delete")
+    confirm = [d for d in tg.buttons(PERSON) if d.startswith("delete:")]
+    assert confirm
+    yes = next(d for d in confirm if d.endswith(":yes"))
+    got = await tg.press(PERSON, yes)
+    assert texts(got, PERSON)
+    assert any(code in t for t in texts(got, FORUM))
+
+    # privacy check 14: nothing to the person carries staff account data; no forwarding
+    person_calls = [c for c in api.sent if c["params"].get("chat_id") == PERSON]
+    assert person_calls
+    for call in person_calls:
+        body = payload(call)
+        for secret in (str(COUNSELLOR), COUNSELLOR_FIRST_NAME, COUNSELLOR_USERNAME):
+            assert secret not in body, f"{call['method']} to the person carries staff data"
+    assert not api.calls("forwardMessage")
+    assert not api.calls("forwardMessages")
+    assert all(c["ok"] for c in api.sent if c["method"] == "sendMessage"), _failed(api.sent)
+
+
+def _failed(calls: list[ApiCall]) -> list[tuple[str, str | None]]:
+    return [(c["method"], c["description"]) for c in calls if not c["ok"]]
+
+
+async def test_claim_by_command_and_counsellor_of_other_programme_denied(tg: Tg) -> None:
+    code, topic = await open_case(tg, PERSON, "Hallo?")
+    got = await tg.staff(COUNSELLOR, f"/claim@ausweg_test_bot {code}", thread=topic)
+    assert any("JUMP!" in t for t in texts(got, PERSON))
+    got = await tg.staff(COUNSELLOR, "Wie kann ich helfen?", thread=topic)
+    assert texts(got, PERSON)[-1].endswith("Wie kann ich helfen?")
+
+
+async def test_strangers_in_the_staff_group_are_ignored(tg: Tg) -> None:
+    code, topic = await open_case(tg, PERSON, "Hallo?")
+    got = await tg.staff(6_666_000_001, f"/claim {code}", thread=topic)
+    assert got == []
+    got = await tg.press(6_666_000_001, f"claim:{code}", chat=FORUM)
+    assert [c["method"] for c in got] == ["answerCallbackQuery"]
