@@ -29,6 +29,7 @@ from bot.messages import (
 from bot.router import Handled, Router
 from bot.scheduler import Scheduler
 from bot.transports.base import Transport
+from handlers.limits import Limits
 from config.directory import Directory, load_directory
 from config.settings import Settings, decode_key
 from storage.db import Database
@@ -64,6 +65,7 @@ class App:
         directory: Directory | None = None,
         *,
         schedule: bool = True,
+        limits: Limits | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -76,6 +78,7 @@ class App:
         self.router: Router | None = None
         self.threads = ThreadMap()
         self.scheduler = Scheduler(self.clock) if schedule else None
+        self.limits = limits or Limits()
         self.dropped = 0
         self._refs: dict[str, list[str]] = defaultdict(list)
         self._ref_count = 0
@@ -106,6 +109,7 @@ class App:
             self.settings.retention,
             self.clock,
             self.threads,
+            self.limits,
         )
         await self.threads.load(self.db)
         if self.scheduler is not None:

@@ -9,6 +9,7 @@ back and the sender gets a kind error message instead of a crash.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -24,6 +25,8 @@ from handlers import intake, staff
 from handlers.base import Transition
 from handlers.cases import CaseService, Person, StaffRole
 from handlers.followups import FollowUpService
+from handlers.limits import Limits
+from handlers.safety import is_crisis
 from storage.db import Database
 from storage.keystore import KeyStore
 from storage.models import Contact, Referral, touch
@@ -32,6 +35,10 @@ from storage.threads import ThreadMap
 from storage.vault import Vault
 
 log = logging.getLogger(__name__)
+
+
+class Busy(Exception):
+    """Too many newcomers right now: answer kindly, store nothing."""
 
 
 @dataclass(slots=True)
@@ -61,6 +68,7 @@ class Router:
         retention: RetentionSettings,
         clock: Clock,
         threads: ThreadMap | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.db = db
         self.vault = vault
@@ -69,6 +77,7 @@ class Router:
         self.retention = retention
         self.clock = clock
         self.threads = threads or ThreadMap()
+        self.limits = limits or Limits()
         self._ctx = intake.IntakeContext(
             directory,
             {
@@ -85,6 +94,14 @@ class Router:
 
     async def handle(self, msg: InboundMessage) -> Handled:
         """Process one message in one transaction; never raises."""
+        roles = [
+            StaffRole(p, m)
+            for p, m in self.directory.staff_roles(msg.platform.value, msg.sender_id)
+        ]
+        if not roles and msg.chat_kind is ChatKind.PRIVATE:
+            pseudonym = self.vault.pseudonym(msg.platform.value, msg.sender_id)
+            if not self.limits.allow_message(pseudonym, time.monotonic()):
+                return self._limited(msg, pseudonym)
         try:
             async with unit(self.db, self.keystore, self.clock.now()) as uow:
                 if msg.update_id and not await uow.updates.first_time(
@@ -95,10 +112,6 @@ class Router:
                     log.info("duplicate update skipped")
                     return Handled()
                 svc = CaseService(uow, self.directory, self.retention)
-                roles = [
-                    StaffRole(p, m)
-                    for p, m in self.directory.staff_roles(msg.platform.value, msg.sender_id)
-                ]
                 if roles:
                     out = await staff.handle(svc, roles, msg, self.threads.case_at(msg.address))
                     return Handled(out, None, uow.jobs)
@@ -107,10 +120,22 @@ class Router:
                     return Handled()
                 out, contact_id = await self._person(uow, svc, msg)
                 return Handled(out, contact_id, uow.jobs)
+        except Busy:
+            t = translator(pick_locale(msg.locale))
+            return Handled([OutboundMessage(msg.address, t("limits.busy"))])
         except Exception as exc:  # one bad update must never stop the bot
             log.error("handling failed: %s", type(exc).__name__, exc_info=True)
             t = translator(pick_locale(msg.locale))
             return Handled([OutboundMessage(msg.address, t("error.generic"))])
+
+    def _limited(self, msg: InboundMessage, pseudonym: str) -> Handled:
+        """Over the rate: crisis words still get the numbers at once; others a kind note."""
+        t = translator(pick_locale(msg.locale))
+        if msg.text and is_crisis(msg.text):
+            return Handled([OutboundMessage(msg.address, t("crisis"), urgent=True)])
+        if self.limits.notice(pseudonym, time.monotonic()):
+            return Handled([OutboundMessage(msg.address, t("limits.slow_down"))])
+        return Handled()
 
     async def run(self, job: str, arg: str | None = None) -> Handled:
         """Run a scheduled job (``followup`` with an id, or ``escalate``) in one transaction."""
@@ -146,6 +171,8 @@ class Router:
             if contact.state in intake.INTAKE_STATES and contact.delete_after <= uow.now:
                 contact.state, contact.urgent, profile = intake.State.NEW.value, False, {}
             return person, profile
+        if not self.limits.allow_newcomer(time.monotonic()) and not is_crisis(msg.text):
+            raise Busy
         expiry = hour(uow.now) + timedelta(hours=self.retention.intake_hours)
         key_id, dek = uow.keys.create(expiry)
         contact_id = new_id()
@@ -196,6 +223,15 @@ class Router:
             elif kind == "relay":
                 out.extend(await svc.from_person(person, effect.data["text"], t))
             elif kind == "open_case":
+                programme_id = effect.data["route"].programme.id
+                if not contact.urgent and not self.limits.allow_case(
+                    programme_id, time.monotonic()
+                ):
+                    out.append(
+                        OutboundMessage(msg.address, t("limits.case_cap"), contact_id=contact.id)
+                    )
+                    tr.state = intake.State.MESSAGE.value
+                    continue
                 out.extend(await svc.open_case(person, effect, t))
             elif kind == "restart":
                 contact.urgent = False
