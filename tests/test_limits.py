@@ -78,7 +78,7 @@ async def flood_app(
 async def test_fast_writer_is_told_kindly_once_and_crisis_still_answered(
     flood_app: tuple[App, MemoryTransport],
 ) -> None:
-    app, t = flood_app
+    _, t = flood_app
     replies = [await push(t, "fast", f"nachricht {i}") for i in range(40)]
     slow_down = [r for rs in replies for r in rs if "sehr schnell" in r.text]
     assert len(slow_down) == 1

@@ -57,9 +57,9 @@ class Peer:
             peer.undecrypted += 1
 
         async def on_invite(room: MatrixRoom, event: InviteMemberEvent) -> None:
-            if event.state_key == user.user_id and event.membership == "invite":
-                if room.room_id not in peer.invites:
-                    peer.invites.append(room.room_id)
+            mine = event.state_key == user.user_id and event.membership == "invite"
+            if mine and room.room_id not in peer.invites:
+                peer.invites.append(room.room_id)
 
         client.add_event_callback(on_message, RoomMessage)
         client.add_event_callback(on_megolm, MegolmEvent)
