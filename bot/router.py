@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -35,6 +35,29 @@ from storage.threads import ThreadMap
 from storage.vault import Vault
 
 log = logging.getLogger(__name__)
+
+
+def _valid(text: str) -> str:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # lone surrogates from a JSON escape: cannot be stored
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def clean(msg: InboundMessage) -> InboundMessage:
+    """The message with text fields that can be encoded (cheap when they already can)."""
+    fields = (msg.text, msg.sender_id, msg.button or "", msg.locale or "", msg.update_id)
+    if all(_valid(f) is f for f in fields):
+        return msg
+    return replace(
+        msg,
+        text=_valid(msg.text),
+        sender_id=_valid(msg.sender_id),
+        button=_valid(msg.button) if msg.button else msg.button,
+        locale=_valid(msg.locale) if msg.locale else msg.locale,
+        update_id=_valid(msg.update_id),
+    )
 
 
 class Busy(Exception):
@@ -94,6 +117,7 @@ class Router:
 
     async def handle(self, msg: InboundMessage) -> Handled:
         """Process one message in one transaction; never raises."""
+        msg = clean(msg)
         roles = [
             StaffRole(p, m)
             for p, m in self.directory.staff_roles(msg.platform.value, msg.sender_id)

@@ -161,7 +161,7 @@ def step(
 ) -> Transition:
     """Decide the next step of a person's conversation."""
     t = translator(locale)
-    state = State(state_name)
+    state = _state(state_name, State.NEW)
     profile = dict(profile)
     if "history" in profile:  # never mutate the caller's list: it compares old and new
         profile["history"] = list(profile["history"])
@@ -367,7 +367,7 @@ def _command(
             if state in QUESTIONS:
                 return _ask(state, profile, t, [Reply(t("nav.back.none"))])
             return Transition(state.value, profile, [Reply(t("nav.back.none"))])
-        previous = State(history.pop())
+        previous = _state(history.pop(), state)
         profile.pop(previous.value, None)  # asked again: no stale answer on another path
         return _ask(previous, profile, t, [])
     return Transition(state.value, profile, [Reply(t("error.unknown_command"))])
@@ -388,8 +388,16 @@ def _confirm_delete(
         )
     if answer.value == "yes":
         return Transition(State.NEW.value, {}, replies, [Effect("erase", {"receipt": True})])
-    back = State(profile.pop("return", State.CONSENT.value))
+    back = _state(profile.pop("return", State.CONSENT.value), State.CONSENT)
     replies.append(Reply(t("delete.cancelled")))
     if back in QUESTIONS:
         replies.append(question_reply(back, t))
     return Transition(back.value, profile, replies)
+
+
+def _state(value: object, default: State) -> State:
+    """A stored state name, or ``default`` if it is not one (never trust stored data blindly)."""
+    try:
+        return State(str(value))
+    except ValueError:
+        return default
