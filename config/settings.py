@@ -80,6 +80,7 @@ class TelegramSettings(BaseModel):
 
     enabled: bool = False
     token: SecretStr | None = None
+    bot_username: str | None = Field(default=None, description="for deep links (ausweg link)")
     base_url: str = "https://api.telegram.org"
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str | None = None
