@@ -32,7 +32,7 @@ async def test_link_with_qr_preselects_programme_and_counts_source(
     assert re.fullmatch(r"https://t\.me/ausweg_bot\?start=[A-Za-z0-9]{10}", link.url)
     assert "left" not in link.code.casefold()
     assert "police" not in link.code.casefold()
-    width, height, _, _ = png.Reader(filename=str(tmp_path / "qr.png")).read()
+    width, height, _, _ = png.Reader(bytes=(tmp_path / "qr.png").read_bytes()).read()
     assert width == height
     assert width > 100
     for step in (

@@ -745,7 +745,8 @@ class FakeBotApi:
             info["username"] = username
         chat = self._chats.get(chat_id)
         if chat is None:
-            self._chats[chat_id] = _Chat(info=info)
+            # In a forum, 1 is the General topic: created topics get later ids.
+            self._chats[chat_id] = _Chat(info=info, next_message_id=2 if is_forum else 1)
         else:
             chat.info = info
         return dict(info)

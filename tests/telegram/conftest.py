@@ -38,7 +38,7 @@ def telegram_directory(directory: Directory, room: int = FORUM) -> Directory:
             if account in STAFF_IDS:
                 member["accounts"] = {**member["accounts"], "telegram": str(STAFF_IDS[account])}
         if programme["staff_rooms"]:
-            programme["staff_rooms"] = {**programme["staff_rooms"], "telegram": str(room)}
+            programme["staff_rooms"] = {"telegram": str(room)}
     return Directory.model_validate(data)
 
 

@@ -32,6 +32,7 @@ from typing import Any, Final
 from nio import (
     AsyncClient,
     AsyncClientConfig,
+    BadEvent,
     EncryptionError,
     InviteMemberEvent,
     JoinedRoomsResponse,
@@ -49,6 +50,7 @@ from nio import (
     StickerEvent,
     SyncError,
     SyncResponse,
+    UnknownBadEvent,
     WhoamiResponse,
 )
 from nio.api import MessageDirection
@@ -496,6 +498,14 @@ class MatrixTransport:
             button = buttons[index].data
         elif isinstance(event, StickerEvent):
             attachment = "sticker"
+        elif isinstance(event, BadEvent | UnknownBadEvent):
+            # Malformed by nio's schemas (e.g. media without "file" in an encrypted room):
+            # a media message still gets the core's answer, anything else is dropped.
+            source = event.source if isinstance(event.source, dict) else {}
+            raw = source.get("content") if source.get("type") == "m.room.message" else None
+            attachment = attachment_kind(str(raw.get("msgtype"))) if isinstance(raw, dict) else None
+            if attachment is None:
+                return None
         elif isinstance(event, RoomMessage):
             content: dict[str, Any] = event.source.get("content", {})
             relates = content.get("m.relates_to") or {}
