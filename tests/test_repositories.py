@@ -1,4 +1,4 @@
-"""Repository contract: the same behaviour on SQLite and PostgreSQL (and migrations match models)."""
+"""Repository contract: same behaviour on SQLite and PostgreSQL; migrations match models."""
 
 from __future__ import annotations
 
@@ -178,11 +178,15 @@ async def test_failed_unit_stores_no_key_and_shreds_nothing(
     now = FakeClock(OFFICE_TIME).now()
     async with unit(db, ks, now) as uow:
         keep, _ = uow.keys.create(now)
-    with pytest.raises(RuntimeError):
+
+    async def failing() -> None:
         async with unit(db, ks, now) as uow:
             uow.keys.create(now)
             uow.keys.shred([keep])
             raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await failing()
     assert await ks.ids() == {keep}
     async with db.transaction() as s:
         assert (await s.execute(select(Contact))).first() is None

@@ -142,3 +142,17 @@ async def test_strangers_in_the_staff_group_are_ignored(tg: Tg) -> None:
     assert got == []
     got = await tg.press(6_666_000_001, f"claim:{code}", chat=FORUM)
     assert [c["method"] for c in got] == ["answerCallbackQuery"]
+
+
+async def test_vanish_clears_the_chat_on_the_phone(tg: Tg) -> None:
+    api = tg.api
+    code, topic = await open_case(tg, PERSON, "Bitte melden")
+    await tg.press(COUNSELLOR, f"claim:{code}", chat=FORUM)
+    await tg.staff(COUNSELLOR, "Hallo, hier ist Alex.", thread=topic)
+    await tg.say(PERSON, "Hallo Alex")
+    assert len(api.messages_in(PERSON)) > 10
+    got = await tg.say(PERSON, "/vanish")
+    assert [c["method"] for c in got if c["params"].get("chat_id") == PERSON][0] == "deleteMessages"
+    left = api.messages_in(PERSON)
+    print([m.get("text", "")[:30] for m in left])
+    assert len(left) <= 1, "everything in the chat is gone (a short notice may follow)"
