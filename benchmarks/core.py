@@ -23,6 +23,7 @@ from bot.clock import FakeClock
 from bot.transports.memory import MemoryTransport
 from config.directory import load_directory
 from config.settings import EXAMPLE_DIRECTORY
+from handlers.limits import Limits, LimitSettings
 from tests.conftest import OFFICE_TIME, make_settings, memory_directory
 
 INTAKE = (
@@ -49,11 +50,16 @@ async def _run(messages: int, people: int, concurrency: int, url: str | None) ->
     with tempfile.TemporaryDirectory() as tmp:
         settings = make_settings(Path(tmp) / "data", url)
         transport = MemoryTransport()
+        # Throughput, not abuse handling: limits are lifted for the measurement.
+        unlimited = LimitSettings(
+            person_burst=1e12, new_contacts_burst=1e12, cases_per_programme_per_hour=10**9
+        )
         app = App(
             settings,
             [transport],
             clock=FakeClock(OFFICE_TIME),
             directory=memory_directory(load_directory(EXAMPLE_DIRECTORY)),
+            limits=Limits(unlimited),
         )
         await app.start()
         try:

@@ -257,6 +257,8 @@ class Router:
                     tr.state = intake.State.MESSAGE.value
                     continue
                 out.extend(await svc.open_case(person, effect, t))
+                # The case keeps the categories it needs; the answers themselves go.
+                tr.profile = {}
             elif kind == "restart":
                 contact.urgent = False
             elif kind == "vanish":

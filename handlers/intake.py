@@ -167,7 +167,8 @@ def step(
         profile["history"] = list(profile["history"])
     replies: list[Reply] = []
     effects: list[Effect] = []
-    consented = bool(profile.get("consent"))
+    # After routing the answers are dropped (minimisation); a case implies consent.
+    consented = bool(profile.get("consent")) or state in (State.CASE, State.REFERRED)
 
     # Crisis first: numbers even for an over-long message or a caption.
     if msg.text and is_crisis(msg.text):

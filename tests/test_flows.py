@@ -247,3 +247,14 @@ async def test_a_failing_message_is_answered_kindly_and_rolled_back(
     assert len(got) == 1
     assert "schiefgegangen" in got[0].text
     assert await count(h, Contact) == 0
+
+
+async def test_intake_answers_are_dropped_once_the_case_is_open(harness: Harness) -> None:
+    h = harness
+    await intake(h, "p10", "audience:self", "scene:right", "state:NW", "prison:no", "language:de")
+    assert h.app.db is not None
+    async with h.app.db.transaction() as s:
+        contact = (await s.execute(select(Contact))).scalar_one()
+        case = (await s.execute(select(Case))).scalar_one()
+    assert contact.profile_ct is None
+    assert (case.scene, case.region, case.audience) == ("right", "NW", "self")
