@@ -29,9 +29,9 @@ from bot.messages import (
 from bot.router import Handled, Router
 from bot.scheduler import Scheduler
 from bot.transports.base import Transport
-from handlers.limits import Limits
 from config.directory import Directory, load_directory
 from config.settings import Settings, decode_key
+from handlers.limits import Limits
 from storage.db import Database
 from storage.keystore import KeyStore
 from storage.migrate import upgrade
