@@ -36,11 +36,14 @@ from storage.db import Database
 from storage.keystore import KeyStore
 from storage.migrate import upgrade
 from storage.models import Case, Contact, FollowUp, MessageRef, StaffThread
-from storage.repositories import new_id, unit
+from storage.repositories import JobChange, new_id, unit
+from storage.retention import InactivityReport, PurgeReport, close_inactive, purge
 from storage.threads import ThreadMap
 from storage.vault import Vault
 
 log = logging.getLogger(__name__)
+#: The hourly purge also runs VACUUM once a day.
+VACUUM_EVERY = 24
 #: Message refs are written in batches, off the hot path.
 REF_BATCH = 200
 REF_FLUSH_SECONDS = 1.0
@@ -84,6 +87,9 @@ class App:
         self._ref_count = 0
         self._ref_wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self._purges = 0
+        self.last_purge: PurgeReport | None = None
+        self.last_inactivity: InactivityReport | None = None
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -115,6 +121,7 @@ class App:
         if self.scheduler is not None:
             self.scheduler.start(self.fire_followup)
             self.scheduler.every("escalate", 15, self.escalate)
+            self.scheduler.every("purge", 60, self.purge)
             await self.rebuild_jobs()
         self._flusher = asyncio.create_task(self._flush_loop())
         for transport in self.transports.values():
@@ -272,6 +279,49 @@ class App:
         """Scheduler callback: remind staff of overdue cases."""
         if self.router is not None:
             await self._finish(await self.router.run("escalate"))
+
+    async def purge(self, *, vacuum: bool | None = None) -> None:
+        """Scheduler callback: retention by the app's clock (see storage.retention).
+
+        Warns about and closes inactive cases (messages go out through
+        :meth:`deliver`), purges expired rows, removes jobs of purged follow-ups.
+        Reports land in ``last_inactivity`` / ``last_purge``; failures are logged
+        by type only and retried at the next run.
+        """
+        if self.db is None or self.keystore is None or self.router is None:
+            return
+        now = self.clock.now()
+        self._purges += 1
+        try:
+            inactive = await close_inactive(
+                self.db, self.keystore, self.router.directory, self.settings.retention, now
+            )
+            self._apply_jobs(inactive.jobs)
+            for out in inactive.out:
+                await self.deliver(out)
+            if vacuum is None:
+                vacuum = self._purges % VACUUM_EVERY == 0
+            report = await purge(self.db, self.keystore, now, vacuum=vacuum)
+        except Exception as exc:
+            log.error("purge failed: %s", type(exc).__name__)
+            return
+        self._apply_jobs([JobChange(fid, None) for fid in report.followup_ids])
+        for code in report.case_codes:
+            self.threads.forget(code)
+        self.last_inactivity, self.last_purge = inactive, report
+        log.info(
+            "purge: %d rows, %d keys, %d warned, %d closed inactive, %.2f s",
+            report.total,
+            report.counts["data_keys"],
+            inactive.warned,
+            inactive.closed,
+            report.seconds,
+        )
+
+    def _apply_jobs(self, jobs: Sequence[JobChange]) -> None:
+        if self.scheduler is not None:
+            for job in jobs:
+                self.scheduler.followup(job.followup_id, job.due)
 
     async def run_due_followups(self) -> int:
         """Fire every follow-up that is due by the app's clock; returns how many ran."""

@@ -1,4 +1,4 @@
-"""The ``ausweg`` command: demo, run, check-config, migrate, keys."""
+"""The ``ausweg`` command: demo, run, check-config, migrate, keys, purge, privacy-report."""
 
 from __future__ import annotations
 
@@ -7,14 +7,21 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.transports.base import Transport
 from config.directory import Directory, DirectoryError, load_directory
 from config.settings import ConfigError, Settings, ensure_demo_keys, new_key
 from config.vocabulary import STATES, Audience, Incident, Scene
 from handlers.routing import Profile, route
+
+if TYPE_CHECKING:
+    from storage.db import Database
+    from storage.keystore import KeyStore
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +106,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("directory", nargs="?", help="directory YAML (default: settings)")
     sub.add_parser("migrate", help="bring the database schema up to date")
     keys = sub.add_parser("keys", help="key management")
-    keys.add_argument("action", choices=["generate"])
+    keys.add_argument(
+        "action",
+        choices=["generate", "rotate", "status"],
+        help="generate: print a new keyring; rotate: re-wrap data keys and re-key"
+        " pseudonyms under the newest versions; status: rows that still need an old key",
+    )
+    keys.add_argument("--batch", type=int, default=500, help="rows per transaction")
+    purge_cmd = sub.add_parser("purge", help="delete everything past its retention date, once")
+    purge_cmd.add_argument("--vacuum", action="store_true", help="also VACUUM the databases")
+    purge_cmd.add_argument("--batch", type=int, default=500, help="rows per transaction")
+    sub.add_parser("privacy-report", help="what is stored, for how long and why (counts only)")
     args = parser.parse_args(argv)
 
     from bot.logsetup import setup_logging
@@ -116,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
+        if args.command == "keys" and args.action == "rotate":
+            return asyncio.run(_rotate(settings, args.batch))
+        if args.command == "keys" and args.action == "status":
+            return asyncio.run(_key_status(settings))
         if args.command == "keys":
             print(
                 json.dumps(
@@ -123,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
             return 0
+        if args.command == "purge":
+            return asyncio.run(_purge(settings, vacuum=args.vacuum, batch=args.batch))
+        if args.command == "privacy-report":
+            return asyncio.run(_privacy_report(settings))
     except (ConfigError, DirectoryError) as exc:
         print(f"ausweg: {exc}", file=sys.stderr)
         return 2
@@ -141,4 +166,78 @@ async def _migrate(settings: Settings) -> int:
         print(f"schema at revision {await current(db.engine)}")
     finally:
         await db.dispose()
+    return 0
+
+
+@asynccontextmanager
+async def _stores(settings: Settings) -> AsyncIterator[tuple[Database, KeyStore]]:
+    """Main database (migrated) and key store, with the configured keys."""
+    from bot.app import build_vault
+    from storage.db import Database
+    from storage.keystore import KeyStore
+    from storage.migrate import upgrade
+
+    settings.load_key_file()
+    settings.check_secrets()
+    db = Database(settings.database_url, connect_args=settings.database.connect_args)
+    keys_db = Database(settings.keystore_url)
+    try:
+        await upgrade(db.engine)
+        keystore = KeyStore(keys_db, build_vault(settings))
+        await keystore.create_schema()
+        yield db, keystore
+    finally:
+        await db.dispose()
+        await keys_db.dispose()
+
+
+async def _purge(settings: Settings, *, vacuum: bool, batch: int) -> int:
+    """One purge by the system clock (the running bot also purges hourly)."""
+    from storage.retention import purge
+
+    async with _stores(settings) as (db, keystore):
+        report = await purge(db, keystore, datetime.now(UTC), batch=batch, vacuum=vacuum)
+    print("Deleted (rows per table; data_keys = keys shredded):")
+    print("\n".join(report.lines()))
+    return 0
+
+
+async def _rotate(settings: Settings, batch: int) -> int:
+    """Re-wrap data keys and re-key pseudonyms; print counts before and after."""
+    from storage.rotation import rotate
+
+    async with _stores(settings) as (db, keystore):
+        report = await rotate(db, keystore, batch=batch)
+    print("before:")
+    print("\n".join("  " + line for line in report.before.lines()))
+    p = report.pseudonyms
+    print(
+        f"re-wrapped {report.rewrapped} data keys; re-keyed {p.rekeyed} pseudonyms"
+        f" ({p.unreadable} unreadable, {p.conflicts} conflicts)"
+    )
+    print("after:")
+    print("\n".join("  " + line for line in report.after.lines()))
+    left = report.after.keys_needing_old + report.after.contacts_needing_old
+    if left == 0:
+        print("Nothing needs an old key any more: remove the old versions and restart.")
+    return 0 if left == 0 else 1
+
+
+async def _key_status(settings: Settings) -> int:
+    """How many rows still need an old key version."""
+    from storage.rotation import key_status
+
+    async with _stores(settings) as (db, keystore):
+        status = await key_status(db, keystore)
+    print("\n".join(status.lines()))
+    return 0
+
+
+async def _privacy_report(settings: Settings) -> int:
+    """Print what is stored (counts only)."""
+    from storage.report import privacy_report
+
+    async with _stores(settings) as (db, keystore):
+        report = await privacy_report(db, keystore, settings.retention, datetime.now(UTC))
+    print("\n".join(report.lines()))
     return 0

@@ -34,6 +34,7 @@ NOISY = (
     "sqlalchemy.engine",
     "aiosqlite",
     "asyncio",
+    "alembic",
 )
 
 

@@ -113,6 +113,11 @@ class RetentionSettings(BaseModel):
     intake_hours: int = Field(48, description="abandoned intake conversations")
     held_message_days: int = Field(14, description="messages waiting for a counsellor")
     inactive_case_days: int = Field(90, description="open case without activity")
+    inactivity_warning_days: int = Field(
+        7,
+        description="warn the person and the counsellor this many days before an inactive"
+        " case is closed (outcome no_contact) and its data erased",
+    )
     closed_grace_days: int = Field(0, description="re-contact window after closing")
     dedup_hours: int = Field(48, description="ids of processed updates")
     vanish_hours: int = Field(48, description="Telegram message ids kept for /vanish")

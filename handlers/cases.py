@@ -369,10 +369,19 @@ class CaseService:
             programme, st("staff.case.now_urgent", code=case.code), case=case, urgent=True
         )
 
-    async def erase(self, person: Person, t: Translator, *, receipt: bool) -> list[OutboundMessage]:
+    async def erase(
+        self,
+        person: Person,
+        t: Translator,
+        *,
+        receipt: bool,
+        staff_text: str = "staff.case.erased",
+    ) -> list[OutboundMessage]:
         """Erase a person: contact, held messages, notes, follow-ups, keys.
 
         Cases stay only as anonymous statistics rows (no contact, no key).
+        ``staff_text`` is what the staff rooms of open cases read (the person's
+        own /delete, or a counsellor's /erase on the person's wish).
         """
         address = person.address(self.uow)
         cases = await self.uow.cases.of_contact(person.contact.id)
@@ -383,9 +392,7 @@ class CaseService:
             programme = self.programme_of(case)
             if case.status != "closed" and programme is not None:
                 st = self.staff_t(programme)
-                out.extend(
-                    self.to_staff(programme, st("staff.case.erased", code=case.code), case=case)
-                )
+                out.extend(self.to_staff(programme, st(staff_text, code=case.code), case=case))
             self.event(case, case.programme_id, "erased")
             case.status, case.outcome = "closed", case.outcome or "erased"
             case.contact_id, case.key_id, case.claimed_by = None, None, None

@@ -3,7 +3,10 @@ programmes the directory lists them for; a denied attempt is answered plainly an
 changes nothing. In a case's topic or room the case code may be left out.
 
 Commands (German aliases in brackets): queue, claim, release, r / reply, note, notes,
-invite, transfer, followup, canned, pause, close, away, hours, help.
+invite, transfer, followup, canned, pause, close, erase, away, hours, help.
+
+``/erase K-XXXX`` erases the person behind a case on their wish, exactly like their
+own /delete; it asks first and acts on ``/erase K-XXXX confirm`` or the button.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from bot.messages import InboundMessage, OutboundMessage
+from bot.messages import Button, InboundMessage, OutboundMessage
 from config.i18n import Translator, translator
 from handlers.cases import OUTCOMES, CaseService, StaffRole
 from handlers.followups import FollowUpService, parse_spec
@@ -38,7 +41,11 @@ _ALIASES = {
     "pausieren": "pause",
     "abwesend": "away",
     "zeiten": "hours",
+    "löschen": "erase",
+    "loeschen": "erase",
 }
+#: Words that confirm ``/erase K-XXXX <word>`` typed instead of pressing the button.
+CONFIRM = frozenset({"confirm", "bestätigen", "bestaetigen", "ja", "yes"})
 #: Commands that act on one case, and whether they need text after the code.
 CASE_COMMANDS = {
     "claim": False,
@@ -52,6 +59,7 @@ CASE_COMMANDS = {
     "canned": False,
     "pause": False,
     "close": False,
+    "erase": False,
 }
 #: Commands only the counsellor holding the case (or an invited one) may use.
 HOLDER_ONLY = {
@@ -65,6 +73,7 @@ HOLDER_ONLY = {
     "note",
     "notes",
     "release",
+    "erase",
 }
 
 
@@ -131,6 +140,9 @@ async def handle(
         return result if result is not None else say("staff.already_claimed", code=case.code)
     if cmd in HOLDER_ONLY and role.key not in await svc.members(case):
         return say("staff.not_yours", code=case.code)
+    if cmd == "erase":
+        confirmed = bool(msg.button) or text.casefold() in CONFIRM
+        return await _erase(svc, case, confirmed, st, msg)
     return await _case_command(svc, cmd, case, role, text, say)
 
 
@@ -165,6 +177,21 @@ async def _case_command(
     if outcome not in OUTCOMES:
         return say("staff.usage.close")
     return await svc.close(case, role, outcome)
+
+
+async def _erase(
+    svc: CaseService, case: Case, confirmed: bool, st: Translator, msg: InboundMessage
+) -> list[OutboundMessage]:
+    """Erase the person behind a case on their wish: ask first, then as on /delete."""
+    person = await svc.person_of(case)
+    if person is None:
+        return [OutboundMessage(msg.address, st("staff.case.gone", code=case.code), protect=False)]
+    if not confirmed:
+        button = Button(st("staff.erase.button"), f"erase:{case.code}")
+        text = st("staff.erase.confirm", code=case.code)
+        return [OutboundMessage(msg.address, text, ((button,),), protect=False)]
+    pt = translator(person.contact.locale)
+    return await svc.erase(person, pt, receipt=True, staff_text="staff.erase.done")
 
 
 def _code_and_text(rest: str, hint: str | None) -> tuple[str | None, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,24 @@ class Database:
         """One unit of work: commits on success, rolls back on any exception."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    async def maintain(self, *, vacuum: bool = False, tables: Sequence[str] = ()) -> None:
+        """Make deletions physical where the backend allows it.
+
+        SQLite: optional ``VACUUM`` (rebuilds the file, drops free pages), then
+        ``wal_checkpoint(TRUNCATE)``: deleted rows (already zeroed by
+        ``secure_delete``) reach the main file and the WAL shrinks to zero bytes.
+        PostgreSQL: optional plain ``VACUUM`` of ``tables`` (dead tuples become
+        reusable; autovacuum does the same on its own schedule).
+        """
+        async with self.engine.connect() as conn:
+            if self.is_sqlite:
+                if vacuum:
+                    await conn.exec_driver_sql("VACUUM")
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            elif vacuum and tables:
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await auto.exec_driver_sql("VACUUM " + ", ".join(tables))
 
     async def create_all(self) -> None:
         """Create tables directly (tests); production uses :func:`storage.migrate.upgrade`."""

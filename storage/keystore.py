@@ -9,12 +9,27 @@ docs/PRIVACY.md). Unwrapped keys are cached in memory (bounded); a shred evicts.
 
 from __future__ import annotations
 
+import struct
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import LargeBinary, MetaData, String, delete, func, select
+from sqlalchemy import (
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from storage.db import Database
 from storage.models import UTCDateTime
@@ -28,13 +43,35 @@ class KeyBase(DeclarativeBase):
 
 
 class StoredKey(KeyBase):
-    """A data key wrapped by the master key (bound to its id)."""
+    """A data key wrapped by the master key (bound to its id).
+
+    ``created_at`` (hour) lets the purge spare keys of units of work that are
+    still committing in another process; stores made before it existed have NULL.
+    """
 
     __tablename__ = "data_keys"
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
     delete_after: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+#: The master key version sits in bytes 2-3 of a wrapped key (see storage.vault).
+_version: ColumnElement[bytes] = func.substr(StoredKey.wrapped, 2, 2, type_=LargeBinary)
+
+
+_KEYS = cast(Table, StoredKey.__table__)
+#: Only a row still holding the old wrapping is changed (a shred meanwhile wins).
+_REWRAP = (
+    update(_KEYS)
+    .where(_KEYS.c.id == bindparam("k"), _KEYS.c.wrapped == bindparam("old"))
+    .values(wrapped=bindparam("new"))
+)
+
+
+def _version_bytes(version: int) -> bytes:
+    return struct.pack(">H", version)
 
 
 class KeyStore:
@@ -47,9 +84,18 @@ class KeyStore:
         self._cache_size = cache_size
 
     async def create_schema(self) -> None:
-        """Create the single table if needed."""
+        """Create the single table if needed (and add ``created_at`` to older stores)."""
+
+        def run(conn: Any) -> None:
+            KeyBase.metadata.create_all(conn)
+            columns = {c["name"] for c in inspect(conn).get_columns("data_keys")}
+            if "created_at" not in columns:
+                pg = conn.dialect.name == "postgresql"
+                kind = "TIMESTAMP WITH TIME ZONE" if pg else "DATETIME"
+                conn.execute(text(f"ALTER TABLE data_keys ADD COLUMN created_at {kind}"))
+
         async with self.db.engine.begin() as conn:
-            await conn.run_sync(KeyBase.metadata.create_all)
+            await conn.run_sync(run)
 
     def _remember(self, key_id: str, dek: bytes) -> None:
         self._cache[key_id] = dek
@@ -57,12 +103,18 @@ class KeyStore:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    async def store(self, keys: Sequence[tuple[str, bytes, bytes, datetime]]) -> None:
-        """Persist new keys: (id, plain key, wrapped key, delete after)."""
+    async def store(
+        self, keys: Sequence[tuple[str, bytes, bytes, datetime]], now: datetime | None = None
+    ) -> None:
+        """Persist new keys: (id, plain key, wrapped key, delete after), created ``now``."""
         if not keys:
             return
+        created = now or datetime.now(UTC)
         async with self.db.transaction() as s:
-            s.add_all(StoredKey(id=k, wrapped=w, delete_after=d) for k, _, w, d in keys)
+            s.add_all(
+                StoredKey(id=k, wrapped=w, delete_after=d, created_at=created)
+                for k, _, w, d in keys
+            )
         for key_id, dek, _, _ in keys:
             self._remember(key_id, dek)
 
@@ -80,41 +132,97 @@ class KeyStore:
                     found[row.id] = dek
         return found
 
-    async def shred(self, key_ids: Sequence[str]) -> None:
-        """Delete keys for good (and forget them here)."""
+    async def shred(self, key_ids: Sequence[str]) -> int:
+        """Delete keys for good (and forget them here); returns how many rows went."""
         if not key_ids:
-            return
+            return 0
         for k in key_ids:
             self._cache.pop(k, None)
         async with self.db.transaction() as s:
-            await s.execute(delete(StoredKey).where(StoredKey.id.in_(list(key_ids))))
+            result = await s.execute(delete(StoredKey).where(StoredKey.id.in_(list(key_ids))))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def ids(self) -> set[str]:
-        """Every stored key id (for the purge of orphans)."""
+        """Every stored key id."""
         async with self.db.transaction() as s:
             return set((await s.execute(select(StoredKey.id))).scalars())
+
+    async def page(
+        self, after: str | None, limit: int
+    ) -> list[tuple[str, datetime, datetime | None]]:
+        """Up to ``limit`` keys ordered by id after ``after``: (id, delete after, created)."""
+        stmt = select(StoredKey.id, StoredKey.delete_after, StoredKey.created_at)
+        if after is not None:
+            stmt = stmt.where(StoredKey.id > after)
+        async with self.db.transaction() as s:
+            rows = await s.execute(stmt.order_by(StoredKey.id).limit(limit))
+            return [(i, d, c) for i, d, c in rows]
+
+    async def extend(self, until: Mapping[str, datetime]) -> None:
+        """Move deletion dates of keys still in use (they follow their row)."""
+        if not until:
+            return
+        async with self.db.transaction() as s:
+            for key_id, when in until.items():
+                await s.execute(
+                    update(StoredKey).where(StoredKey.id == key_id).values(delete_after=when)
+                )
 
     async def count(self) -> int:
         """How many keys are stored."""
         async with self.db.transaction() as s:
             return int((await s.execute(select(func.count()).select_from(StoredKey))).scalar_one())
 
-    async def rewrap(self, batch: int = 500) -> int:
-        """Re-wrap every key under the current master key; returns how many changed."""
-        changed = 0
-        current = self.vault.master_version
+    async def oldest_delete_after(self) -> datetime | None:
+        """The earliest deletion date in the store."""
         async with self.db.transaction() as s:
-            rows = (await s.execute(select(StoredKey))).scalars().all()
-            for row in rows:
-                if Vault.wrapped_version(row.wrapped) != current:
-                    row.wrapped = self.vault.wrap(row.id, self.vault.unwrap(row.id, row.wrapped))
-                    changed += 1
-                    if changed % batch == 0:
-                        await s.flush()
-        return changed
+            value = (await s.execute(select(func.min(StoredKey.delete_after)))).scalar_one()
+        if value is None:
+            return None
+        if not isinstance(value, datetime):  # SQLite's min() returns text
+            value = datetime.fromisoformat(str(value))
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    async def versions(self) -> dict[int, int]:
+        """How many keys each master key version wraps."""
+        async with self.db.transaction() as s:
+            rows = await s.execute(select(_version, func.count()).group_by(_version))
+            return {struct.unpack(">H", bytes(v))[0]: int(n) for v, n in rows}
+
+    async def rewrap(self, batch: int = 500) -> int:
+        """Re-wrap every key under the current master key; returns how many changed.
+
+        One transaction per batch (keyset order by id), so the bot keeps working;
+        a key shredded meanwhile is simply not updated. Idempotent.
+        """
+        changed = 0
+        current = _version_bytes(self.vault.master_version)
+        after = ""
+        while True:
+            async with self.db.transaction() as s:
+                rows = (
+                    await s.execute(
+                        select(StoredKey.id, StoredKey.wrapped)
+                        .where(StoredKey.id > after, _version != current)
+                        .order_by(StoredKey.id)
+                        .limit(batch)
+                    )
+                ).all()
+                params = [
+                    {"k": k, "old": w, "new": self.vault.wrap(k, self.vault.unwrap(k, w))}
+                    for k, w in rows
+                ]
+                if params:
+                    result = await s.execute(_REWRAP, params)
+                    n = int(getattr(result, "rowcount", -1))
+                    changed += n if n >= 0 else len(params)
+            if len(rows) < batch:
+                return changed
+            after = rows[-1][0]
 
     async def needing_old_master(self) -> int:
         """Keys still wrapped by a retired master key version."""
+        current = _version_bytes(self.vault.master_version)
         async with self.db.transaction() as s:
-            rows = (await s.execute(select(StoredKey.wrapped))).scalars().all()
-        return sum(1 for w in rows if Vault.wrapped_version(w) != self.vault.master_version)
+            stmt = select(func.count()).select_from(StoredKey).where(_version != current)
+            return int((await s.execute(stmt)).scalar_one())

@@ -62,7 +62,13 @@ class Base(DeclarativeBase):
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on every backend (SQLite returns naive values otherwise)."""
+    """Aware UTC datetimes on every backend (SQLite returns naive values otherwise).
+
+    Coarse by construction: values are truncated to the hour on the way in
+    (issue 6, part 6), so no stored timestamp is finer than retention needs. For
+    hour-aligned columns a comparison with a truncated ``now`` gives the same
+    answer for ``<=``, ``>`` and ``=``.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -72,7 +78,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the database")
-        value = value.astimezone(UTC)
+        value = value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:

@@ -42,9 +42,10 @@ class Keys:
     commits; shreds are applied right after it committed.
     """
 
-    def __init__(self, store: KeyStore) -> None:
+    def __init__(self, store: KeyStore, now: datetime | None = None) -> None:
         self.store = store
         self.vault = store.vault
+        self.now = now
         self._plain: dict[str, bytes] = {}
         self._new: list[tuple[str, bytes, bytes, datetime]] = []
         self._shred: list[str] = []
@@ -82,7 +83,7 @@ class Keys:
 
     async def before_commit(self) -> None:
         """Persist keys created in this unit of work."""
-        await self.store.store(self._new)
+        await self.store.store(self._new, self.now)
         self._new = []
 
     async def after_commit(self) -> None:
@@ -272,7 +273,7 @@ class UnitOfWork:
         self.session = session
         self.now = now
         self.jobs: list[JobChange] = []
-        self.keys = Keys(keystore)
+        self.keys = Keys(keystore, now)
         self.contacts = Contacts(session)
         self.cases = Cases(session)
         self.held = Held(session)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -34,6 +35,7 @@ class MemoryTransport:
         self.vanished: list[tuple[str, tuple[str, ...]]] = []
         self._by_chat: dict[str, list[OutboundMessage]] = defaultdict(list)
         self._ids = itertools.count(1)
+        self._run = secrets.token_hex(4)  # update ids stay unique across restarts
         self._refs = itertools.count(1000)
         self._threads = threads
         self._changed = asyncio.Condition()
@@ -93,7 +95,7 @@ class MemoryTransport:
             text=text,
             button=button,
             locale=locale,
-            update_id=update_id or f"u{next(self._ids)}",
+            update_id=update_id or f"u{self._run}-{next(self._ids)}",
             chat_kind=ChatKind.GROUP if group else ChatKind.PRIVATE,
             attachment=attachment,
             message_ref=str(next(self._refs)),
