@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.transports.base import Transport
+from bot.links import LinkError
 from config.directory import Directory, DirectoryError, load_directory
 from config.settings import ConfigError, Settings, ensure_demo_keys, new_key
 from config.vocabulary import STATES, Audience, Incident, Scene
@@ -51,18 +51,45 @@ async def _demo(settings: Settings) -> int:
 
 async def _run(settings: Settings) -> int:
     from bot.app import App
+    from bot.runner import run_until_stopped
+    from bot.transports.factory import build_transports
 
-    transports: list[Transport] = []
     if not (settings.telegram.enabled or settings.matrix.enabled):
         raise ConfigError(
             "no platform enabled: set AUSWEG_TELEGRAM__ENABLED=true "
             "or AUSWEG_MATRIX__ENABLED=true (try `ausweg demo` first)"
         )
-    if settings.telegram.enabled or settings.matrix.enabled:
-        raise ConfigError("the Telegram and Matrix transports are not part of this build yet")
-    app = App(settings, transports)
-    await app.start()
-    await app.stop()
+    settings.load_key_file()
+    settings.check_secrets()  # before any transport connects
+    app = App(settings, build_transports(settings))
+    await run_until_stopped(app, ready_file=settings.data_dir / "ready")
+    return 0
+
+
+async def _link(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.links import create_link
+    from storage.db import Database
+    from storage.migrate import upgrade
+
+    directory = load_directory(settings.directory_path)
+    db = Database(settings.database_url, connect_args=settings.database.connect_args)
+    try:
+        await upgrade(db.engine)
+        link = await create_link(
+            db,
+            directory,
+            programme=args.programme,
+            source=args.source,
+            bot_username=args.bot or settings.telegram.bot_username or "",
+            now=SystemClock().now(),
+            qr_path=Path(args.qr) if args.qr else None,
+        )
+    finally:
+        await db.dispose()
+    print(link.url)
+    if link.qr_path:
+        print(f"QR code: {link.qr_path}")
     return 0
 
 
@@ -105,6 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a directory, print its routing table")
     check.add_argument("directory", nargs="?", help="directory YAML (default: settings)")
     sub.add_parser("migrate", help="bring the database schema up to date")
+    link = sub.add_parser("link", help="deep link with an opaque referral code (+ QR code)")
+    link.add_argument("--programme", required=True, help="programme id from the directory")
+    link.add_argument("--source", required=True, help="outreach source, e.g. poster-schwerin")
+    link.add_argument("--qr", help="write a QR code PNG to this file")
+    link.add_argument("--bot", help="bot @username (default: AUSWEG_TELEGRAM__BOT_USERNAME)")
     keys = sub.add_parser("keys", help="key management")
     keys.add_argument(
         "action",
@@ -133,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
+        if args.command == "link":
+            return asyncio.run(_link(settings, args))
         if args.command == "keys" and args.action == "rotate":
             return asyncio.run(_rotate(settings, args.batch))
         if args.command == "keys" and args.action == "status":
@@ -148,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_purge(settings, vacuum=args.vacuum, batch=args.batch))
         if args.command == "privacy-report":
             return asyncio.run(_privacy_report(settings))
-    except (ConfigError, DirectoryError) as exc:
+    except (ConfigError, DirectoryError, LinkError) as exc:
         print(f"ausweg: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
