@@ -206,10 +206,15 @@ def matrix_directory(
 
 @asynccontextmanager
 async def running(
-    settings: Settings, transports: Sequence[Transport], directory: Directory
+    settings: Settings,
+    transports: Sequence[Transport],
+    directory: Directory,
+    **options: Any,
 ) -> AsyncIterator[App]:
-    """A started App; Matrix transports have finished their first sync."""
-    app = App(settings, list(transports), clock=FakeClock(OFFICE_TIME), directory=directory)
+    """A started App (``options`` go to its constructor); Matrix transports have synced."""
+    app = App(
+        settings, list(transports), clock=FakeClock(OFFICE_TIME), directory=directory, **options
+    )
     await app.start()
     try:
         for t in transports:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -242,5 +244,50 @@ async def test_person_on_matrix_counsellor_on_memory(
             assert any(f"[{code}] Gut, danke" in m.text for m in memory.pop("staff")), (
                 "the person's reply reached the memory staff room"
             )
+    finally:
+        await person.close()
+
+
+class Crash(BaseException):
+    """Stands for the process dying (escapes every ``except Exception``)."""
+
+
+async def test_crash_after_commit_redelivers_without_duplicate_replies(
+    synapse: SynapseServer, tmp_path: Path, directory: Directory
+) -> None:
+    """A crash between handling and saving the sync token: redelivered, answered once."""
+    bot_user = await synapse.register_async(f"bot-{secrets.token_hex(3)}", "bot-password-3")
+    person = await new_peer(synapse, "crash")
+    settings = bot_settings(tmp_path / "data", synapse, bot_user)
+    d = memory_directory(directory)
+    try:
+        first = MatrixTransport(settings, sync_timeout_ms=5000)
+        async with running(settings, [first, MemoryTransport()], d) as app:
+            dm = await create_room(person, [bot_user.user_id], direct=True)
+            await joined(person, dm, bot_user.user_id)
+            await person.say(dm, "/start", "einverstanden")
+
+            handle = app.on_message
+
+            async def crash_after(msg: Any) -> None:
+                await handle(msg)  # committed and answered ...
+                if msg.text == "Ja, einverstanden":
+                    raise Crash  # ... then the process dies before the token is saved
+
+            first._handler = crash_after
+            await person.say(dm, "Ja, einverstanden", "Gefahr")
+            assert first._task is not None
+            async with asyncio.timeout(10):
+                await asyncio.wait({first._task})
+            assert isinstance(first._task.exception(), Crash)
+        await send_text(person.client, dm, "Nein")  # while the bot is down
+
+        second = MatrixTransport(settings, sync_timeout_ms=5000)
+        async with running(settings, [second, MemoryTransport()], d):
+            await person.expect(dm, "Wer schreibt")
+            assert second.stats["handled"] == 2  # the redelivered event and the new one
+        bodies = person.bodies(dm)
+        assert sum("Gefahr" in b for b in bodies) == 1, "the redelivered event was answered again"
+        assert sum("Wer schreibt" in b for b in bodies) == 1
     finally:
         await person.close()

@@ -182,7 +182,7 @@ class MatrixTransport:
         from config.directory import load_directory
 
         directory = load_directory(settings.directory_path)
-        rooms = [p.staff_rooms[Platform.MATRIX.value] for p in directory.programmes]
+        rooms = [p.staff_rooms.get(Platform.MATRIX.value) for p in directory.programmes]
         return cls(settings, staff_rooms=[r for r in rooms if r])
 
     # ------------------------------------------------------------------ lifecycle
@@ -221,12 +221,13 @@ class MatrixTransport:
         self._stopping.set()
         task, self._task = self._task, None
         if task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(task), grace)
-            except TimeoutError:
+            done, _ = await asyncio.wait({task}, timeout=grace)
+            if not done:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            elif not task.cancelled() and task.exception() is not None:
+                log.error("matrix sync loop ended: %s", type(task.exception()).__name__)
         await self._close_client()
         self.ready.clear()
 

@@ -47,10 +47,11 @@ from telegram.error import (
     TelegramError,
 )
 from telegram.ext import Application, ApplicationBuilder, ExtBot
-from telegram.request import HTTPXRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.messages import Address, OutboundMessage, OutKind, Platform, SendResult
 from bot.transports.base import InboundHandler
+from bot.transports.telegram.aiohttp_request import AiohttpRequest
 from bot.transports.telegram.limiter import FloodLimiter
 from bot.transports.telegram.render import (
     DEFAULT_LANGUAGE,
@@ -108,6 +109,7 @@ class TelegramConfig:
         set_commands: publish the command menus at start.
         connection_pool_size: HTTP connections for sending.
         stop_timeout: how long stop waits for in-flight updates (s).
+        http_backend: PTB's request class: ``aiohttp`` (faster here) or ``httpx``.
     """
 
     token: str = field(repr=False)
@@ -134,6 +136,7 @@ class TelegramConfig:
     set_commands: bool = True
     connection_pool_size: int = 32
     stop_timeout: float = 30.0
+    http_backend: Literal["aiohttp", "httpx"] = "aiohttp"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TelegramConfig:
@@ -235,7 +238,7 @@ class TelegramTransport:
         self._sleep = sleep
         self._handler: InboundHandler | None = None
         self._app: Application[Any, Any, Any, Any, Any, Any] | None = None
-        self._updates_request: HTTPXRequest | None = None
+        self._updates_request: BaseRequest | None = None
         self._limited = config.rate_limit
         self._stopping = asyncio.Event()
         self._resume = asyncio.Event()
@@ -313,29 +316,29 @@ class TelegramTransport:
             await self._close_requests(app)
         log.info("telegram transport stopped")
 
+    def _request(self, pool: int, read_timeout: float) -> BaseRequest:
+        c = self.config
+        backend: type[AiohttpRequest] | type[HTTPXRequest] = (
+            AiohttpRequest if c.http_backend == "aiohttp" else HTTPXRequest
+        )
+        return backend(
+            connection_pool_size=pool,
+            connect_timeout=c.connect_timeout,
+            read_timeout=read_timeout,
+            write_timeout=c.write_timeout,
+            pool_timeout=c.pool_timeout,
+        )
+
     def _build(self) -> Application[Any, Any, Any, Any, Any, Any]:
         c = self.config
         root = c.base_url.rstrip("/")
-        request = HTTPXRequest(
-            connection_pool_size=c.connection_pool_size,
-            connect_timeout=c.connect_timeout,
-            read_timeout=c.read_timeout,
-            write_timeout=c.write_timeout,
-            pool_timeout=c.pool_timeout,
-        )
-        self._updates_request = HTTPXRequest(
-            connection_pool_size=1,
-            connect_timeout=c.connect_timeout,
-            read_timeout=c.poll_timeout + c.read_timeout,
-            write_timeout=c.write_timeout,
-            pool_timeout=c.pool_timeout,
-        )
+        self._updates_request = self._request(1, c.poll_timeout + c.read_timeout)
         builder = (
             ApplicationBuilder()
             .token(c.token)
             .base_url(f"{root}/bot")
             .base_file_url(f"{root}/file/bot")
-            .request(request)
+            .request(self._request(c.connection_pool_size, c.read_timeout))
             .get_updates_request(self._updates_request)
             .job_queue(None)
             .updater(None)
@@ -429,9 +432,13 @@ class TelegramTransport:
             failures = 0
             if batch:
                 try:
-                    self._offset = await self._handle_batch(batch)
+                    offset = await self._handle_batch(batch)
                 except Exception as exc:  # a bug must not stop polling
                     log.error("handling a batch failed: %s", type(exc).__name__)
+                    offset = self._offset
+                if offset == self._offset:  # nothing to confirm (no valid ids): do not spin
+                    await self._wait_or_stop(self._backoff(1))
+                self._offset = offset
 
     async def _poll_once(self) -> list[Any] | None:
         """One long poll; None when stop was requested meanwhile."""
@@ -676,6 +683,7 @@ class TelegramTransport:
                     ),
                     what="sendMessage",
                     urgent=urgent,
+                    migrate=True,
                 )
             except ChatMigrated as exc:
                 log.warning("a staff group became a supergroup: update its id in the directory")
@@ -756,12 +764,13 @@ class TelegramTransport:
         what: str,
         urgent: bool = False,
         quiet: bool = False,
+        migrate: bool = False,
     ) -> T:
         """Run one Bot API call with Telegram's retry rules.
 
         Raises:
             SendFailed: refused for good, or out of retries.
-            ChatMigrated: the group has a new id (the caller re-addresses).
+            ChatMigrated: with ``migrate``, the group has a new id (the caller re-addresses).
         """
         floods = failures = 0
         while True:
@@ -776,8 +785,11 @@ class TelegramTransport:
                     log.error("%s: still rate limited after %d waits; given up", what, floods - 1)
                     raise SendFailed(exc) from None
                 await self._flood_pause(_seconds(exc.retry_after))
-            except ChatMigrated:
-                raise
+            except ChatMigrated as exc:
+                if migrate:
+                    raise
+                self._refused(what, exc, quiet)
+                raise SendFailed(exc) from None
             except BadRequest as exc:  # a NetworkError subclass, but permanent
                 self._refused(what, exc, quiet)
                 raise SendFailed(exc) from None
