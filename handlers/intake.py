@@ -149,9 +149,12 @@ def crisis_reply(t: Translator) -> Reply:
     return Reply(t("crisis"), urgent=True)
 
 
-def greeting(t: Translator, retention: dict[str, int]) -> list[Reply]:
-    """Greeting, privacy notice and the consent question."""
+def greeting(t: Translator, retention: dict[str, int], platform: str = "") -> list[Reply]:
+    """Greeting, privacy notice (with what the platform itself can see) and consent."""
     notice = t("privacy.notice", **retention)
+    key = f"privacy.platform.{platform}"
+    if platform and t(key) != key:
+        notice += "\n" + t(key)
     consent = question_reply(State.CONSENT, t)
     return [Reply(t("greeting")), Reply(f"{notice}\n\n{consent.text}", consent.buttons)]
 
@@ -185,13 +188,15 @@ def step(
     command = command_of(msg)
     if command is not None:
         arg = msg.text.strip().partition(" ")[2].strip() if msg.text else ""
-        result = _command(ctx, command, state, profile, t, arg)
+        result = _command(ctx, command, state, profile, t, arg, msg.platform.value)
         result.replies[:0] = replies
         result.effects[:0] = effects
         return result
 
     if state is State.NEW:
-        return Transition(State.CONSENT.value, {}, [*replies, *greeting(t, ctx.retention)])
+        return Transition(
+            State.CONSENT.value, {}, [*replies, *greeting(t, ctx.retention, msg.platform.value)]
+        )
     if state is State.CASE:
         if msg.button and msg.button.startswith("transfer:"):
             effects.append(Effect("transfer_answer", {"yes": msg.button == "transfer:yes"}))
@@ -329,6 +334,7 @@ def _command(
     profile: dict[str, Any],
     t: Translator,
     arg: str = "",
+    platform: str = "",
 ) -> Transition:
     if command == "start":
         if state in (State.CASE,):
@@ -336,7 +342,7 @@ def _command(
         effects = [Effect("restart")]
         if arg:
             effects.append(Effect("referral", {"code": arg[:24]}))
-        return Transition(State.CONSENT.value, {}, greeting(t, ctx.retention), effects)
+        return Transition(State.CONSENT.value, {}, greeting(t, ctx.retention, platform), effects)
     if command == "vanish":
         return Transition(state.value, profile, [], [Effect("vanish")])
     if command in ("pause", "resume"):
@@ -352,7 +358,7 @@ def _command(
         new_t = translator(other)
         replies = [Reply(new_t("language.switched"))]
         if state is State.CONSENT:  # consent is informed only in a language the person reads
-            replies.append(greeting(new_t, ctx.retention)[-1])
+            replies.append(greeting(new_t, ctx.retention, platform)[-1])
         elif state in QUESTIONS:
             replies.append(question_reply(state, new_t))
         return Transition(state.value, profile, replies, [Effect("set_locale", {"locale": other})])

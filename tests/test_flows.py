@@ -258,3 +258,25 @@ async def test_intake_answers_are_dropped_once_the_case_is_open(harness: Harness
         case = (await s.execute(select(Case))).scalar_one()
     assert contact.profile_ct is None
     assert (case.scene, case.region, case.audience) == ("right", "NW", "self")
+
+
+async def test_privacy_notice_says_what_the_platform_can_see(directory: object) -> None:
+    from bot.messages import Address, InboundMessage, Platform
+    from handlers import intake as intake_mod
+
+    ctx = intake_mod.IntakeContext(
+        directory,
+        {
+            "intake_hours": 48,
+            "held_days": 14,  # type: ignore[arg-type]
+            "case_days": 90,
+        },
+    )
+    for platform, words in ((Platform.TELEGRAM, "Telefonnummer"), (Platform.MATRIX, "Server")):
+        msg = InboundMessage(
+            platform=platform, sender_id="1", address=Address(platform, "1"), text="/start"
+        )
+        tr = intake_mod.step(ctx, "new", {}, "de", msg)
+        notice = tr.replies[-1].text
+        assert words in notice
+        assert "Ende-zu-Ende" in notice
