@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -750,7 +750,3 @@ class MatrixTransport:
     def device_id(self) -> str | None:
         """The bot's current device (for checks)."""
         return self.client.device_id if self.client else None
-
-    def room_kinds(self) -> Mapping[str, bool]:
-        """Rooms checked for the case-room marker (for tests)."""
-        return dict(self._marked)

@@ -1,0 +1,76 @@
+"""The process runner: readiness, SIGTERM, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.runner import run_until_stopped
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+
+    async def wait_ready(self) -> None:
+        await self.ready.wait()
+
+
+class FakeApp:
+    def __init__(self) -> None:
+        self.transport = FakeTransport()
+        self.transports: dict[Any, Any] = {"t": self.transport}
+        self.calls: list[str] = []
+
+    async def start(self) -> None:
+        self.calls.append("start")
+        self.transport.ready.set()
+
+    async def stop(self) -> None:
+        self.calls.append("stop")
+
+
+async def test_sigterm_stops_cleanly_and_ready_file_comes_and_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = FakeApp()
+    ready = tmp_path / "run" / "ready"
+    notified: list[str] = []
+    is_ready = asyncio.Event()
+
+    def notify(state: str) -> None:  # systemd's READY=1 comes right after the ready file
+        notified.append(state)
+        if state == "READY=1":
+            is_ready.set()
+
+    monkeypatch.setattr("bot.runner._sd_notify", notify)
+    task = asyncio.create_task(run_until_stopped(app, ready_file=ready))
+    async with asyncio.timeout(5):
+        await is_ready.wait()
+    assert ready.read_text() == "ready\n"
+    assert app.calls == ["start"]
+    os.kill(os.getpid(), signal.SIGTERM)
+    async with asyncio.timeout(5):
+        await task
+    assert app.calls == ["start", "stop"]
+    assert notified == ["READY=1", "STOPPING=1"]
+    assert not ready.exists()
+    loop = asyncio.get_running_loop()
+    assert not loop.remove_signal_handler(signal.SIGTERM)  # handlers were removed
+
+
+async def test_not_ready_in_time_still_stops(tmp_path: Path) -> None:
+    app = FakeApp()
+
+    async def start() -> None:
+        app.calls.append("start")  # never ready
+
+    app.start = start  # type: ignore[method-assign]
+    with pytest.raises(TimeoutError):
+        await run_until_stopped(app, ready_timeout=0.05)
+    assert app.calls == ["start", "stop"]
