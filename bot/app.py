@@ -307,6 +307,8 @@ class App:
             return
         self._apply_jobs([JobChange(fid, None) for fid in report.followup_ids])
         for code in report.case_codes:
+            for thread in self.threads.threads_of(code):
+                await self.deliver(OutboundMessage(thread, "", kind=OutKind.FORGET))
             self.threads.forget(code)
         self.last_inactivity, self.last_purge = inactive, report
         log.info(

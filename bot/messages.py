@@ -38,12 +38,15 @@ class OutKind(enum.StrEnum):
       (Matrix) may create one, inviting ``invite``, and return it.
     * ``VANISH``: delete the listed message ``refs`` in the person's chat (as far
       as the platform allows); no text is sent.
+    * ``FORGET``: a case's thread (topic / case room) has passed its retention:
+      leave, close or delete it as far as the platform allows; no text is sent.
     """
 
     TEXT = "text"
     CASE_OPENED = "case_opened"
     CASE_CLAIMED = "case_claimed"
     VANISH = "vanish"
+    FORGET = "forget"
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,10 @@ class ThreadMap:
         """The thread of a case on a platform, if any."""
         return self._by_case.get((code, platform.value))
 
+    def threads_of(self, code: str) -> list[Address]:
+        """Every thread of a case (all platforms)."""
+        return [a for (c, _), a in self._by_case.items() if c == code]
+
     def case_at(self, address: Address) -> str | None:
         """The case whose thread an address is, if any."""
         key = (address.platform.value, address.chat_id, address.thread_id)

@@ -588,3 +588,23 @@ async def test_followup_due_during_downtime_fires_after_restart(settings: Settin
         assert sum("wie geht es dir" in m.text for m in transport2.sent) == 1
     finally:
         await app2.stop()
+
+
+async def test_case_thread_is_forgotten_once_retention_passed(settings: Settings) -> None:
+    clock = FakeClock(OFFICE_TIME)
+    transport = MemoryTransport(threads=True)
+    app = App(settings, [transport], clock=clock, directory=directory_without())
+    await app.start()
+    try:
+        w = World(app, transport, clock)
+        code = await w.open("p1")
+        await w.staff("a1", "/claim", thread=code)
+        await app.purge()
+        assert transport.forgotten == []  # an open case keeps its thread
+        await w.staff("a1", "/close exit", thread=code)
+        clock.advance(hours=1)  # no grace period by default: gone at the next purge
+        await app.purge()
+        assert [(a.chat_id, a.thread_id) for a in transport.forgotten] == [("alpha-room", code)]
+        assert app.threads.thread_of(code, transport.platform) is None
+    finally:
+        await app.stop()

@@ -33,6 +33,7 @@ class MemoryTransport:
         self._handler: InboundHandler | None = None
         self.sent: list[OutboundMessage] = []
         self.vanished: list[tuple[str, tuple[str, ...]]] = []
+        self.forgotten: list[Address] = []
         self._by_chat: dict[str, list[OutboundMessage]] = defaultdict(list)
         self._ids = itertools.count(1)
         self._run = secrets.token_hex(4)  # update ids stay unique across restarts
@@ -54,6 +55,9 @@ class MemoryTransport:
         """Record an outbound message; open a thread for a new case when enabled."""
         if message.kind is OutKind.VANISH:
             self.vanished.append((message.address.chat_id, message.refs))
+            return SendResult()
+        if message.kind is OutKind.FORGET:
+            self.forgotten.append(message.address)
             return SendResult()
         thread = None
         if self._threads and message.kind is OutKind.CASE_OPENED and message.case_code:

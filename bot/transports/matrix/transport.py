@@ -606,6 +606,9 @@ class MatrixTransport:
         if message.kind is OutKind.VANISH:
             await self._vanish(message.address.chat_id, message.refs)
             return None
+        if message.kind is OutKind.FORGET:
+            await self._forget(message.address.chat_id)
+            return None
         if message.kind is OutKind.CASE_CLAIMED:
             return await self._case_claimed(message)
         event_id = await self._post(message.address.chat_id, message.text, message.flat_buttons)
@@ -740,6 +743,17 @@ class MatrixTransport:
         self._last_buttons.pop(room_id, None)
         if failed:
             log.info("matrix: %d message(s) could not be redacted", failed)
+
+    async def _forget(self, room_id: str) -> None:
+        """Leave and forget a case room whose retention passed; failures are ignored."""
+        client = self._require_client()
+        async with self._lock:
+            try:
+                await client.room_leave(room_id)
+                await client.room_forget(room_id)
+            except Exception as exc:
+                log.info("matrix: room could not be forgotten: %s", type(exc).__name__)
+        self._last_buttons.pop(room_id, None)
 
     def _require_client(self) -> AsyncClient:
         if self.client is None:
