@@ -1052,9 +1052,19 @@ class FakeBotApi:
         """Forget failures set up with :meth:`fail_with_429` / :meth:`fail_next`."""
         self._faults.clear()
 
-    def fail_next(self, method: str, error_code: int, description: str, *, times: int = 1) -> None:
-        """Answer the next ``times`` calls of ``method`` with an arbitrary error."""
-        self._faults.append(_Fault(method.lower(), times, ApiError(error_code, description)))
+    def fail_next(
+        self,
+        method: str,
+        error_code: int,
+        description: str,
+        *,
+        times: int = 1,
+        parameters: JSON | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` with an arbitrary error
+        (``parameters``: e.g. ``{"migrate_to_chat_id": ...}``)."""
+        error = ApiError(error_code, description, parameters)
+        self._faults.append(_Fault(method.lower(), times, error))
 
     # ------------------------------------------------------------------ commands
 

@@ -156,3 +156,25 @@ async def test_vanish_clears_the_chat_on_the_phone(tg: Tg) -> None:
     assert "deleteMessages" in [c["method"] for c in got if c["params"].get("chat_id") == PERSON]
     left = {m["message_id"] for m in api.messages_in(PERSON)}
     assert not before & left, "the bot's and the person's messages are gone from the chat"
+
+
+async def test_deep_link_start_payload_reaches_the_core(tg: Tg) -> None:
+    from sqlalchemy import select
+
+    from bot.links import create_link
+    from storage.models import Case
+
+    assert tg.app.db is not None
+    assert tg.app.router is not None
+    link = await create_link(
+        tg.app.db, tg.app.router.directory, programme="jump", source="poster-schwerin",
+        bot_username="ausweg_test_bot", now=tg.clock.now(),
+    )  # fmt: skip
+    payload_code = link.url.rsplit("start=", 1)[1]
+    assert len(texts(await tg.say(PERSON, f"/start {payload_code}"), PERSON)) == 2
+    for answer in INTAKE:
+        await tg.press(PERSON, answer)
+    await tg.press(PERSON, "message:skip")
+    async with tg.app.db.transaction() as s:
+        case = (await s.execute(select(Case))).scalar_one()
+    assert (case.programme_id, case.source) == ("jump", "poster-schwerin")

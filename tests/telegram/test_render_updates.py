@@ -185,3 +185,33 @@ def test_callback_query() -> None:
 def test_malformed_updates_raise_malformed(raw: Any) -> None:
     with pytest.raises(Malformed):
         parse_update(raw)
+
+
+def test_transport_from_settings_and_factory() -> None:
+    from pydantic import SecretStr
+
+    from bot.transports.factory import build_transports
+    from bot.transports.telegram import TelegramTransport
+    from config.settings import Settings, TelegramSettings
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        telegram=TelegramSettings(
+            enabled=True,
+            token=SecretStr("123456:secret-token-for-the-test"),
+            base_url="https://bot-api.example.org/",
+            mode="webhook",
+            webhook_url="https://bot.example.org/tg",
+            webhook_secret=SecretStr("a-webhook-secret-123"),
+            read_timeout=7.0,
+            poll_timeout=25,
+        ),
+    )
+    [transport] = build_transports(settings)
+    assert isinstance(transport, TelegramTransport)
+    config = transport.config
+    assert (config.base_url, config.mode, config.read_timeout) == (
+        "https://bot-api.example.org/", "webhook", 7.0,
+    )  # fmt: skip
+    assert (config.poll_timeout, config.rate_limit, config.http_backend) == (25, True, "httpx")
+    assert "secret" not in repr(config)
