@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bot.clock import Clock, SystemClock, hour
 from bot.messages import (
@@ -35,7 +35,7 @@ from handlers.limits import Limits
 from storage.db import Database
 from storage.keystore import KeyStore
 from storage.migrate import upgrade
-from storage.models import Case, Contact, FollowUp, MessageRef, StaffThread
+from storage.models import Case, Contact, FollowUp, MessageRef, OutboxEntry, StaffThread
 from storage.repositories import JobChange, new_id, unit
 from storage.retention import InactivityReport, PurgeReport, close_inactive, purge
 from storage.threads import ThreadMap
@@ -87,6 +87,7 @@ class App:
         self._ref_count = 0
         self._ref_wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self._sending: set[str] = set()
         self._purges = 0
         self.last_purge: PurgeReport | None = None
         self.last_inactivity: InactivityReport | None = None
@@ -124,8 +125,11 @@ class App:
             self.scheduler.every("purge", 60, self.purge)
             await self.rebuild_jobs()
         self._flusher = asyncio.create_task(self._flush_loop())
+        self.router.outbox = any(getattr(t, "redelivers", False) for t in self.transports.values())
         for transport in self.transports.values():
             await transport.start(self.on_message)
+        if self.router.outbox:
+            await self.drain_outbox()
         log.info("ready: %d transport(s)", len(self.transports))
 
     async def stop(self) -> None:
@@ -173,8 +177,47 @@ class App:
         if self.scheduler is not None:
             for job in handled.jobs:
                 self.scheduler.followup(job.followup_id, job.due)
-        for out in handled.out:
-            await self.deliver(out)
+        box = handled.outbox_id
+        if box is not None:
+            if box in self._sending:
+                return  # the same replies are already on their way (drain vs. redelivery)
+            self._sending.add(box)
+        try:
+            for out in handled.out:
+                await self.deliver(out)
+            if box is not None:
+                await self._sent(box)
+        finally:
+            if box is not None:
+                self._sending.discard(box)
+
+    async def _sent(self, outbox_id: str) -> None:
+        """Forget replies once they were handed to the platforms."""
+        if self.db is None:
+            return
+        async with self.db.transaction() as s:
+            await s.execute(delete(OutboxEntry).where(OutboxEntry.id == outbox_id))
+
+    async def drain_outbox(self) -> int:
+        """Send replies a crash left behind (committed, never sent); returns how many sets."""
+        if self.db is None or self.router is None:
+            return 0
+        async with self.db.transaction() as s:
+            entries = (await s.execute(select(OutboxEntry))).scalars().all()
+        for entry in entries:
+            async with self.db.transaction() as s:
+                if await s.get(OutboxEntry, entry.id) is None:
+                    continue  # a redelivered update already sent it
+            try:
+                out = self.router.unpack(entry)
+            except Exception as exc:  # a retired key: cannot be sent any more
+                log.error("outbox entry unreadable: %s", type(exc).__name__)
+                await self._sent(entry.id)
+                continue
+            await self._finish(Handled(out, outbox_id=entry.id))
+        if entries:
+            log.info("outbox: %d reply set(s) sent after a restart", len(entries))
+        return len(entries)
 
     async def deliver(self, out: OutboundMessage) -> None:
         """Send through the transport of the address's platform; remember refs / threads."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 class Platform(enum.StrEnum):
@@ -146,3 +147,36 @@ class SendResult:
 
     ref: str | None = field(default=None, repr=False)
     thread: Address | None = None
+
+
+def outbound_to_dict(m: OutboundMessage) -> dict[str, Any]:
+    """A JSON-ready form of an outbound message (for the encrypted outbox)."""
+    return {
+        "a": [m.address.platform.value, m.address.chat_id, m.address.thread_id],
+        "t": m.text,
+        "b": [[[b.label, b.data] for b in row] for row in m.buttons],
+        "u": m.urgent,
+        "p": m.protect,
+        "k": m.kind.value,
+        "c": m.case_code,
+        "i": m.contact_id,
+        "r": list(m.refs),
+        "v": list(m.invite),
+    }
+
+
+def outbound_from_dict(d: dict[str, Any]) -> OutboundMessage:
+    """Inverse of :func:`outbound_to_dict`."""
+    platform, chat, thread = d["a"]
+    return OutboundMessage(
+        address=Address(Platform(platform), chat, thread),
+        text=d["t"],
+        buttons=tuple(tuple(Button(label, data) for label, data in row) for row in d["b"]),
+        urgent=bool(d["u"]),
+        protect=bool(d["p"]),
+        kind=OutKind(d["k"]),
+        case_code=d["c"],
+        contact_id=d["i"],
+        refs=tuple(d["r"]),
+        invite=tuple(d["v"]),
+    )

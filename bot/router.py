@@ -8,6 +8,7 @@ back and the sender gets a kind error message instead of a crash.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,13 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.clock import Clock, hour
-from bot.messages import ChatKind, InboundMessage, OutboundMessage
+from bot.messages import (
+    ChatKind,
+    InboundMessage,
+    OutboundMessage,
+    outbound_from_dict,
+    outbound_to_dict,
+)
 from config.directory import Directory
 from config.i18n import pick_locale, translator
 from config.settings import RetentionSettings
@@ -29,10 +36,10 @@ from handlers.limits import Limits
 from handlers.safety import is_crisis
 from storage.db import Database
 from storage.keystore import KeyStore
-from storage.models import Contact, Referral, touch
-from storage.repositories import JobChange, UnitOfWork, new_id, unit
+from storage.models import Contact, OutboxEntry, Referral, touch
+from storage.repositories import JobChange, UnitOfWork, Updates, new_id, unit
 from storage.threads import ThreadMap
-from storage.vault import Vault
+from storage.vault import Vault, aad
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +79,13 @@ class Handled:
         out: messages to send (after the commit).
         contact_id: the person it was about (for remembering message refs).
         jobs: scheduler changes to apply after the commit.
+        outbox_id: the stored copy of ``out`` to delete once sent (outbox on).
     """
 
     out: list[OutboundMessage] = field(default_factory=list)
     contact_id: str | None = None
     jobs: list[JobChange] = field(default_factory=list)
+    outbox_id: str | None = None
 
 
 class Router:
@@ -101,6 +110,8 @@ class Router:
         self.clock = clock
         self.threads = threads or ThreadMap()
         self.limits = limits or Limits()
+        #: Store replies until sent (on for transports that redeliver after a crash).
+        self.outbox = False
         self._ctx = intake.IntakeContext(
             directory,
             {
@@ -134,16 +145,17 @@ class Router:
                     hour(uow.now) + timedelta(hours=self.retention.dedup_hours),
                 ):
                     log.info("duplicate update skipped")
-                    return Handled()
+                    return await self._unsent(uow, Updates.key(msg.platform.value, msg.update_id))
+                key = Updates.key(msg.platform.value, msg.update_id) if msg.update_id else None
                 svc = CaseService(uow, self.directory, self.retention)
                 if roles:
                     out = await staff.handle(svc, roles, msg, self.threads.case_at(msg.address))
-                    return Handled(out, None, uow.jobs)
+                    return Handled(out, None, uow.jobs, self._stash(uow, out, key))
                 if msg.chat_kind is ChatKind.GROUP:
                     log.info("message from a non-staff account in a group ignored")
                     return Handled()
                 out, contact_id = await self._person(uow, svc, msg)
-                return Handled(out, contact_id, uow.jobs)
+                return Handled(out, contact_id, uow.jobs, self._stash(uow, out, key))
         except Busy:
             t = translator(pick_locale(msg.locale))
             return Handled([OutboundMessage(msg.address, t("limits.busy"))])
@@ -151,6 +163,39 @@ class Router:
             log.error("handling failed: %s", type(exc).__name__, exc_info=True)
             t = translator(pick_locale(msg.locale))
             return Handled([OutboundMessage(msg.address, t("error.generic"))])
+
+    def _stash(self, uow: UnitOfWork, out: list[OutboundMessage], key: str | None) -> str | None:
+        """Keep the replies (encrypted) in the same transaction until they were sent."""
+        if not self.outbox or not out:
+            return None
+        key = key or new_id()
+        payload = json.dumps([outbound_to_dict(o) for o in out], ensure_ascii=False).encode()
+        uow.session.add(
+            OutboxEntry(
+                id=key,
+                payload_ct=self.vault.seal_transient(
+                    "outbox", payload, aad("outbox", "payload", key)
+                ),
+                delete_after=hour(uow.now) + timedelta(hours=self.retention.dedup_hours),
+            )
+        )
+        return key
+
+    async def _unsent(self, uow: UnitOfWork, key: str) -> Handled:
+        """A redelivered update: send its replies if the first attempt never finished."""
+        if not self.outbox:
+            return Handled()
+        entry = await uow.session.get(OutboxEntry, key)
+        if entry is None:
+            return Handled()
+        return Handled(self.unpack(entry), outbox_id=key)
+
+    def unpack(self, entry: OutboxEntry) -> list[OutboundMessage]:
+        """The replies stored in an outbox entry."""
+        raw = self.vault.open_transient(
+            "outbox", entry.payload_ct, aad("outbox", "payload", entry.id)
+        )
+        return [outbound_from_dict(d) for d in json.loads(raw)]
 
     def _limited(self, msg: InboundMessage, pseudonym: str) -> Handled:
         """Over the rate: crisis words still get the numbers at once; others a kind note."""
@@ -172,7 +217,7 @@ class Router:
                     out = await svc.escalate_overdue()
                 else:
                     raise ValueError(f"unknown job {job}")
-                return Handled(out, None, uow.jobs)
+                return Handled(out, None, uow.jobs, self._stash(uow, out, None))
         except Exception as exc:
             log.error("job %s failed: %s", job, type(exc).__name__, exc_info=True)
             return Handled()

@@ -284,3 +284,18 @@ class StaffAway(Base):
     staff_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     text: Mapped[str] = mapped_column(String(500))
     delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+
+
+class OutboxEntry(Base):
+    """Replies of one committed unit of work until they were sent (encrypted).
+
+    Written in the same transaction as the change that caused them and deleted
+    right after sending, so a crash in between loses nothing: they are sent at
+    the next start (or when the platform delivers the update again).
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    payload_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)

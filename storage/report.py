@@ -84,6 +84,10 @@ def retention_rules(r: RetentionSettings) -> dict[str, tuple[str, str]]:
             f"dedup_hours={r.dedup_hours} h",
             "hashed update ids so a redelivered message is handled once",
         ),
+        "outbox": (
+            "until sent (seconds); at most dedup_hours",
+            "replies (encrypted) between commit and sending, so a crash loses none",
+        ),
         "case_events": (
             f"{STATS_DAYS} d",
             "aggregate statistics (programme, kind, day); no personal data",

@@ -55,6 +55,7 @@ from storage.models import (
     FollowUp,
     HeldMessage,
     MessageRef,
+    OutboxEntry,
     ProcessedUpdate,
     Referral,
     StaffAway,
@@ -73,6 +74,7 @@ TABLES = (
     "staff_away",
     "referrals",
     "processed_updates",
+    "outbox",
     "contacts",
     "cases",
     "case_events",
@@ -159,6 +161,7 @@ async def purge(
     c["staff_away"] += await _delete_expired(db, StaffAway, now, batch)
     c["referrals"] += await _delete_expired(db, Referral, now, batch)
     c["processed_updates"] += await _delete_expired(db, ProcessedUpdate, now, batch)
+    c["outbox"] += await _delete_expired(db, OutboxEntry, now, batch)
     await _expire_contacts(db, keystore, now, batch, report)
     await _expire_open_cases(db, keystore, now, batch, report)
     await _delete_closed_cases(db, keystore, now, batch, report)

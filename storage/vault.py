@@ -17,7 +17,9 @@ import os
 import struct
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _FORMAT = 1
 _HEADER = struct.Struct(">BH")  # format byte, key version
@@ -46,6 +48,8 @@ class Vault:
         if not master_keys or not pseudonym_keys:
             raise ValueError("vault needs at least one master key and one pseudonym key")
         self._master = {v: AESGCM(k) for v, k in master_keys.items()}
+        self._master_raw = dict(master_keys)
+        self._derived_cache: dict[tuple[str, int], AESGCM] = {}
         self._pseudo = dict(pseudonym_keys)
         self.master_version = max(master_keys)
         self.pseudonym_version = max(pseudonym_keys)
@@ -93,6 +97,38 @@ class Vault:
     def wrapped_version(wrapped: bytes) -> int:
         """The master key version a wrapped key needs."""
         return _parse_header(wrapped)[1]
+
+    # -- short-lived records (outbox) ----------------------------------------
+    def _derived(self, purpose: str, version: int) -> AESGCM:
+        key = (purpose, version)
+        cipher = self._derived_cache.get(key)
+        if cipher is None:
+            master = self._master_raw[version]
+            hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                        info=b"ausweg/" + purpose.encode())
+            cipher = self._derived_cache[key] = AESGCM(hkdf.derive(master))
+        return cipher
+
+    def seal_transient(self, purpose: str, plaintext: bytes, associated: bytes) -> bytes:
+        """Encrypt a short-lived record under a key derived from the current master key."""
+        nonce = os.urandom(_NONCE)
+        header = _HEADER.pack(_FORMAT, self.master_version)
+        cipher = self._derived(purpose, self.master_version)
+        return header + nonce + cipher.encrypt(nonce, plaintext, header + associated)
+
+    def open_transient(self, purpose: str, blob: bytes, associated: bytes) -> bytes:
+        """Decrypt a record sealed with :meth:`seal_transient`."""
+        fmt, version = _parse_header(blob)
+        if fmt != _FORMAT or version not in self._master_raw:
+            raise DecryptionError("unknown format or retired master key")
+        header = blob[: _HEADER.size]
+        nonce = blob[_HEADER.size : _HEADER.size + _NONCE]
+        try:
+            return self._derived(purpose, version).decrypt(
+                nonce, blob[_HEADER.size + _NONCE :], header + associated
+            )
+        except InvalidTag as exc:
+            raise DecryptionError("record does not open here") from exc
 
     # -- fields -------------------------------------------------------------
     @staticmethod

@@ -46,6 +46,7 @@ from storage.models import (
     FollowUp,
     HeldMessage,
     MessageRef,
+    OutboxEntry,
     Referral,
     StaffThread,
 )
@@ -122,6 +123,8 @@ def linked(t: Trace) -> dict[str, Any]:
         "processed_updates": None,
         "referrals": None,
         "staff_away": None,
+        # replies in flight (encrypted, no clear link), deleted right after sending:
+        "outbox": None,
     }
 
 
@@ -467,6 +470,8 @@ async def test_every_stored_timestamp_is_coarse(settings: Settings) -> None:
         async with app.db.transaction() as s:
             until = odd + timedelta(days=30)
             s.add(Referral(code="flyer1", programme_id="alpha", source="x", delete_after=until))
+            # an outbox entry normally lives only for the moment between commit and send
+            s.add(OutboxEntry(id="inflight", payload_ct=b"x", delete_after=until))
         code = await full_journey(w)
         await w.open("waiting", message="still held")
         await w.staff("a1", "/away Bin im Urlaub", thread=code)

@@ -31,6 +31,7 @@ from storage.models import (
     FollowUp,
     HeldMessage,
     MessageRef,
+    OutboxEntry,
     ProcessedUpdate,
     Referral,
     StaffAway,
@@ -201,6 +202,8 @@ async def test_purge_deletes_what_is_past_its_date_in_every_table(
                 Referral(code="r-new", programme_id="alpha", source="x", delete_after=LATER),
                 ProcessedUpdate(key="u-old", delete_after=PAST),
                 ProcessedUpdate(key="u-new", delete_after=LATER),
+                OutboxEntry(id="o-old", payload_ct=b"x", delete_after=PAST),
+                OutboxEntry(id="o-new", payload_ct=b"x", delete_after=LATER),
             ]
         )
     async with db.transaction() as s:
@@ -218,6 +221,7 @@ async def test_purge_deletes_what_is_past_its_date_in_every_table(
         "staff_away": 1,
         "referrals": 1,
         "processed_updates": 1,
+        "outbox": 1,
         "contacts": 1,  # A
         "cases": 2,  # A's closed case and D's expired open case
         "case_events": 1,

@@ -29,7 +29,7 @@ class MemoryTransport:
 
     platform = Platform.MEMORY
 
-    def __init__(self, *, threads: bool = False) -> None:
+    def __init__(self, *, threads: bool = False, redelivers: bool = False) -> None:
         self._handler: InboundHandler | None = None
         self.sent: list[OutboundMessage] = []
         self.vanished: list[tuple[str, tuple[str, ...]]] = []
@@ -39,6 +39,8 @@ class MemoryTransport:
         self._run = secrets.token_hex(4)  # update ids stay unique across restarts
         self._refs = itertools.count(1000)
         self._threads = threads
+        #: Behave like a platform that redelivers after a crash (turns the outbox on).
+        self.redelivers = redelivers
         self._changed = asyncio.Condition()
         self.started = False
 

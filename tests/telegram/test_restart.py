@@ -7,8 +7,10 @@ variables) against the fake Bot API and is killed with SIGKILL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import sqlite3
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -71,6 +73,22 @@ class BotProcess:
         )  # fmt: skip
         # Polling starts right after deleteWebhook.
         await api.wait_for_sent("deleteWebhook", START_TIMEOUT, since=since)
+
+    def unsent(self) -> int:
+        """Reply sets the bot has committed but not yet recorded as sent (its outbox)."""
+        db = Path(self.env["AUSWEG_DATA_DIR"]) / "ausweg.db"
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    async def settled(self, within: float = 10.0) -> None:
+        """Wait until the bot recorded every handed-over reply as sent.
+
+        The outbox lives in another process's database: there is no event to
+        await, so this polls (bounded).
+        """
+        async with asyncio.timeout(within):
+            while self.unsent():  # noqa: ASYNC110 - another process's database: no event
+                await asyncio.sleep(0.01)
 
     async def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -145,6 +163,7 @@ async def test_kill_9_after_replies_before_ack_then_restart(
     api.fail_next("getUpdates", 502, "Bad Gateway", times=10**6)
     await api.wait_for_all(to_any(second), REPLIES_PER_START * len(second), timeout=30)  # type: ignore[arg-type]
     assert {u["update_id"] for u in api.pending_updates} >= set(ids)
+    await bot.settled()  # handled, replied and recorded - only the confirmation is missing
     await bot.kill()
 
     api.clear_faults()
@@ -158,7 +177,9 @@ async def test_kill_9_after_replies_before_ack_then_restart(
     counts = replies(api, first + second)
     assert counts == dict.fromkeys(first + second, REPLIES_PER_START), "no loss, no duplicates"
 
-    # A kill at an arbitrary moment under load: never a duplicate reply.
+    # A kill at an arbitrary moment under load: nothing lost. Replies are delivered at
+    # least once: only a reply set whose sending was in flight at the kill (at most the
+    # transport's concurrency) can arrive twice - Telegram offers no idempotent send.
     third = list(range(5_600_000_201, 5_600_000_231))
     ids = push_starts(api, third)
     await api.wait_for_all(to_any(third), len(third), timeout=30)  # type: ignore[arg-type]
@@ -166,7 +187,9 @@ async def test_kill_9_after_replies_before_ack_then_restart(
     await bot.start(api)
     await api.wait_until_confirmed(ids[-1], timeout=30)
     counts = replies(api, third)
-    assert max(counts.values()) <= REPLIES_PER_START, "a reply was delivered twice"
+    assert all(counts[u] >= REPLIES_PER_START for u in third), "a reply was lost"
+    twice = [u for u in third if counts[u] > REPLIES_PER_START]
+    assert len(twice) <= 8, f"more duplicates than replies in flight: {len(twice)}"
     assert not api.pending_updates
     log = bot.log_path.read_text(encoding="utf-8")
     assert "telegram transport started" in log
@@ -174,11 +197,6 @@ async def test_kill_9_after_replies_before_ack_then_restart(
     assert api.token not in log
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: replies are sent after the commit and not persisted; a crash in between "
-    "loses them because the redelivered update is dropped as a duplicate (needs an outbox)",
-)
 async def test_kill_9_between_commit_and_send_loses_no_reply(
     api: FakeBotApi, bot: BotProcess
 ) -> None:

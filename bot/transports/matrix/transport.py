@@ -128,6 +128,8 @@ class MatrixTransport:
     """A Matrix bot account: direct chats with people, staff rooms and case rooms."""
 
     platform = Platform.MATRIX
+    #: Undelivered events come again after a crash: the core keeps replies until sent.
+    redelivers = True
 
     def __init__(
         self,

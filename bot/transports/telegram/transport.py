@@ -225,6 +225,8 @@ class TelegramTransport:
     """
 
     platform = Platform.TELEGRAM
+    #: Undelivered events come again after a crash: the core keeps replies until sent.
+    redelivers = True
 
     def __init__(
         self,
@@ -637,6 +639,9 @@ class TelegramTransport:
             if message.kind is OutKind.VANISH:
                 await self._vanish(message)
                 return None
+            if message.kind is OutKind.FORGET:
+                await self._forget(message)
+                return None
             if (
                 message.kind is OutKind.CASE_OPENED
                 and message.case_code
@@ -763,6 +768,21 @@ class TelegramTransport:
                             what="deleteMessage",
                             quiet=True,
                         )
+
+    async def _forget(self, message: OutboundMessage) -> None:
+        """Delete a case's forum topic once its retention passed (plain groups: nothing)."""
+        if message.address.thread_id is None:
+            return
+        with contextlib.suppress(SendFailed):
+            await self._call(
+                partial(
+                    self.bot.delete_forum_topic,
+                    chat_id(message.address.chat_id),
+                    int(message.address.thread_id),
+                ),
+                what="deleteForumTopic",
+                quiet=True,
+            )
 
     # ------------------------------------------------------------------ retries
 
