@@ -36,6 +36,9 @@ NOISY = (
     "asyncio",
     "alembic",
 )
+#: Loggers that put message content into errors (matrix-nio logs a whole invalid event,
+#: body and sender included, at ERROR): silenced; the transports log by type only.
+SILENT = ("nio",)
 
 
 def redact(text: str) -> str:
@@ -85,4 +88,6 @@ def setup_logging(level: str = "INFO", stream: Any = None) -> logging.Handler:
     root.setLevel(level.upper())
     for name in NOISY:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    for name in SILENT:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     return handler

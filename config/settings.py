@@ -92,6 +92,11 @@ class TelegramSettings(BaseModel):
     write_timeout: float = 10.0
     pool_timeout: float = 5.0
     poll_timeout: int = 30
+    concurrency: int = Field(8, ge=1, le=64, description="updates handled at the same time")
+    http_backend: Literal["httpx", "aiohttp"] = Field(
+        "httpx", description="aiohttp: less CPU per Bot API call (docs/PERFORMANCE.md)"
+    )
+    group_per_minute: int = Field(20, ge=1, description="messages per minute into one group")
 
 
 class MatrixSettings(BaseModel):

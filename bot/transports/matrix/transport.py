@@ -510,8 +510,13 @@ class MatrixTransport:
             if attachment is None:
                 return None
         elif isinstance(event, RoomMessage):
-            content: dict[str, Any] = event.source.get("content", {})
-            relates = content.get("m.relates_to") or {}
+            source = event.source if isinstance(event.source, dict) else {}
+            content = source.get("content")
+            if not isinstance(content, dict):
+                return None
+            relates = content.get("m.relates_to")
+            if not isinstance(relates, dict):
+                relates = {}
             if relates.get("rel_type") == "m.replace":
                 return None  # edits would re-answer a question; the original counted
             msgtype = content.get("msgtype")

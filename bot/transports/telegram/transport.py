@@ -158,6 +158,9 @@ class TelegramConfig:
             write_timeout=tg.write_timeout,
             pool_timeout=tg.pool_timeout,
             poll_timeout=tg.poll_timeout,
+            concurrency=tg.concurrency,
+            http_backend=tg.http_backend,
+            group_per_minute=tg.group_per_minute,
         )
 
 
