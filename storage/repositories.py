@@ -9,16 +9,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import String, and_, bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.keystore import KeyStore
-from storage.models import Case, CaseEvent, Contact, HeldMessage, ProcessedUpdate
+from storage.models import Case, CaseEvent, Contact, HeldMessage, UTCDateTime
 from storage.vault import aad
 
 OPEN_STATUSES = ("new", "claimed", "active", "waiting")
@@ -107,11 +105,12 @@ _LOAD_CONTACT = (
     .where(Contact.pseudonym.in_(bindparam("p", expanding=True)))
     .limit(1)
 )
-_UPDATES = cast(Table, ProcessedUpdate.__table__)
-_DEDUP = {
-    "sqlite": sqlite_insert(_UPDATES).on_conflict_do_nothing(),
-    "postgresql": pg_insert(_UPDATES).on_conflict_do_nothing(),
-}
+#: A text statement so SQLAlchemy compiles it once (dialect ``on_conflict_do_nothing``
+#: constructs are recompiled on every call); SQLite >= 3.24 and PostgreSQL both speak it.
+_DEDUP = text(
+    "INSERT INTO processed_updates (key, delete_after) VALUES (:key, :delete_after) "
+    "ON CONFLICT DO NOTHING"
+).bindparams(bindparam("key", type_=String()), bindparam("delete_after", type_=UTCDateTime()))
 
 
 class Contacts:
@@ -243,7 +242,6 @@ class Updates:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self._dialect = session.bind.dialect.name if session.bind else "sqlite"
 
     @staticmethod
     def key(platform: str, update_id: str) -> str:
@@ -253,7 +251,7 @@ class Updates:
     async def first_time(self, platform: str, update_id: str, delete_after: datetime) -> bool:
         """Record an update id; False when it was processed before."""
         values = {"key": self.key(platform, update_id), "delete_after": delete_after}
-        result = await self.session.execute(_DEDUP[self._dialect], values)
+        result = await self.session.execute(_DEDUP, values)
         return bool(getattr(result, "rowcount", 0) == 1)
 
 
