@@ -157,12 +157,18 @@ class Router:
                 out, contact_id = await self._person(uow, svc, msg)
                 return Handled(out, contact_id, uow.jobs, self._stash(uow, out, key))
         except Busy:
-            t = translator(pick_locale(msg.locale))
-            return Handled([OutboundMessage(msg.address, t("limits.busy"))])
+            return self._fallback(msg, "limits.busy")
         except Exception as exc:  # one bad update must never stop the bot
             log.error("handling failed: %s", type(exc).__name__, exc_info=True)
-            t = translator(pick_locale(msg.locale))
-            return Handled([OutboundMessage(msg.address, t("error.generic"))])
+            return self._fallback(msg, "error.generic")
+
+    def _fallback(self, msg: InboundMessage, key: str) -> Handled:
+        """A kind answer when nothing could be stored - with the crisis numbers if needed."""
+        t = translator(pick_locale(msg.locale))
+        out = [OutboundMessage(msg.address, t(key))]
+        if msg.text and is_crisis(msg.text):
+            out.insert(0, OutboundMessage(msg.address, t("crisis"), urgent=True))
+        return Handled(out)
 
     def _stash(self, uow: UnitOfWork, out: list[OutboundMessage], key: str | None) -> str | None:
         """Keep the replies (encrypted) in the same transaction until they were sent."""

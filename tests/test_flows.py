@@ -280,3 +280,18 @@ async def test_privacy_notice_says_what_the_platform_can_see(directory: object) 
         notice = tr.replies[-1].text
         assert words in notice
         assert "Ende-zu-Ende" in notice
+
+
+async def test_crisis_numbers_go_out_even_when_the_database_fails(
+    harness: Harness, monkeypatch: object
+) -> None:
+    import handlers.intake as intake_mod
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(intake_mod, "step", broken)  # type: ignore[attr-defined]
+    got = await harness.say("p11", "Ich will mich umbringen")
+    assert got[0].urgent
+    assert "110" in got[0].text
+    assert "schiefgegangen" in got[1].text
