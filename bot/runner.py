@@ -1,9 +1,10 @@
 """Run the app until SIGTERM / SIGINT: start, report readiness, stop cleanly.
 
-Readiness is reported three ways once every transport has finished its first
-round (``wait_ready`` where a transport has one): a log line ``ready``, an optional
-ready file (for container health checks; removed on stop) and systemd's
-``READY=1`` when ``NOTIFY_SOCKET`` is set. On a signal the transports stop first
+SIGHUP reloads the programme directory (access changes take effect at once; a
+broken file keeps the old one). Readiness is reported three ways once every
+transport has finished its first round (``wait_ready`` where a transport has
+one): a log line ``ready``, an optional ready file (for container health checks;
+removed on stop) and systemd's ``READY=1`` when ``NOTIFY_SOCKET`` is set. On a signal the transports stop first
 (each finishes the update in hand), then the database closes.
 """
 
@@ -71,6 +72,15 @@ async def _ready(app: Runnable, limit: float) -> None:
             await asyncio.gather(*waits)
 
 
+def _reload(reload: Callable[[], None]) -> None:
+    """SIGHUP: read the programme directory again (e.g. a counsellor was removed)."""
+    try:
+        reload()
+        log.info("directory reloaded")
+    except Exception as exc:  # a broken file keeps the old directory in force
+        log.error("directory not reloaded, the old one stays in force: %s", type(exc).__name__)
+
+
 async def run_until_stopped(
     app: Runnable,
     *,
@@ -92,9 +102,15 @@ async def run_until_stopped(
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     installed = []
-    for sig in _SIGNALS:
+    handlers: list[tuple[signal.Signals, Callable[[], None]]] = [
+        (sig, stop.set) for sig in _SIGNALS
+    ]
+    reload = getattr(app, "reload_directory", None)
+    if callable(reload):
+        handlers.append((signal.SIGHUP, lambda: _reload(reload)))
+    for sig, handler in handlers:
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, handler)
             installed.append(sig)
         except (NotImplementedError, RuntimeError):  # not the main thread / platform
             pass

@@ -74,3 +74,37 @@ async def test_not_ready_in_time_still_stops(tmp_path: Path) -> None:
     with pytest.raises(TimeoutError):
         await run_until_stopped(app, ready_timeout=0.05)
     assert app.calls == ["start", "stop"]
+
+
+async def test_sighup_reloads_the_directory_and_a_broken_one_is_survived(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = FakeApp()
+    reloaded = asyncio.Event()
+    attempts: list[int] = []
+
+    def reload_directory() -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ValueError("broken yaml")
+        reloaded.set()
+
+    app.reload_directory = reload_directory  # type: ignore[attr-defined]
+    is_ready = asyncio.Event()
+    monkeypatch.setattr(
+        "bot.runner._sd_notify", lambda state: is_ready.set() if state == "READY=1" else None
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_until_stopped(app, stop=stop))
+    async with asyncio.timeout(5):
+        await is_ready.wait()
+    os.kill(os.getpid(), signal.SIGHUP)  # the first reload fails: the app keeps running
+    os.kill(os.getpid(), signal.SIGHUP)
+    async with asyncio.timeout(5):
+        await reloaded.wait()
+    assert len(attempts) == 2
+    assert not task.done()
+    stop.set()
+    async with asyncio.timeout(5):
+        await task
+    assert app.calls == ["start", "stop"]
