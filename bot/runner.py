@@ -4,8 +4,9 @@ SIGHUP reloads the programme directory (access changes take effect at once; a
 broken file keeps the old one). Readiness is reported three ways once every
 transport has finished its first round (``wait_ready`` where a transport has
 one): a log line ``ready``, an optional ready file (for container health checks;
-removed on stop) and systemd's ``READY=1`` when ``NOTIFY_SOCKET`` is set. On a signal the transports stop first
-(each finishes the update in hand), then the database closes.
+removed on stop) and systemd's ``READY=1`` when ``NOTIFY_SOCKET`` is set. On a
+signal the transports stop first (each finishes the update in hand), then the
+database closes.
 """
 
 from __future__ import annotations
