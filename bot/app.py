@@ -117,6 +117,7 @@ class App:
             self.clock,
             self.threads,
             self.limits,
+            relay_attachments=self.settings.relay_attachments,
         )
         await self.threads.load(self.db)
         if self.scheduler is not None:

@@ -41,6 +41,9 @@ class OutKind(enum.StrEnum):
       as the platform allows); no text is sent.
     * ``FORGET``: a case's thread (topic / case room) has passed its retention:
       leave, close or delete it as far as the platform allows; no text is sent.
+    * ``COPY``: copy the platform message ``refs[0]`` of chat ``copy_from`` into
+      ``address`` with ``text`` as its label (photos, voice, files: relayed, never
+      stored, never forwarded). Across platforms only the label can be sent.
     """
 
     TEXT = "text"
@@ -48,6 +51,7 @@ class OutKind(enum.StrEnum):
     CASE_CLAIMED = "case_claimed"
     VANISH = "vanish"
     FORGET = "forget"
+    COPY = "copy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +131,7 @@ class OutboundMessage:
     contact_id: str | None = field(default=None, repr=False)
     refs: tuple[str, ...] = field(default=(), repr=False)
     invite: tuple[str, ...] = field(default=(), repr=False)
+    copy_from: Address | None = field(default=None, repr=False)
 
     @property
     def flat_buttons(self) -> list[Button]:
@@ -162,6 +167,11 @@ def outbound_to_dict(m: OutboundMessage) -> dict[str, Any]:
         "i": m.contact_id,
         "r": list(m.refs),
         "v": list(m.invite),
+        "f": (
+            [m.copy_from.platform.value, m.copy_from.chat_id, m.copy_from.thread_id]
+            if m.copy_from
+            else None
+        ),
     }
 
 
@@ -179,4 +189,5 @@ def outbound_from_dict(d: dict[str, Any]) -> OutboundMessage:
         contact_id=d["i"],
         refs=tuple(d["r"]),
         invite=tuple(d["v"]),
+        copy_from=(Address(Platform(d["f"][0]), d["f"][1], d["f"][2]) if d.get("f") else None),
     )

@@ -101,6 +101,8 @@ class Router:
         clock: Clock,
         threads: ThreadMap | None = None,
         limits: Limits | None = None,
+        *,
+        relay_attachments: bool = False,
     ) -> None:
         self.db = db
         self.vault = vault
@@ -110,6 +112,7 @@ class Router:
         self.clock = clock
         self.threads = threads or ThreadMap()
         self.limits = limits or Limits()
+        self.relay_attachments = relay_attachments
         #: Store replies until sent (on for transports that redeliver after a crash).
         self.outbox = False
         self._ctx = intake.IntakeContext(
@@ -119,12 +122,15 @@ class Router:
                 "held_days": retention.held_message_days,
                 "case_days": retention.inactive_case_days,
             },
+            relay_attachments=relay_attachments,
         )
 
     def use_directory(self, directory: Directory) -> None:
         """Switch to a reloaded directory (access changes take effect at once)."""
         self.directory = directory
-        self._ctx = intake.IntakeContext(directory, self._ctx.retention)
+        self._ctx = intake.IntakeContext(
+            directory, self._ctx.retention, relay_attachments=self.relay_attachments
+        )
 
     async def handle(self, msg: InboundMessage) -> Handled:
         """Process one message in one transaction; never raises."""
@@ -149,7 +155,13 @@ class Router:
                 key = Updates.key(msg.platform.value, msg.update_id) if msg.update_id else None
                 svc = CaseService(uow, self.directory, self.retention)
                 if roles:
-                    out = await staff.handle(svc, roles, msg, self.threads.case_at(msg.address))
+                    out = await staff.handle(
+                        svc,
+                        roles,
+                        msg,
+                        self.threads.case_at(msg.address),
+                        relay_attachments=self.relay_attachments,
+                    )
                     return Handled(out, None, uow.jobs, self._stash(uow, out, key))
                 if msg.chat_kind is ChatKind.GROUP:
                     log.info("message from a non-staff account in a group ignored")
@@ -319,6 +331,12 @@ class Router:
                 await self._referral(uow, tr, effect.data["code"])
             elif kind == "transfer_answer":
                 out.extend(await svc.transfer_answer(person, bool(effect.data["yes"]), t))
+            elif kind == "relay_attachment" and msg.message_ref:
+                out.extend(
+                    await svc.attachment_from_person(
+                        person, msg.address, msg.message_ref, str(effect.data["kind"]), t
+                    )
+                )
             elif kind == "followups":
                 out.extend(await svc.person_followups(person, bool(effect.data["paused"]), t))
         touch(contact, state=tr.state)

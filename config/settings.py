@@ -143,6 +143,10 @@ class Settings(BaseSettings):
     directory_path: Path = EXAMPLE_DIRECTORY
     log_level: str = "INFO"
     default_locale: Literal["de", "en"] = "de"
+    relay_attachments: bool = Field(
+        False, description="copy photos / voice / files between person and counsellor"
+        " once a case is claimed (never stored); off: people are asked to write text",
+    )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     crypto: CryptoSettings = Field(default_factory=CryptoSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)

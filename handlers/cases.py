@@ -9,7 +9,7 @@ can put them into the case's topic or room.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -354,6 +354,28 @@ class CaseService:
                 out.append(self.to_person(person, t("case.away", text=away.text)))
         return out
 
+    async def attachment_from_person(
+        self, person: Person, source: Address, ref: str, kind: str, t: Translator
+    ) -> list[OutboundMessage]:
+        """Copy a photo / voice message / file of the person to the case's staff (not stored)."""
+        case = await self.open_case_of(person)
+        if case is None:
+            return [self.to_person(person, t("case.none"))]
+        programme = self.programme_of(case)
+        if case.status == "new" or programme is None:
+            return [self.to_person(person, t("attachment.later"))]
+        expiry = self.case_expiry()
+        touch(case, last_activity_at=hour(self.now), delete_after=expiry)
+        touch(person.contact, delete_after=expiry)
+        if case.status == "waiting":
+            self.set_status(case, "active")
+        st = self.staff_t(programme)
+        label = st("staff.relay.attachment", code=case.code, kind=st(f"attachment.{_kind(kind)}"))
+        return [
+            replace(m, kind=OutKind.COPY, copy_from=source, refs=(ref,))
+            for m in self.to_staff(programme, label, case=case)
+        ]
+
     async def mark_urgent(self, person: Person) -> list[OutboundMessage]:
         """Flag the person (and an open case) urgent; alert staff at once."""
         person.contact.urgent = True
@@ -595,6 +617,23 @@ class CaseService:
             text=text,
         )
         return [self.to_person(person, body)]
+
+    async def attachment_to_person(
+        self, case: Case, role: StaffRole, source: Address, ref: str
+    ) -> list[OutboundMessage]:
+        """Copy a counsellor's photo / file to the person under alias and programme name."""
+        person = await self.person_of(case)
+        if person is None:
+            st = self.staff_t(role.programme)
+            return self.to_staff(role.programme, st("staff.case.gone", code=case.code), case=case)
+        pt = translator(person.contact.locale)
+        label = pt(
+            "relay.attachment_from_counsellor",
+            alias=role.member.alias,
+            programme=role.programme.name,
+        )
+        message = self.to_person(person, label)
+        return [replace(message, kind=OutKind.COPY, copy_from=source, refs=(ref,))]
 
     async def close(self, case: Case, role: StaffRole, outcome: str) -> list[OutboundMessage]:
         """Close a case with an outcome; its keys are shredded after the grace period."""
@@ -844,6 +883,13 @@ class CaseService:
             if p.kind is Kind.COORDINATION and case.region in p.states and p.staff_rooms:
                 return p
         return programme
+
+
+ATTACHMENT_KINDS = ("photo", "voice", "video", "audio", "document", "sticker")
+
+
+def _kind(kind: str) -> str:
+    return kind if kind in ATTACHMENT_KINDS else "document"
 
 
 def _find_member(programme: Programme, who: str) -> StaffMember | None:

@@ -88,6 +88,7 @@ class IntakeContext:
     directory: Directory
     retention: dict[str, int]
     has_case: bool = False
+    relay_attachments: bool = False
 
 
 def command_of(msg: InboundMessage) -> str | None:
@@ -180,6 +181,9 @@ def step(
             effects.append(Effect("mark_urgent"))
 
     if msg.attachment:
+        if state is State.CASE and ctx.relay_attachments and msg.message_ref:
+            effects.append(Effect("relay_attachment", {"kind": msg.attachment}))
+            return Transition(state.value, profile, replies, effects)
         return Transition(state.value, profile, [*replies, Reply(t("error.attachment"))], effects)
     if len(msg.text) > MAX_TEXT:
         too_long = Reply(t("error.too_long", max=MAX_TEXT))

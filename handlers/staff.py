@@ -91,7 +91,12 @@ def parse(msg: InboundMessage) -> tuple[str | None, str]:
 
 
 async def handle(
-    svc: CaseService, roles: list[StaffRole], msg: InboundMessage, case_hint: str | None = None
+    svc: CaseService,
+    roles: list[StaffRole],
+    msg: InboundMessage,
+    case_hint: str | None = None,
+    *,
+    relay_attachments: bool = False,
 ) -> list[OutboundMessage]:
     """Answer one staff message."""
     st = translator(roles[0].member.locale)
@@ -100,6 +105,8 @@ async def handle(
     def say(key: str, **params: object) -> list[OutboundMessage]:
         return [OutboundMessage(here, st(key, **params), protect=False)]
 
+    if msg.attachment:
+        return await _attachment(svc, roles, msg, case_hint, relay_attachments, say)
     cmd, rest = parse(msg)
     if cmd is None:
         if not rest:
@@ -192,6 +199,29 @@ async def _erase(
         return [OutboundMessage(msg.address, text, ((button,),), protect=False)]
     pt = translator(person.contact.locale)
     return await svc.erase(person, pt, receipt=True, staff_text="staff.erase.done")
+
+
+async def _attachment(
+    svc: CaseService,
+    roles: list[StaffRole],
+    msg: InboundMessage,
+    case_hint: str | None,
+    enabled: bool,
+    say: Say,
+) -> list[OutboundMessage]:
+    """A counsellor's photo / file in a case's thread (or after /claim): copy it over."""
+    if not enabled or not msg.message_ref:
+        return say("staff.attachment.off")
+    if case_hint is None:
+        latest = await svc.uow.cases.latest_claimed_by([r.key for r in roles])
+        case_hint = latest.code if latest else None
+    case = await svc.uow.cases.by_code(case_hint) if case_hint else None
+    role = _authorise(case, roles)
+    if case is None or role is None or not role.counsellor:
+        return say("staff.no_current")
+    if case.status in ("new", "closed") or role.key not in await svc.members(case):
+        return say("staff.not_yours", code=case.code)
+    return await svc.attachment_to_person(case, role, msg.address, msg.message_ref)
 
 
 def _code_and_text(rest: str, hint: str | None) -> tuple[str | None, str]:

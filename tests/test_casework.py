@@ -608,3 +608,47 @@ async def test_case_thread_is_forgotten_once_retention_passed(settings: Settings
         assert app.threads.thread_of(code, transport.platform) is None
     finally:
         await app.stop()
+
+
+async def test_attachments_relayed_by_copy_once_claimed_when_switched_on(
+    settings: Settings,
+) -> None:
+    settings.relay_attachments = True
+    clock = FakeClock(OFFICE_TIME)
+    transport = MemoryTransport(threads=True)
+    app = App(settings, [transport], clock=clock, directory=directory_without())
+    await app.start()
+    try:
+        w = World(app, transport, clock)
+        code = await w.open("p1")
+        w.t.pop("alpha-room")
+        await w.t.push("p1", attachment="photo")
+        assert "sobald deine Anfrage übernommen" in texts(w.t.pop("p1"))
+        await w.staff("a1", "/claim", thread=code)
+        w.t.pop("p1")
+        await w.t.push("p1", attachment="photo")
+        [copy] = [m for m in w.t.pop("alpha-room") if m.kind is OutKind.COPY]
+        assert copy.copy_from is not None
+        assert copy.copy_from.chat_id == "p1"
+        assert copy.refs
+        assert copy.text == f"[{code}] (Foto)"
+        assert copy.address.thread_id == code
+        await w.t.push("a1", chat="alpha-room", group=True, thread=code, attachment="document")
+        [back] = [m for m in w.t.pop("p1") if m.kind is OutKind.COPY]
+        assert back.text == "Alex (Alpha MV):"
+        assert back.copy_from is not None
+        assert back.copy_from.chat_id == "alpha-room"
+    finally:
+        await app.stop()
+
+
+async def test_attachments_are_declined_kindly_when_switched_off(world: World) -> None:
+    w = world
+    code = await w.open("p1")
+    await w.staff("a1", f"/claim {code}")
+    w.t.pop("p1")
+    await w.t.push("p1", attachment="voice")
+    assert "Bitte schreib uns Text" in texts(w.t.pop("p1"))
+    assert not [m for m in w.t.pop("alpha-room") if m.kind is OutKind.COPY]
+    await w.t.push("a1", chat="alpha-room", group=True, attachment="photo")
+    assert "ausgeschaltet" in texts(w.t.pop("alpha-room"))

@@ -834,6 +834,37 @@ class FakeBotApi:
         chat.messages[message["message_id"]] = copy.deepcopy(message)
         return self._enqueue({"message": message})
 
+    def push_photo(
+        self,
+        chat_id: int,
+        user_id: int,
+        *,
+        caption: str | None = None,
+        message_thread_id: int | None = None,
+    ) -> JSON:
+        """Queue a photo message (kept like a text message, so the bot can copy it)."""
+        update = self.push_message(
+            chat_id,
+            user_id,
+            "",
+            message_thread_id=message_thread_id,
+            is_topic_message=message_thread_id is not None,
+        )
+        message = update["message"]
+        del message["text"]
+        message["photo"] = [
+            {
+                "file_id": self.add_file(b"\x89PNG", kind="photos", name="p.png"),
+                "file_unique_id": f"u{message['message_id']}",
+                "width": 1,
+                "height": 1,
+            }
+        ]
+        if caption:
+            message["caption"] = caption
+        self._chats[chat_id].messages[message["message_id"]] = copy.deepcopy(message)
+        return update
+
     def push_callback(
         self,
         chat_id: int,

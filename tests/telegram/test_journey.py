@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 
-from tests.fakes.telegram_api import ApiCall
+from bot.clock import FakeClock
+from config.directory import Directory
+from config.settings import Settings
+from tests.fakes.telegram_api import ApiCall, FakeBotApi
 from tests.telegram.conftest import (
     COUNSELLOR,
     COUNSELLOR_FIRST_NAME,
@@ -16,6 +19,7 @@ from tests.telegram.conftest import (
     FORUM,
     Tg,
     payload,
+    start_tg,
     texts,
 )
 
@@ -178,3 +182,31 @@ async def test_deep_link_start_payload_reaches_the_core(tg: Tg) -> None:
     async with tg.app.db.transaction() as s:
         case = (await s.execute(select(Case))).scalar_one()
     assert (case.programme_id, case.source) == ("jump", "poster-schwerin")
+
+
+async def test_photos_are_copied_never_forwarded_once_claimed(
+    api: FakeBotApi, settings: Settings, clock: FakeClock, directory: Directory
+) -> None:
+    settings.relay_attachments = True
+    tg = await start_tg(api, settings, clock, directory)
+    try:
+        await tg.say(PERSON, "/start")
+        for answer in INTAKE:
+            await tg.press(PERSON, answer)
+        got = await tg.say(PERSON, "Hallo")
+        code = CODE.search("\n".join(texts(got, PERSON)))
+        assert code is not None
+        [(topic, _)] = api.topics_in(FORUM).items()
+        await tg.press(COUNSELLOR, f"claim:{code.group()}", chat=FORUM, **staff_profile())
+        since = len(api.sent)
+        await tg.handled(api.push_photo(PERSON, PERSON))
+        copies = [c for c in api.sent[since:] if c["method"] == "copyMessage"]
+        assert len(copies) == 1
+        params = copies[0]["params"]
+        assert (params["chat_id"], params["from_chat_id"]) == (FORUM, PERSON)
+        assert params["message_thread_id"] == topic
+        assert params["caption"] == f"[{code.group()}] (Foto)"
+        assert copies[0]["ok"], copies[0]
+        assert not api.calls("forwardMessage")
+    finally:
+        await tg.app.stop()

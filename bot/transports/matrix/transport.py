@@ -89,6 +89,8 @@ from config.settings import ConfigError, Settings, decode_key
 __all__ = ["MatrixError", "MatrixTransport"]
 
 log = logging.getLogger(__name__)
+#: Media events whose content is kept in memory for copying.
+MEDIA_MEMORY = 256
 
 #: State event the bot puts into the rooms it creates (case rooms): never a DM.
 ROOM_MARKER: Final = "org.ausweg.room"
@@ -166,6 +168,8 @@ class MatrixTransport:
         self._marked: OrderedDict[str, bool] = OrderedDict()
         self._last_buttons: OrderedDict[str, tuple[Button, ...]] = OrderedDict()
         self._event_buttons: OrderedDict[str, tuple[Button, ...]] = OrderedDict()
+        #: Content of recent media events (memory only) so a claimed case can copy them.
+        self._media: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._pending: OrderedDict[str, tuple[str, MegolmEvent, float]] = OrderedDict()
         self._asked: OrderedDict[str, bool] = OrderedDict()
         #: Counters for tests and health checks (no identifiers).
@@ -529,6 +533,9 @@ class MatrixTransport:
                 attachment = attachment_kind(str(msgtype))
                 if attachment is None:
                     return None  # notices (other bots), unknown types
+                self._media[event.event_id] = content
+                while len(self._media) > MEDIA_MEMORY:
+                    self._media.popitem(last=False)
         else:
             return None
         kind = await self._chat_kind(room)
@@ -616,6 +623,8 @@ class MatrixTransport:
         if message.kind is OutKind.FORGET:
             await self._forget(message.address.chat_id)
             return None
+        if message.kind is OutKind.COPY:
+            return await self._copy(message)
         if message.kind is OutKind.CASE_CLAIMED:
             return await self._case_claimed(message)
         event_id = await self._post(message.address.chat_id, message.text, message.flat_buttons)
@@ -750,6 +759,30 @@ class MatrixTransport:
         self._last_buttons.pop(room_id, None)
         if failed:
             log.info("matrix: %d message(s) could not be redacted", failed)
+
+    async def _copy(self, message: OutboundMessage) -> SendResult | None:
+        """Re-send a media event's content (kept in memory only) under the label.
+
+        The content of an encrypted attachment carries its own file key, so it can be
+        sent into another encrypted room; the file itself is never downloaded or stored.
+        """
+        event_id = await self._post(message.address.chat_id, message.text)
+        source = message.copy_from
+        content = self._media.get(message.refs[0]) if message.refs else None
+        if source is None or source.platform is not Platform.MATRIX or content is None:
+            return SendResult(ref=event_id)
+        client = self._require_client()
+        async with self._lock:
+            await self._ensure_room(message.address.chat_id)
+            response = await client.room_send(
+                message.address.chat_id,
+                "m.room.message",
+                dict(content),
+                ignore_unverified_devices=True,
+            )
+        if not isinstance(response, RoomSendResponse):
+            raise MatrixError(f"copying failed: {getattr(response, 'status_code', None)}")
+        return SendResult(ref=response.event_id)
 
     async def _forget(self, room_id: str) -> None:
         """Leave and forget a case room whose retention passed; failures are ignored."""

@@ -645,6 +645,8 @@ class TelegramTransport:
             if message.kind is OutKind.FORGET:
                 await self._forget(message)
                 return None
+            if message.kind is OutKind.COPY:
+                return await self._copy(message)
             if (
                 message.kind is OutKind.CASE_OPENED
                 and message.case_code
@@ -771,6 +773,29 @@ class TelegramTransport:
                             what="deleteMessage",
                             quiet=True,
                         )
+
+    async def _copy(self, message: OutboundMessage) -> SendResult | None:
+        """copyMessage with the label as caption (never forwardMessage: no "forwarded from").
+
+        From another platform only the label can be sent.
+        """
+        source = message.copy_from
+        if source is None or source.platform is not Platform.TELEGRAM or not message.refs:
+            return await self._send_text(message, message.address)
+        sent = await self._call(
+            partial(
+                self.bot.copy_message,
+                chat_id=chat_id(message.address.chat_id),
+                from_chat_id=chat_id(source.chat_id),
+                message_id=int(message.refs[0].split(",")[0]),
+                caption=message.text[:1024] or None,
+                message_thread_id=thread_id(message.address.thread_id),
+                protect_content=message.protect,
+            ),
+            what="copyMessage",
+        )
+        self.stats.sent += 1
+        return SendResult(ref=str(sent.message_id))
 
     async def _forget(self, message: OutboundMessage) -> None:
         """Delete a case's forum topic once its retention passed (plain groups: nothing)."""
