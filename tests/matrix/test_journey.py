@@ -291,3 +291,63 @@ async def test_crash_after_commit_redelivers_without_duplicate_replies(
         assert sum("Wer schreibt" in b for b in bodies) == 1
     finally:
         await person.close()
+
+
+async def test_image_is_copied_into_the_case_room_when_switched_on(
+    synapse: SynapseServer, tmp_path: Path, directory: Directory
+) -> None:
+    tag = secrets.token_hex(3)
+    bot_user = await synapse.register_async(f"bot-{tag}", secrets.token_urlsafe(12))
+    person = await new_peer(synapse, "photo")
+    counsellor = await new_peer(synapse, "counsellor")
+    staff_room = await create_room(counsellor, [bot_user.user_id], direct=False, name="Team")
+    settings = bot_settings(tmp_path / "data", synapse, bot_user)
+    settings.relay_attachments = True
+    transport = MatrixTransport(settings, staff_rooms=[staff_room], sync_timeout_ms=5000)
+    jump = matrix_directory(directory, counsellor.user_id, staff_room)
+    try:
+        async with running(settings, [transport], jump):
+            await joined(counsellor, staff_room, bot_user.user_id)
+            dm = await create_room(person, [bot_user.user_id], direct=True)
+            await joined(person, dm, bot_user.user_id)
+            code = await intake_to_case(person, dm, message="Hallo")
+            await counsellor.expect(staff_room, code)
+            case_room = await claim(counsellor, transport, staff_room, f"/claim {code}")
+            # The content is copied, never the file: no upload is needed (the test
+            # Synapse serves only the client API), any mxc:// URI will do.
+            uri = f"mxc://localhost/{tag}"
+            image = {  # an encrypted attachment as Element sends it (key travels inside)
+                "msgtype": "m.image",
+                "body": f"{tag}.png",
+                "file": {
+                    "url": uri,
+                    "hashes": {"sha256": "aGFzaA"},
+                    "iv": "aXY",
+                    "key": {
+                        "alg": "A256CTR",
+                        "k": "a2V5",
+                        "ext": True,
+                        "kty": "oct",
+                        "key_ops": ["encrypt", "decrypt"],
+                    },
+                    "v": "v2",
+                },
+                "info": {"mimetype": "image/png", "size": 10},
+            }
+            before = len(counsellor.bodies(case_room))
+            await person.client.room_send(
+                dm, "m.room.message", image, ignore_unverified_devices=True
+            )
+            got = await counsellor.expect(case_room, f"{tag}.png", before=before)
+            assert f"[{code}] (Foto)" in counsellor.bodies(case_room)[before:]
+            assert f"{tag}.png" in got
+            copied = next(
+                e
+                for e in counsellor.events[case_room][before:]
+                if e.get("content", {}).get("msgtype") == "m.image"
+            )
+            assert copied["content"]["file"]["url"] == uri
+            assert person.user_id not in json.dumps(copied)
+    finally:
+        await person.close()
+        await counsellor.close()

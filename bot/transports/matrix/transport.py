@@ -511,8 +511,9 @@ class MatrixTransport:
             source = event.source if isinstance(event.source, dict) else {}
             raw = source.get("content") if source.get("type") == "m.room.message" else None
             attachment = attachment_kind(str(raw.get("msgtype"))) if isinstance(raw, dict) else None
-            if attachment is None:
+            if attachment is None or not isinstance(raw, dict):
                 return None
+            self._remember_media(event.event_id, raw)
         elif isinstance(event, RoomMessage):
             source = event.source if isinstance(event.source, dict) else {}
             content = source.get("content")
@@ -533,9 +534,7 @@ class MatrixTransport:
                 attachment = attachment_kind(str(msgtype))
                 if attachment is None:
                     return None  # notices (other bots), unknown types
-                self._media[event.event_id] = content
-                while len(self._media) > MEDIA_MEMORY:
-                    self._media.popitem(last=False)
+                self._remember_media(event.event_id, content)
         else:
             return None
         kind = await self._chat_kind(room)
@@ -759,6 +758,11 @@ class MatrixTransport:
         self._last_buttons.pop(room_id, None)
         if failed:
             log.info("matrix: %d message(s) could not be redacted", failed)
+
+    def _remember_media(self, event_id: str, content: dict[str, Any]) -> None:
+        self._media[event_id] = content
+        while len(self._media) > MEDIA_MEMORY:
+            self._media.popitem(last=False)
 
     async def _copy(self, message: OutboundMessage) -> SendResult | None:
         """Re-send a media event's content (kept in memory only) under the label.
