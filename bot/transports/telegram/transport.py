@@ -775,7 +775,7 @@ class TelegramTransport:
                         )
 
     async def _copy(self, message: OutboundMessage) -> SendResult | None:
-        """copyMessage with the label as caption (never forwardMessage: no "forwarded from").
+        """copyMessage with the label as caption (a copy, not a forward: no "forwarded from").
 
         From another platform only the label can be sent.
         """
