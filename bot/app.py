@@ -350,6 +350,8 @@ class App:
             log.error("purge failed: %s", type(exc).__name__)
             return
         self._apply_jobs([JobChange(fid, None) for fid in report.followup_ids])
+        for room in report.rooms:  # the person's chat on platforms with rooms
+            await self.deliver(OutboundMessage(room, "", kind=OutKind.FORGET))
         for code in report.case_codes:
             for thread in self.threads.threads_of(code):
                 await self.deliver(OutboundMessage(thread, "", kind=OutKind.FORGET))

@@ -110,6 +110,10 @@ class MatrixSettings(BaseModel):
     device_id: str | None = None
     store_path: Path | None = None
     store_pickle_key: SecretStr | None = None
+    admin_purge: bool = Field(
+        False, description="the bot account is an admin of its own Synapse: rooms it forgets"
+        " after retention are also purged from the server (admin API)",
+    )
 
 
 class RetentionSettings(BaseModel):

@@ -29,6 +29,7 @@ reaches its date unwarned (the bot was down) is warned first and kept that long.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import day, hour
-from bot.messages import OutboundMessage
+from bot.messages import Address, OutboundMessage, Platform
 from config.directory import Directory
 from config.i18n import translator
 from config.settings import RetentionSettings
@@ -62,6 +63,7 @@ from storage.models import (
     StaffThread,
 )
 from storage.repositories import OPEN_STATUSES, JobChange, unit
+from storage.vault import DecryptionError, aad
 
 #: Main-database tables in the order the purge visits them (children first).
 TABLES = (
@@ -99,6 +101,8 @@ class PurgeReport:
         extended: rows whose date moved to their still-living case or contact.
         followup_ids: deleted follow-ups, so the app removes their scheduler jobs.
         case_codes: deleted cases, so the app forgets their staff threads in memory.
+        rooms: chats of expired people on platforms with rooms (Matrix), so the bot
+            leaves and forgets them.
         vacuumed: whether VACUUM ran.
         seconds: wall time.
     """
@@ -109,6 +113,7 @@ class PurgeReport:
     extended: int = 0
     followup_ids: list[str] = field(default_factory=list)
     case_codes: list[str] = field(default_factory=list)
+    rooms: list[Address] = field(default_factory=list)
     vacuumed: bool = False
     seconds: float = 0.0
 
@@ -304,10 +309,13 @@ async def _expire_contacts(
     """Delete expired contacts; their cases become anonymous statistics rows."""
     while True:
         async with db.transaction() as s:
-            stmt = select(Contact.id, Contact.key_id).where(Contact.delete_after <= now)
+            stmt = select(Contact.id, Contact.key_id, Contact.platform, Contact.address_ct).where(
+                Contact.delete_after <= now
+            )
             rows = (await s.execute(stmt.limit(batch))).all()
-            ids = [i for i, _ in rows]
-            keys = [k for _, k in rows]
+            ids = [r[0] for r in rows]
+            keys = [r[1] for r in rows]
+            await _rooms_of(keystore, rows, report)
             if ids:
                 of_them = select(*_CASE_COLUMNS).where(Case.contact_id.in_(ids))
                 cases = (await s.execute(of_them)).all()
@@ -319,6 +327,24 @@ async def _expire_contacts(
         report.counts["data_keys"] += await keystore.shred(keys)
         if len(rows) < batch:
             return
+
+
+async def _rooms_of(keystore: KeyStore, rows: Sequence[Any], report: PurgeReport) -> None:
+    """Remember the chats of expired people where the bot can leave (Matrix rooms)."""
+    wanted = [r for r in rows if r[2] == Platform.MATRIX.value]
+    if not wanted:
+        return
+    deks = await keystore.fetch([r[1] for r in wanted])
+    for contact_id, key_id, _, blob in wanted:
+        dek = deks.get(key_id)
+        if dek is None:
+            continue
+        try:
+            raw = keystore.vault.open(dek, blob, aad("contacts", "address", contact_id))
+            data = json.loads(raw)
+        except (DecryptionError, ValueError):
+            continue
+        report.rooms.append(Address(Platform.MATRIX, str(data["c"])))
 
 
 async def _expire_open_cases(

@@ -10,9 +10,11 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
+from bot.clock import FakeClock
 from bot.logsetup import setup_logging
 from bot.messages import OutKind
 from bot.transports.matrix import MatrixTransport
@@ -348,6 +350,51 @@ async def test_image_is_copied_into_the_case_room_when_switched_on(
             )
             assert copied["content"]["file"]["url"] == uri
             assert person.user_id not in json.dumps(copied)
+    finally:
+        await person.close()
+        await counsellor.close()
+
+
+async def test_rooms_are_left_and_purged_after_retention(
+    synapse: SynapseServer, tmp_path: Path, directory: Directory
+) -> None:
+    tag = secrets.token_hex(3)
+    bot_user = await synapse.register_async(f"bot-{tag}", secrets.token_urlsafe(12), admin=True)
+    person = await new_peer(synapse, "leaver")
+    counsellor = await new_peer(synapse, "counsellor")
+    staff_room = await create_room(counsellor, [bot_user.user_id], direct=False, name="Team")
+    settings = bot_settings(tmp_path / "data", synapse, bot_user)
+    settings.matrix.admin_purge = True
+    transport = MatrixTransport(settings, staff_rooms=[staff_room], sync_timeout_ms=5000)
+    jump = matrix_directory(directory, counsellor.user_id, staff_room)
+    rooms_path = "/_synapse/admin/v1/rooms/{}"
+    try:
+        async with running(settings, [transport], jump) as app:
+            await joined(counsellor, staff_room, bot_user.user_id)
+            dm = await create_room(person, [bot_user.user_id], direct=True)
+            await joined(person, dm, bot_user.user_id)
+            code = await intake_to_case(person, dm, message="Hallo")
+            await counsellor.expect(staff_room, code)
+            case_room = await claim(counsellor, transport, staff_room, f"/claim {code}")
+            await counsellor.say(case_room, "/close exit", "geschlossen")
+            await app.purge()
+            assert app.last_purge is not None
+            assert app.last_purge.rooms == []  # the person may still write for 48 h
+
+            clock = app.clock
+            assert isinstance(clock, FakeClock)
+            clock.advance(hours=49)
+            await app.purge()
+            assert [r.chat_id for r in app.last_purge.rooms] == [dm]
+            for room_id in (case_room, dm):
+                status, _ = await asyncio.to_thread(
+                    synapse.request,
+                    "GET",
+                    rooms_path.format(quote(room_id, safe="")),
+                    token=bot_user.access_token,
+                )
+                assert status == 404, room_id  # purged from the server
+            assert case_room not in transport.client.rooms  # type: ignore[union-attr]
     finally:
         await person.close()
         await counsellor.close()

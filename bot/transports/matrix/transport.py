@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -28,6 +29,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 from nio import (
     AsyncClient,
@@ -797,7 +799,26 @@ class MatrixTransport:
                 await client.room_forget(room_id)
             except Exception as exc:
                 log.info("matrix: room could not be forgotten: %s", type(exc).__name__)
+            if self._settings.matrix.admin_purge:
+                await self._purge_on_server(client, room_id)
         self._last_buttons.pop(room_id, None)
+
+    async def _purge_on_server(self, client: AsyncClient, room_id: str) -> None:
+        """Delete and purge the room on the bot's own Synapse (admin API; failures logged)."""
+        path = f"/_synapse/admin/v1/rooms/{quote(room_id, safe='')}"
+        headers = {
+            "Authorization": f"Bearer {client.access_token}",
+            "Content-Type": "application/json",
+        }
+        try:
+            response = await client.send("DELETE", path, json.dumps({"purge": True}), headers)
+            status = int(response.status)
+            response.release()
+        except Exception as exc:
+            log.warning("matrix: room purge failed: %s", type(exc).__name__)
+            return
+        if status != 200:
+            log.warning("matrix: room purge refused (HTTP %d; is the bot a server admin?)", status)
 
     def _require_client(self) -> AsyncClient:
         if self.client is None:
