@@ -118,6 +118,7 @@ class App:
             self.threads,
             self.limits,
             relay_attachments=self.settings.relay_attachments,
+            matrix_contact=self.settings.matrix.user_id if self.settings.matrix.enabled else None,
         )
         await self.threads.load(self.db)
         if self.scheduler is not None:

@@ -103,6 +103,7 @@ class Router:
         limits: Limits | None = None,
         *,
         relay_attachments: bool = False,
+        matrix_contact: str | None = None,
     ) -> None:
         self.db = db
         self.vault = vault
@@ -121,6 +122,7 @@ class Router:
                 "intake_hours": retention.intake_hours,
                 "held_days": retention.held_message_days,
                 "case_days": retention.inactive_case_days,
+                "matrix": matrix_contact or "",
             },
             relay_attachments=relay_attachments,
         )

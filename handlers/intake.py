@@ -86,7 +86,7 @@ class IntakeContext:
     """What intake decisions may read besides the message."""
 
     directory: Directory
-    retention: dict[str, int]
+    retention: dict[str, Any]
     has_case: bool = False
     relay_attachments: bool = False
 
@@ -150,12 +150,14 @@ def crisis_reply(t: Translator) -> Reply:
     return Reply(t("crisis"), urgent=True)
 
 
-def greeting(t: Translator, retention: dict[str, int], platform: str = "") -> list[Reply]:
+def greeting(t: Translator, retention: dict[str, Any], platform: str = "") -> list[Reply]:
     """Greeting, privacy notice (with what the platform itself can see) and consent."""
     notice = t("privacy.notice", **retention)
     key = f"privacy.platform.{platform}"
     if platform and t(key) != key:
         notice += "\n" + t(key)
+    if platform == "telegram" and retention.get("matrix"):
+        notice += "\n" + t("privacy.platform.telegram.matrix", **retention)
     consent = question_reply(State.CONSENT, t)
     return [Reply(t("greeting")), Reply(f"{notice}\n\n{consent.text}", consent.buttons)]
 

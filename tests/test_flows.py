@@ -295,3 +295,21 @@ async def test_crisis_numbers_go_out_even_when_the_database_fails(
     assert got[0].urgent
     assert "110" in got[0].text
     assert "schiefgegangen" in got[1].text
+
+
+async def test_telegram_notice_offers_the_matrix_route_when_configured(directory: object) -> None:
+    from bot.messages import Address, InboundMessage, Platform
+    from handlers import intake as intake_mod
+
+    msg = InboundMessage(
+        platform=Platform.TELEGRAM,
+        sender_id="1",
+        address=Address(Platform.TELEGRAM, "1"),
+        text="/start",
+    )
+    for matrix, offered in (("@ausweg:example.org", True), ("", False)):
+        retention = {"intake_hours": 48, "held_days": 14, "case_days": 90, "matrix": matrix}
+        ctx = intake_mod.IntakeContext(directory, retention)  # type: ignore[arg-type]
+        notice = intake_mod.step(ctx, "new", {}, "de", msg).replies[-1].text
+        assert ("Element" in notice) is offered
+        assert ("@ausweg:example.org" in notice) is offered
