@@ -173,3 +173,7 @@ async def harness(
         yield Harness(app, transport, clock)
     finally:
         await app.stop()
+
+
+# The casework world (tests/world.py) is a fixture for several test modules.
+from tests.world import world  # noqa: E402, F401

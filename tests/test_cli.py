@@ -108,12 +108,25 @@ def test_run_without_platform_explains_what_to_do(tmp_path: Path) -> None:
 
 def test_link_prints_a_deep_link_and_writes_a_qr_code(tmp_path: Path) -> None:
     qr = tmp_path / "poster.png"
-    proc = run(["link", "--programme", "jump", "--source", "poster-schwerin",
-                "--bot", "ausweg_test_bot", "--qr", str(qr)], tmp_path)
+    proc = run(
+        [
+            "link",
+            "--programme",
+            "jump",
+            "--source",
+            "poster-schwerin",
+            "--bot",
+            "ausweg_test_bot",
+            "--qr",
+            str(qr),
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"https://t\.me/ausweg_test_bot\?start=[A-Za-z0-9]{10}", proc.stdout)
     assert qr.read_bytes().startswith(b"\x89PNG")
-    bad = run(["link", "--programme", "nope", "--source", "x", "--bot", "ausweg_test_bot"],
-              tmp_path)
+    bad = run(
+        ["link", "--programme", "nope", "--source", "x", "--bot", "ausweg_test_bot"], tmp_path
+    )
     assert bad.returncode == 2
     assert "unknown programme" in bad.stderr

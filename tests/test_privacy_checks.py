@@ -53,8 +53,8 @@ from storage.models import (
 from storage.repositories import unit
 from storage.vault import DecryptionError
 from tests.conftest import OFFICE_TIME, PG_URL, make_settings
-from tests.test_casework import World, directory_without, texts
 from tests.test_sentinels import find
+from tests.world import World, directory_without, texts
 
 USER_ID = 7319046528
 WHO = str(USER_ID)
@@ -167,6 +167,7 @@ def leftovers(data_dir: Path, t: Trace, sentinels: tuple[str | int, ...]) -> lis
 
 @pytest.fixture
 async def world(settings: Settings, clock: FakeClock) -> AsyncIterator[World]:
+    """The casework world with forum-like threads (overrides the shared fixture)."""
     transport = MemoryTransport(threads=True)
     app = App(settings, [transport], clock=clock, directory=directory_without())
     await app.start()

@@ -7,7 +7,6 @@ exactly like the person's own /delete; the person gets the receipt.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,18 +15,7 @@ from bot.clock import FakeClock
 from bot.transports.memory import MemoryTransport
 from config.settings import Settings
 from storage.models import Case, CaseEvent, CaseNote, Contact, FollowUp, HeldMessage
-from tests.test_casework import World, directory_without, texts
-
-
-@pytest.fixture
-async def world(settings: Settings, clock: FakeClock) -> AsyncIterator[World]:
-    transport = MemoryTransport()
-    app = App(settings, [transport], clock=clock, directory=directory_without())
-    await app.start()
-    try:
-        yield World(app, transport, clock)
-    finally:
-        await app.stop()
+from tests.world import World, directory_without, texts
 
 
 async def counts(w: World) -> tuple[int, ...]:

@@ -7,34 +7,20 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from bot.app import App
 from bot.clock import FakeClock
 from bot.transports.memory import MemoryTransport
-from config.settings import Settings, new_key
+from config.settings import new_key
 from storage.report import privacy_report
 from tests.conftest import make_settings
-from tests.test_casework import World, directory_without
 from tests.test_privacy_checks import trace
+from tests.world import World, directory_without
 
 ROOT = Path(__file__).resolve().parent.parent
 USER_ID = "5550123987"
-
-
-@pytest.fixture
-async def world(settings: Settings, clock: FakeClock) -> AsyncIterator[World]:
-    transport = MemoryTransport()
-    app = App(settings, [transport], clock=clock, directory=directory_without())
-    await app.start()
-    try:
-        yield World(app, transport, clock)
-    finally:
-        await app.stop()
 
 
 async def test_privacy_report_counts_stages_and_key_versions_without_ids(world: World) -> None:

@@ -18,7 +18,6 @@ from sqlalchemy import func, insert, select
 
 from bot.app import App
 from bot.clock import FakeClock, hour
-from bot.transports.memory import MemoryTransport
 from config.settings import Settings
 from storage.db import Database
 from storage.keystore import KeyStore, StoredKey
@@ -40,7 +39,7 @@ from storage.models import (
 from storage.repositories import new_id, unit
 from storage.retention import TABLES, purge, warning_lead
 from tests.conftest import OFFICE_TIME, make_settings
-from tests.test_casework import World, directory_without, texts
+from tests.world import World, texts
 
 NOW = hour(OFFICE_TIME)
 PAST = NOW - timedelta(hours=1)
@@ -56,17 +55,6 @@ async def stores(settings: Settings) -> AsyncIterator[tuple[Database, KeyStore]]
     assert app.keystore is not None
     try:
         yield app.db, app.keystore
-    finally:
-        await app.stop()
-
-
-@pytest.fixture
-async def world(settings: Settings, clock: FakeClock) -> AsyncIterator[World]:
-    transport = MemoryTransport()
-    app = App(settings, [transport], clock=clock, directory=directory_without())
-    await app.start()
-    try:
-        yield World(app, transport, clock)
     finally:
         await app.stop()
 

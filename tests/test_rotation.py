@@ -22,7 +22,7 @@ from config.settings import Settings, new_key
 from storage.keystore import StoredKey
 from storage.models import Contact
 from storage.rotation import key_status, rotate
-from tests.test_casework import World, directory_without, texts
+from tests.world import World, directory_without, texts
 
 WHO = "rotating-person"
 HELD = "HeldBeforeRotation-Wq3"
