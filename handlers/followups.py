@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from bot.messages import OutboundMessage
 from config.i18n import translator
@@ -153,24 +153,3 @@ class FollowUpService:
             await self.uow.session.delete(row)
             self.uow.jobs.append(JobChange(row.id, None))
         return out
-
-    async def due_ids(self, now: datetime) -> list[str]:
-        """Follow-ups whose time has come."""
-        rows = await self.uow.session.execute(select(FollowUp.id).where(FollowUp.due_at <= now))
-        return [i for (i,) in rows]
-
-    async def all(self) -> list[tuple[str, datetime]]:
-        """Every follow-up with its due time (for rebuilding jobs)."""
-        rows = await self.uow.session.execute(select(FollowUp.id, FollowUp.due_at))
-        return [(i, d) for i, d in rows]
-
-    async def drop_for_cases(self, case_ids: list[str]) -> None:
-        """Remove follow-ups of cases (erasure) and their jobs."""
-        if not case_ids:
-            return
-        rows = await self.uow.session.execute(
-            select(FollowUp.id).where(FollowUp.case_id.in_(case_ids))
-        )
-        for (fid,) in rows:
-            self.uow.jobs.append(JobChange(fid, None))
-        await self.uow.session.execute(delete(FollowUp).where(FollowUp.case_id.in_(case_ids)))

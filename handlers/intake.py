@@ -87,7 +87,6 @@ class IntakeContext:
 
     directory: Directory
     retention: dict[str, Any]
-    has_case: bool = False
     relay_attachments: bool = False
 
 
