@@ -141,20 +141,22 @@ class Router:
             StaffRole(p, m)
             for p, m in self.directory.staff_roles(msg.platform.value, msg.sender_id)
         ]
+        pseudonyms: list[str] = []  # current key version first
         if not roles and msg.chat_kind is ChatKind.PRIVATE:
-            pseudonym = self.vault.pseudonym(msg.platform.value, msg.sender_id)
-            if not self.limits.allow_message(pseudonym, time.monotonic()):
-                return self._limited(msg, pseudonym)
+            pseudonyms = [
+                self.vault.pseudonym(msg.platform.value, msg.sender_id, v)
+                for v in self.vault.pseudonym_versions()
+            ]
+            if not self.limits.allow_message(pseudonyms[0], time.monotonic()):
+                return self._limited(msg, pseudonyms[0])
+        key = Updates.key(msg.platform.value, msg.update_id) if msg.update_id else None
         try:
             async with unit(self.db, self.keystore, self.clock.now()) as uow:
-                if msg.update_id and not await uow.updates.first_time(
-                    msg.platform.value,
-                    msg.update_id,
-                    hour(uow.now) + timedelta(hours=self.retention.dedup_hours),
+                if key and not await uow.updates.first_time_key(
+                    key, hour(uow.now) + timedelta(hours=self.retention.dedup_hours)
                 ):
                     log.info("duplicate update skipped")
-                    return await self._unsent(uow, Updates.key(msg.platform.value, msg.update_id))
-                key = Updates.key(msg.platform.value, msg.update_id) if msg.update_id else None
+                    return await self._unsent(uow, key)
                 svc = CaseService(uow, self.directory, self.retention)
                 if roles:
                     out = await staff.handle(
@@ -168,7 +170,7 @@ class Router:
                 if msg.chat_kind is ChatKind.GROUP:
                     log.info("message from a non-staff account in a group ignored")
                     return Handled()
-                out, contact_id = await self._person(uow, svc, msg)
+                out, contact_id = await self._person(uow, svc, msg, pseudonyms)
                 return Handled(out, contact_id, uow.jobs, self._stash(uow, out, key))
         except Busy:
             return self._fallback(msg, "limits.busy")
@@ -242,12 +244,10 @@ class Router:
             log.error("job %s failed: %s", job, type(exc).__name__, exc_info=True)
             return Handled()
 
-    async def _load(self, uow: UnitOfWork, msg: InboundMessage) -> tuple[Person, dict[str, Any]]:
+    async def _load(
+        self, uow: UnitOfWork, msg: InboundMessage, pseudonyms: list[str]
+    ) -> tuple[Person, dict[str, Any]]:
         platform = msg.platform.value
-        pseudonyms = [
-            self.vault.pseudonym(platform, msg.sender_id, v)
-            for v in self.vault.pseudonym_versions()
-        ]
         found = await uow.contacts.load(pseudonyms)
         if found is not None:
             contact, case = found
@@ -289,9 +289,9 @@ class Router:
         return Person(contact, dek, None, case_loaded=True), {}
 
     async def _person(
-        self, uow: UnitOfWork, svc: CaseService, msg: InboundMessage
+        self, uow: UnitOfWork, svc: CaseService, msg: InboundMessage, pseudonyms: list[str]
     ) -> tuple[list[OutboundMessage], str | None]:
-        person, profile = await self._load(uow, msg)
+        person, profile = await self._load(uow, msg, pseudonyms)
         contact = person.contact
         tr = intake.step(self._ctx, contact.state, profile, contact.locale, msg)
         out = [

@@ -35,7 +35,7 @@ from storage.models import (
     StaffAway,
     touch,
 )
-from storage.repositories import JobChange, UnitOfWork, new_case_code, new_id
+from storage.repositories import UnitOfWork, drop_followups, new_case_code, new_id
 
 STATS_DAYS = 3 * 365
 OUTCOMES = ("exit", "referred", "no_contact", "declined", "other")
@@ -421,11 +421,8 @@ class CaseService:
             case.pending_transfer = None
         await self.uow.session.flush()
         if case_ids:
-            rows = await self.uow.session.execute(
-                select(FollowUp.id).where(FollowUp.case_id.in_(case_ids))
-            )
-            self.uow.jobs.extend(JobChange(fid, None) for (fid,) in rows)
-            for model in (HeldMessage, CaseNote, FollowUp, CaseMember):
+            await drop_followups(self.uow, case_ids)
+            for model in (HeldMessage, CaseNote, CaseMember):
                 await self.uow.session.execute(delete(model).where(model.case_id.in_(case_ids)))
         await self.uow.contacts.delete(person.contact)
         await self.uow.session.flush()
@@ -642,11 +639,7 @@ class CaseService:
         self.event(case, case.programme_id, f"outcome:{outcome}")
         grace = hour(self.now) + timedelta(days=self.retention.closed_grace_days)
         case.delete_after = grace
-        rows = await self.uow.session.execute(
-            select(FollowUp.id).where(FollowUp.case_id == case.id)
-        )
-        self.uow.jobs.extend(JobChange(fid, None) for (fid,) in rows)
-        await self.uow.session.execute(delete(FollowUp).where(FollowUp.case_id == case.id))
+        await drop_followups(self.uow, [case.id])
         st = self.staff_t(role.programme)
         out = self.to_staff(
             role.programme, st("staff.closed", code=case.code, outcome=outcome), case=case

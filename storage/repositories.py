@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.keystore import KeyStore
-from storage.models import Case, CaseEvent, Contact, HeldMessage, UTCDateTime
+from storage.models import Case, CaseEvent, Contact, FollowUp, HeldMessage, UTCDateTime
 from storage.vault import aad
 
 OPEN_STATUSES = ("new", "claimed", "active", "waiting")
@@ -250,7 +250,11 @@ class Updates:
 
     async def first_time(self, platform: str, update_id: str, delete_after: datetime) -> bool:
         """Record an update id; False when it was processed before."""
-        values = {"key": self.key(platform, update_id), "delete_after": delete_after}
+        return await self.first_time_key(self.key(platform, update_id), delete_after)
+
+    async def first_time_key(self, key: str, delete_after: datetime) -> bool:
+        """Like :meth:`first_time` with the key already computed (see :meth:`key`)."""
+        values = {"key": key, "delete_after": delete_after}
         result = await self.session.execute(_DEDUP, values)
         return bool(getattr(result, "rowcount", 0) == 1)
 
@@ -291,3 +295,12 @@ async def unit(db: Database, keystore: KeyStore, now: datetime) -> AsyncIterator
         yield uow
         await uow.keys.before_commit()
     await uow.keys.after_commit()
+
+
+async def drop_followups(uow: UnitOfWork, case_ids: Sequence[str]) -> None:
+    """Delete the follow-ups of cases and schedule the removal of their jobs."""
+    if not case_ids:
+        return
+    rows = await uow.session.execute(select(FollowUp.id).where(FollowUp.case_id.in_(case_ids)))
+    uow.jobs.extend(JobChange(fid, None) for (fid,) in rows)
+    await uow.session.execute(delete(FollowUp).where(FollowUp.case_id.in_(case_ids)))

@@ -62,7 +62,7 @@ from storage.models import (
     StaffAway,
     StaffThread,
 )
-from storage.repositories import OPEN_STATUSES, JobChange, unit
+from storage.repositories import OPEN_STATUSES, JobChange, drop_followups, unit
 from storage.vault import DecryptionError, aad
 
 #: Main-database tables in the order the purge visits them (children first).
@@ -550,9 +550,8 @@ async def _close(svc: CaseService, case: Case) -> list[OutboundMessage]:
     case.outcome, case.pending_transfer = NO_CONTACT, None
     svc.event(case, case.programme_id, f"outcome:{NO_CONTACT}")
     case.delete_after = hour(svc.now) + timedelta(days=svc.retention.closed_grace_days)
-    rows = await uow.session.execute(select(FollowUp.id).where(FollowUp.case_id == case.id))
-    uow.jobs.extend(JobChange(fid, None) for (fid,) in rows)
-    for model in (HeldMessage, CaseNote, FollowUp, CaseMember):
+    await drop_followups(uow, [case.id])
+    for model in (HeldMessage, CaseNote, CaseMember):
         await uow.session.execute(delete(model).where(model.case_id == case.id))
     if case.contact_id is not None:
         contact = await uow.contacts.get(case.contact_id)

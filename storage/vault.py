@@ -104,8 +104,9 @@ class Vault:
         cipher = self._derived_cache.get(key)
         if cipher is None:
             master = self._master_raw[version]
-            hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                        info=b"ausweg/" + purpose.encode())
+            hkdf = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=None, info=b"ausweg/" + purpose.encode()
+            )
             cipher = self._derived_cache[key] = AESGCM(hkdf.derive(master))
         return cipher
 
