@@ -185,7 +185,9 @@ class App:
                 return  # the same replies are already on their way (drain vs. redelivery)
             self._sending.add(box)
         try:
-            for out in handled.out:
+            for index, out in enumerate(handled.out):
+                if box is not None:
+                    out = replace(out, send_key=f"{box}.{index}")
                 await self.deliver(out)
             if box is not None:
                 await self._sent(box)

@@ -119,6 +119,10 @@ class OutboundMessage:
         refs: platform message ids to delete (``VANISH``).
         invite: staff account ids to invite into a case room (``CASE_CLAIMED``;
             staff-side only, never in messages to a person).
+        copy_from: the chat an attachment to copy came from (``COPY``).
+        send_key: the same for every attempt to send this one reply (set for replies
+            kept in the outbox); transports with idempotent sends (Matrix transaction
+            ids) use it so a retry after a crash is not delivered twice.
     """
 
     address: Address
@@ -132,6 +136,7 @@ class OutboundMessage:
     refs: tuple[str, ...] = field(default=(), repr=False)
     invite: tuple[str, ...] = field(default=(), repr=False)
     copy_from: Address | None = field(default=None, repr=False)
+    send_key: str | None = field(default=None, repr=False)
 
     @property
     def flat_buttons(self) -> list[Button]:

@@ -52,13 +52,21 @@ async def test_replies_lost_in_a_crash_are_sent_after_restart(
         await crashing.push("p1", "/start", update_id="upd-1")
     assert await outbox_rows(app) == 1
     await app.stop()
+    greeting = crashing.sent[0]
+    assert greeting.send_key is not None
+    assert greeting.send_key.endswith(".0")
 
     again = MemoryTransport(redelivers=True)
     app2 = App(settings, [again], clock=clock, directory=memory_directory(directory))
     await app2.start()
     try:
-        got = [m.text for m in again.pop("p1")]
-        assert any("Bist du damit einverstanden?" in t for t in got)
+        resent = again.pop("p1")
+        assert any("Bist du damit einverstanden?" in m.text for m in resent)
+        # Each reply keeps its key across attempts (Matrix sends it as the transaction id).
+        assert resent[0].text == greeting.text
+        assert [m.send_key for m in resent] == [
+            greeting.send_key.replace(".0", f".{i}") for i in range(len(resent))
+        ]
         assert await outbox_rows(app2) == 0
         await again.push("p1", "/start", update_id="upd-1")  # the platform redelivers
         assert again.pop("p1") == []  # handled once, sent once more at most

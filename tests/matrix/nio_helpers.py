@@ -78,9 +78,13 @@ class Inbox:
         return text in self.texts or bool(self.undecrypted)
 
 
+#: Synapse's default timeline limit (10) would skip events of a busy room between syncs.
+SYNC_FILTER = {"room": {"timeline": {"limit": 200}}}
+
+
 async def sync_round(client: AsyncClient, long_poll_ms: int = 100) -> None:
     """One sync plus the key housekeeping that ``sync_forever`` would do."""
-    response = await client.sync(timeout=long_poll_ms)
+    response = await client.sync(timeout=long_poll_ms, sync_filter=SYNC_FILTER)
     if isinstance(response, SyncError):
         raise AssertionError(f"sync failed for {client.user_id}: {response}")
     if client.should_upload_keys:

@@ -364,3 +364,29 @@ async def test_restart_resumes_without_reprocessing_and_stays_cross_signed(
         DEFAULT_STORE_NAME,
         SESSION_FILE,
     ]
+
+
+async def test_a_reply_sent_again_after_a_restart_arrives_once(setup: Setup) -> None:
+    """Outbox replies carry a stable key: the homeserver de-duplicates the retry."""
+    s, person = setup, setup.person
+    reply = OutboundMessage(Address(P.MATRIX, s.dm), "Nur einmal, bitte.", send_key="k1.0")
+    first = await s.transport.send(reply)
+    assert first is not None
+    await person.expect(s.dm, "Nur einmal, bitte.")
+
+    # A crash before the outbox row was deleted: the new process sends it again.
+    await s.transport.stop()
+    transport = MatrixTransport(s.settings, staff_rooms=[s.staff_room], sync_timeout_ms=5000)
+    s.transport = transport  # the fixture stops this one
+    await _start(transport, Recorder())
+    again = await transport.send(reply)
+    assert again is not None
+    assert again.ref == first.ref  # the same event, not a second one
+    other = await transport.send(
+        OutboundMessage(Address(P.MATRIX, s.dm), "Nur einmal, bitte.", send_key="k1.1")
+    )
+    assert other is not None
+    assert other.ref != first.ref
+    await transport.send(OutboundMessage(Address(P.MATRIX, s.dm), "Ende."))
+    await person.expect(s.dm, "Ende.")  # the timeline is ordered: a duplicate came before
+    assert person.bodies(s.dm).count("Nur einmal, bitte.") == 2  # k1.0 once, k1.1 once

@@ -121,6 +121,17 @@ class MatrixError(RuntimeError):
     """The homeserver refused a login, a room or a message (after nio's retries)."""
 
 
+def _txn(message: OutboundMessage, part: str = "") -> str | None:
+    """A transaction id stable across retries of one reply (None: let nio pick one).
+
+    The homeserver answers a repeated transaction id with the event it already has,
+    so replies re-sent from the outbox after a crash are not delivered twice.
+    """
+    if message.send_key is None:
+        return None
+    return f"ausweg.{message.send_key}{'.' + part if part else ''}"
+
+
 def _remember(cache: OrderedDict[str, Any], key: str, value: Any) -> None:
     cache[key] = value
     cache.move_to_end(key)
@@ -628,10 +639,19 @@ class MatrixTransport:
             return await self._copy(message)
         if message.kind is OutKind.CASE_CLAIMED:
             return await self._case_claimed(message)
-        event_id = await self._post(message.address.chat_id, message.text, message.flat_buttons)
+        event_id = await self._post(
+            message.address.chat_id, message.text, message.flat_buttons, _txn(message)
+        )
         return SendResult(ref=event_id)
 
-    async def _post(self, room_id: str, text: str, buttons: list[Button] | None = None) -> str:
+    async def _post(
+        self,
+        room_id: str,
+        text: str,
+        buttons: list[Button] | None = None,
+        txn: str | None = None,
+    ) -> str:
+        """Send a notice; ``txn`` (a stable transaction id) makes a retry idempotent."""
         client = self._require_client()
         shown = tuple(buttons or ())
         async with self._lock:
@@ -642,6 +662,7 @@ class MatrixTransport:
                 room_id,
                 "m.room.message",
                 notice_content(text, shown),
+                tx_id=txn,
                 ignore_unverified_devices=True,
             )
         if not isinstance(response, RoomSendResponse):
@@ -702,10 +723,10 @@ class MatrixTransport:
         if code:
             self.case_rooms[code] = room_id
         self._case_room_ids.add(room_id)
-        event_id = await self._post(room_id, message.text, message.flat_buttons)
+        event_id = await self._post(room_id, message.text, message.flat_buttons, _txn(message))
         if address != room_id:
             # The team room learns that the case is taken (code and alias only).
-            await self._post(address, message.text)
+            await self._post(address, message.text, txn=_txn(message, "team"))
         return SendResult(ref=event_id, thread=Address(self.platform, room_id))
 
     def _register_room(self, room_id: str, invited: list[str]) -> None:
@@ -772,7 +793,7 @@ class MatrixTransport:
         The content of an encrypted attachment carries its own file key, so it can be
         sent into another encrypted room; the file itself is never downloaded or stored.
         """
-        event_id = await self._post(message.address.chat_id, message.text)
+        event_id = await self._post(message.address.chat_id, message.text, txn=_txn(message))
         source = message.copy_from
         content = self._media.get(message.refs[0]) if message.refs else None
         if source is None or source.platform is not Platform.MATRIX or content is None:
@@ -784,6 +805,7 @@ class MatrixTransport:
                 message.address.chat_id,
                 "m.room.message",
                 dict(content),
+                tx_id=_txn(message, "copy"),
                 ignore_unverified_devices=True,
             )
         if not isinstance(response, RoomSendResponse):
