@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -28,7 +28,7 @@ from bot.messages import (
 )
 from bot.router import Handled, Router
 from bot.scheduler import Scheduler
-from bot.transports.base import Transport
+from bot.transports.base import SendLater, Transport
 from config.directory import Directory, load_directory
 from config.settings import Settings, decode_key
 from handlers.limits import Limits
@@ -47,6 +47,10 @@ VACUUM_EVERY = 24
 #: Message refs are written in batches, off the hot path.
 REF_BATCH = 200
 REF_FLUSH_SECONDS = 1.0
+#: How often replies a platform could not take (it was unreachable) are tried again.
+RETRY_SECONDS = 30.0
+#: Sent outbox entries remembered in memory (concurrent redeliveries of one update).
+DONE_REMEMBERED = 4096
 
 
 def build_vault(settings: Settings) -> Vault:
@@ -69,6 +73,7 @@ class App:
         *,
         schedule: bool = True,
         limits: Limits | None = None,
+        retry_seconds: float = RETRY_SECONDS,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -88,6 +93,12 @@ class App:
         self._ref_wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._sending: set[str] = set()
+        #: Outbox entries sent lately: a copy read before its delete committed is skipped.
+        self._done: OrderedDict[str, None] = OrderedDict()
+        #: Outbox entries to send again (a platform was unreachable); see ``_retry_loop``.
+        self._later: dict[str, int] = {}
+        self._retry_seconds = retry_seconds
+        self._retrier: asyncio.Task[None] | None = None
         self._purges = 0
         self.last_purge: PurgeReport | None = None
         self.last_inactivity: InactivityReport | None = None
@@ -132,6 +143,7 @@ class App:
             await transport.start(self.on_message)
         if self.router.outbox:
             await self.drain_outbox()
+            self._retrier = asyncio.create_task(self._retry_loop())
         log.info("ready: %d transport(s)", len(self.transports))
 
     async def stop(self) -> None:
@@ -147,6 +159,10 @@ class App:
                 )
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self._retrier is not None:
+            self._retrier.cancel()
+            await asyncio.gather(self._retrier, return_exceptions=True)
+            self._retrier = None
         if self._flusher is not None:
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
@@ -175,21 +191,31 @@ class App:
             self._note_ref(handled.contact_id, msg.message_ref)
         await self._finish(handled)
 
-    async def _finish(self, handled: Handled) -> None:
+    async def _finish(self, handled: Handled, start: int = 0) -> None:
+        """Schedule the jobs, send the replies from index ``start`` on, clear the outbox."""
         if self.scheduler is not None:
             for job in handled.jobs:
                 self.scheduler.followup(job.followup_id, job.due)
         box = handled.outbox_id
         if box is not None:
-            if box in self._sending:
-                return  # the same replies are already on their way (drain vs. redelivery)
+            if box in self._sending or box in self._done:
+                return  # the same replies are on their way or out (drain vs. redelivery)
             self._sending.add(box)
         try:
             for index, out in enumerate(handled.out):
+                if index < start:
+                    continue  # sent before the platform became unreachable
                 if box is not None:
                     out = replace(out, send_key=f"{box}.{index}")
-                await self.deliver(out)
+                if not await self.deliver(out) and box is not None:
+                    # The platform is unreachable: the rest of the set stays in the outbox
+                    # and goes later, in order.
+                    self._later[box] = index
+                    return
             if box is not None:
+                self._done[box] = None
+                if len(self._done) > DONE_REMEMBERED:
+                    self._done.popitem(last=False)
                 await self._sent(box)
         finally:
             if box is not None:
@@ -223,12 +249,43 @@ class App:
             log.info("outbox: %d reply set(s) sent after a restart", len(entries))
         return len(entries)
 
-    async def deliver(self, out: OutboundMessage) -> None:
-        """Send through the transport of the address's platform; remember refs / threads."""
+    @property
+    def waiting(self) -> int:
+        """Reply sets kept for a platform that was unreachable (for health checks)."""
+        return len(self._later)
+
+    async def _retry_loop(self) -> None:
+        """Every ``retry_seconds``, send again the reply sets a platform could not take."""
+        while True:
+            await asyncio.sleep(self._retry_seconds)
+            for box, start in list(self._later.items()):
+                del self._later[box]
+                try:
+                    await self._resend(box, start)
+                except Exception as exc:  # e.g. the database is away: next round
+                    self._later.setdefault(box, start)
+                    log.error("outbox retry failed: %s", type(exc).__name__)
+
+    async def _resend(self, box: str, start: int) -> None:
+        """Send the rest of one outbox entry (it is gone once a redelivery sent it)."""
+        if self.db is None or self.router is None:
+            return
+        async with self.db.transaction() as s:
+            entry = await s.get(OutboxEntry, box)
+        if entry is not None:
+            await self._finish(Handled(self.router.unpack(entry), outbox_id=box), start)
+
+    async def deliver(self, out: OutboundMessage) -> bool:
+        """Send through the transport of the address's platform; remember refs / threads.
+
+        Returns False only when the platform could not take the message now
+        (:class:`SendLater`); a permanent refusal is logged and counts as done.
+        """
         if out.case_code:
             thread = self.threads.thread_of(out.case_code, out.address.platform)
             if thread is not None:
                 out = replace(out, address=thread)
+        pending: list[str] = []
         if out.kind is OutKind.VANISH and out.contact_id:
             pending = self._refs.pop(out.contact_id, [])
             out = replace(out, refs=(*out.refs, *pending))
@@ -236,14 +293,20 @@ class App:
         if transport is None:
             self.dropped += 1
             log.warning("no transport for %s; message not sent", out.address.platform.value)
-            return
+            return True
         try:
             result = await transport.send(out)
+        except SendLater:
+            log.warning("%s unreachable; a reply waits in the outbox", out.address.platform.value)
+            if pending and out.contact_id:
+                self._refs[out.contact_id][:0] = pending  # for the next attempt
+            return False
         except Exception as exc:
             log.error("sending failed on %s: %s", out.address.platform.value, type(exc).__name__)
-            return
+            return True
         if result is not None:
             await self._remember(out, result)
+        return True
 
     async def _remember(self, out: OutboundMessage, result: SendResult) -> None:
         if result.ref and out.contact_id and out.kind is not OutKind.VANISH:

@@ -115,6 +115,8 @@ async def run_until_stopped(
             installed.append(sig)
         except (NotImplementedError, RuntimeError):  # not the main thread / platform
             pass
+    if ready_file is not None:
+        _remove(ready_file)  # left behind by a killed process: not ready yet
     try:
         await app.start()
         await _ready(app, ready_timeout)

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from bot.app import App
 from bot.clock import FakeClock
 from bot.messages import OutboundMessage, SendResult
+from bot.transports.base import SendLater
 from bot.transports.memory import MemoryTransport
 from config.directory import Directory
 from config.settings import Settings
@@ -103,3 +104,61 @@ async def test_no_outbox_without_a_redelivering_transport(harness: object) -> No
     assert harness.app.router is not None
     assert harness.app.router.outbox is False
     assert await outbox_rows(harness.app) == 0
+
+
+class UnreachableTransport(MemoryTransport):
+    """A platform that is unreachable at the given send attempts (1-based)."""
+
+    def __init__(self, down: set[int]) -> None:
+        super().__init__(redelivers=True)
+        self.down = down
+        self.attempts: list[str | None] = []
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        self.attempts.append(message.send_key)
+        if len(self.attempts) in self.down:
+            raise SendLater
+        return await super().send(message)
+
+
+async def test_replies_a_platform_could_not_take_are_sent_again_in_order(
+    settings: Settings, clock: FakeClock, directory: Directory
+) -> None:
+    down = UnreachableTransport(down={1, 2})  # the greeting fails twice, then it is back
+    app = App(
+        settings, [down], clock=clock, directory=memory_directory(directory), retry_seconds=0.01
+    )
+    await app.start()
+    try:
+        await down.push("p1", "/start", update_id="upd-1")
+        assert await outbox_rows(app) == 1  # kept, not dropped
+        await down.wait_for(lambda m: "Bist du damit einverstanden?" in m.text)
+        texts = [m.text for m in down.pop("p1")]
+        assert len(texts) == 2  # greeting, then the notice with the question: once each
+        assert "einverstanden" in texts[-1]
+        assert down.attempts[0] == down.attempts[1] == down.attempts[2]  # same reply, same key
+        async with asyncio.timeout(5):
+            while await outbox_rows(app):  # noqa: ASYNC110 - deleted right after the send
+                await asyncio.sleep(0.01)
+    finally:
+        await app.stop()
+
+
+async def test_replies_sent_before_an_outage_are_not_sent_again(
+    settings: Settings, clock: FakeClock, directory: Directory
+) -> None:
+    down = UnreachableTransport(down={2})  # the greeting goes out, the question must wait
+    app = App(
+        settings, [down], clock=clock, directory=memory_directory(directory), retry_seconds=0.01
+    )
+    await app.start()
+    try:
+        await down.push("p1", "/start", update_id="upd-2")
+        assert app.waiting == 1
+        await down.wait_for(lambda m: "Bist du damit einverstanden?" in m.text)
+        texts = [m.text for m in down.pop("p1")]
+        assert len(texts) == 2, "the greeting was sent again"
+        assert down.attempts[1] == down.attempts[2]  # the question, tried twice, one key
+        assert app.waiting == 0
+    finally:
+        await app.stop()

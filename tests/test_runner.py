@@ -66,14 +66,20 @@ async def test_sigterm_stops_cleanly_and_ready_file_comes_and_goes(
 
 async def test_not_ready_in_time_still_stops(tmp_path: Path) -> None:
     app = FakeApp()
+    ready = tmp_path / "ready"
+    ready.write_text("ready\n")  # left behind by a process killed with SIGKILL
+    seen: list[bool] = []
 
     async def start() -> None:
         app.calls.append("start")  # never ready
+        seen.append(ready.exists())
 
     app.start = start  # type: ignore[method-assign]
     with pytest.raises(TimeoutError):
-        await run_until_stopped(app, ready_timeout=0.05)
+        await run_until_stopped(app, ready_file=ready, ready_timeout=0.05)
     assert app.calls == ["start", "stop"]
+    assert seen == [False], "a stale ready file claimed readiness during the start"
+    assert not ready.exists()
 
 
 async def test_sighup_reloads_the_directory_and_a_broken_one_is_survived(

@@ -13,6 +13,14 @@ from bot.messages import InboundMessage, OutboundMessage, Platform, SendResult
 InboundHandler = Callable[[InboundMessage], Awaitable[None]]
 
 
+class SendLater(Exception):
+    """The platform cannot take the message now (unreachable, not yet connected).
+
+    The core keeps the reply in its outbox and sends it again later; any other
+    exception from ``send`` is a permanent refusal.
+    """
+
+
 @runtime_checkable
 class Transport(Protocol):
     """A connection to one platform. Transports never decide anything."""
@@ -28,6 +36,8 @@ class Transport(Protocol):
     async def send(self, message: OutboundMessage) -> SendResult | None:
         """Deliver one outbound message (copy, never forward).
 
-        Raises only for permanent failures after the transport's own retries
-        (rate limits are retried inside); the core logs and carries on.
+        Raises:
+            SendLater: the platform is unreachable now; the core tries again later.
+            Exception: any other one is permanent (after the transport's own
+                retries; rate limits are waited out inside); the core logs it.
         """

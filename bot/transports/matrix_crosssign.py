@@ -57,6 +57,11 @@ _API: Final = "/_matrix/client/v3"
 class CrossSigningError(RuntimeError):
     """The homeserver refused the keys or a signature, or auth is missing."""
 
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        #: The HTTP status of the refusal, when there was an answer.
+        self.status = status
+
 
 # --------------------------------------------------------------------------- encoding
 
@@ -219,7 +224,9 @@ async def _query_own_keys(client: AsyncClient) -> dict[str, Any]:
         client, "POST", "/keys/query", {"device_keys": {client.user_id: []}}
     )
     if status != 200:
-        raise CrossSigningError(f"/keys/query failed: {status} {reply.get('errcode')}")
+        raise CrossSigningError(
+            f"/keys/query failed: {status} {reply.get('errcode')}", status=status
+        )
     return reply
 
 
@@ -254,7 +261,8 @@ async def _upload_signing_keys(
     if status != 200:
         raise CrossSigningError(
             f"/keys/device_signing/upload failed: {status} {reply.get('errcode')} "
-            f"{reply.get('error')}"
+            f"{reply.get('error')}",
+            status=status,
         )
 
 
@@ -270,7 +278,9 @@ async def _upload_device_signature(
     status, reply = await _call(client, "POST", "/keys/signatures/upload", body)
     failures = reply.get("failures") or {}
     if status != 200 or failures:
-        raise CrossSigningError(f"/keys/signatures/upload failed: {status} {failures or reply}")
+        raise CrossSigningError(
+            f"/keys/signatures/upload failed: {status} {failures or reply}", status=status
+        )
 
 
 # --------------------------------------------------------------------------- entry point
@@ -308,7 +318,8 @@ async def ensure_cross_signing(
     if client.olm is not None and not client.olm.account.shared:
         uploaded = await client.keys_upload()
         if not isinstance(uploaded, KeysUploadResponse):
-            raise CrossSigningError(f"device keys upload failed: {uploaded}")
+            status = getattr(getattr(uploaded, "transport_response", None), "status", None)
+            raise CrossSigningError(f"device keys upload failed: {uploaded}", status=status)
 
     seeds = seeds or CrossSigningSeeds.generate()
     body = seeds.signing_keys(user_id)

@@ -12,6 +12,7 @@ answers with the event it already has).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -67,14 +68,18 @@ class BotProcess:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self, peers: list[Peer]) -> None:
+        stale = self.ready_file.stat().st_mtime_ns if self.ready_file.exists() else None
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "run",
             cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log,
         )  # fmt: skip
         # Another process's file: there is no event to await; the peers sync meanwhile.
-        await sync_until(
-            [p.client for p in peers], self.ready_file.exists, seconds=60, what="the bot"
-        )
+        def ready() -> bool:
+            with contextlib.suppress(FileNotFoundError):
+                return self.ready_file.stat().st_mtime_ns != stale
+            return False
+
+        await sync_until([p.client for p in peers], ready, seconds=60, what="the bot")
 
     async def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -163,8 +168,8 @@ async def test_kill_9_under_load_then_restart_loses_nothing_and_repeats_nothing(
             answered_before = sum(understood(p, r) for p, r in zip(people, rooms, strict=True))
             assert answered_before < PEOPLE * BURST, "the kill came too late to test anything"
 
-            process.ready_file.unlink(missing_ok=True)  # SIGKILL left it behind
-            await process.start(people)
+            assert process.ready_file.exists()  # SIGKILL left it behind ...
+            await process.start(people)  # ... the new process removes it before its start
             await sync_until(
                 clients,
                 lambda: all(understood(p, r) >= BURST for p, r in zip(people, rooms, strict=True)),

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
+import aiohttp
 from nio import (
     AsyncClient,
     AsyncClientConfig,
@@ -67,7 +68,7 @@ from bot.messages import (
     Platform,
     SendResult,
 )
-from bot.transports.base import InboundHandler
+from bot.transports.base import InboundHandler, SendLater
 from bot.transports.matrix.render import (
     attachment_kind,
     is_matrix_id,
@@ -120,6 +121,25 @@ _BACKFILL_PAGES: Final = 5
 class MatrixError(RuntimeError):
     """The homeserver refused a login, a room or a message (after nio's retries)."""
 
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        #: The HTTP status of the refusal, when there was an answer.
+        self.status = status
+
+
+def _status(response: Any) -> int | None:
+    """The HTTP status behind a nio response (None when nio did not keep it)."""
+    status = getattr(getattr(response, "transport_response", None), "status", None)
+    return int(status) if status is not None else None
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether a failure means "the homeserver is unreachable now" (not a refusal)."""
+    if isinstance(exc, aiohttp.ClientError | OSError | TimeoutError | SendLater):
+        return True
+    status = getattr(exc, "status", None)
+    return isinstance(status, int) and (status >= 500 or status == 429)
+
 
 def _txn(message: OutboundMessage, part: str = "") -> str | None:
     """A transaction id stable across retries of one reply (None: let nio pick one).
@@ -154,6 +174,7 @@ class MatrixTransport:
         sync_timeout_ms: int = 30_000,
         device_name: str = "Ausweg",
         max_backoff: float = 60.0,
+        request_retries: int = 6,
     ) -> None:
         ms = settings.matrix
         if not ms.homeserver or not ms.user_id:
@@ -166,8 +187,12 @@ class MatrixTransport:
         self._sync_timeout_ms = sync_timeout_ms
         self._device_name = device_name
         self._max_backoff = max_backoff
+        self._request_retries = request_retries
         self.client: AsyncClient | None = None
         self.ready = asyncio.Event()
+        #: Set while the homeserver has not been reached since the start (retrying).
+        self.offline = asyncio.Event()
+        self.online = False
         self._handler: InboundHandler | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -208,8 +233,11 @@ class MatrixTransport:
     async def start(self, on_message: InboundHandler) -> None:
         """Open the encrypted store, log in, cross-sign the device, start syncing.
 
+        An unreachable homeserver does not fail the start: the sync loop keeps trying
+        (with back-off) and ``send`` raises :class:`SendLater` until it got through.
+
         Raises:
-            MatrixError: login or cross-signing failed.
+            MatrixError: the homeserver refused the login or the cross-signing keys.
             SessionError: the stored session or store cannot be opened with the keys.
         """
         self._handler = on_message
@@ -223,17 +251,52 @@ class MatrixTransport:
         client = await asyncio.to_thread(self._open_client)
         self.client = client
         try:
-            await self._login(client)
-            await self._cross_sign(client)
-            await self._join_staff_rooms(client)
+            if await self._reachable(client):
+                await self._connect(client)
+        except Exception as exc:
+            if not _transient(exc):
+                await self._close_client()
+                raise
         except BaseException:
             await self._close_client()
             raise
+        if not self.online:
+            # The other transports start anyway; replies for Matrix wait in the outbox.
+            self.offline.set()
+            log.warning("matrix homeserver not reachable; starting without it, retrying")
         self._task = asyncio.create_task(self._run(), name="matrix-sync")
 
     async def wait_ready(self) -> None:
-        """Return once the first sync has been handled."""
-        await self.ready.wait()
+        """Return once the first sync was handled, or the start went on without the server.
+
+        An unreachable homeserver must not hold up the other platforms: the sync loop
+        keeps trying (``offline`` is set until it got through; ``ready`` after that).
+        """
+        ready = asyncio.ensure_future(self.ready.wait())
+        offline = asyncio.ensure_future(self.offline.wait())
+        try:
+            await asyncio.wait({ready, offline}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+            offline.cancel()
+
+    async def _connect(self, client: AsyncClient) -> None:
+        """Log in, cross-sign the device, join the staff rooms."""
+        await self._login(client)
+        await self._cross_sign(client)
+        await self._join_staff_rooms(client)
+        self.online = True
+        self.offline.clear()
+
+    async def _reachable(self, client: AsyncClient) -> bool:
+        """One quick look at the homeserver (no retries), so a dead one costs no time."""
+        try:
+            response = await client.send("GET", "/_matrix/client/versions", timeout=10)
+            status = int(response.status)
+            response.release()
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return False
+        return status < 500
 
     async def stop(self, grace: float = 15.0) -> None:
         """Finish the batch in hand (up to ``grace`` seconds), then close the client."""
@@ -249,6 +312,8 @@ class MatrixTransport:
                 log.error("matrix sync loop ended: %s", type(task.exception()).__name__)
         await self._close_client()
         self.ready.clear()
+        self.offline.clear()
+        self.online = False
 
     async def _close_client(self) -> None:
         client, self.client = self.client, None
@@ -289,7 +354,7 @@ class MatrixTransport:
             pickle_key=pickle_key,
             store_sync_tokens=False,  # the loop saves the token after handling
             encryption_enabled=True,
-            max_timeouts=6,
+            max_timeouts=self._request_retries,
             backoff_factor=0.25,
             request_timeout=30,
         )
@@ -309,16 +374,21 @@ class MatrixTransport:
         stored = self._session
         if stored is not None and stored.device_id and stored.access_token:
             client.restore_login(self.user_id, stored.device_id, stored.access_token)
-            if isinstance(await client.whoami(), WhoamiResponse):
+            who = await client.whoami()
+            if isinstance(who, WhoamiResponse):
                 self._since = client.store.load_sync_token()
                 return
+            if _status(who) not in (401, 403):  # not a verdict on the token: keep the device
+                raise MatrixError("matrix whoami failed", status=_status(who))
             log.warning("stored matrix access token rejected; logging in again")
         device_id = (stored.device_id if stored else "") or ms.device_id or ""
         if password:
             client.device_id = device_id
             response = await client.login(password, device_name=self._device_name)
             if not isinstance(response, LoginResponse):
-                raise MatrixError(f"matrix login failed: {response.status_code}")
+                raise MatrixError(
+                    f"matrix login failed: {response.status_code}", status=_status(response)
+                )
         elif token:
             client.access_token = token
             who = await client.whoami()
@@ -360,6 +430,12 @@ class MatrixTransport:
         first = True
         while not self._stopping.is_set():
             try:
+                if not self.online:
+                    client = self._require_client()
+                    if not await self._reachable(client):
+                        raise SendLater("the homeserver is not reachable")
+                    await self._connect(client)
+                    log.info("matrix homeserver reached; connected")
                 response = await self._sync(first)
                 if response is None:
                     return
@@ -373,8 +449,12 @@ class MatrixTransport:
                 raise
             except Exception as exc:
                 self.stats["sync_errors"] += 1
-                log.warning(
-                    "matrix sync failed (%s); retrying in %.0f s", type(exc).__name__, delay
+                log.log(
+                    logging.WARNING if self.online or _transient(exc) else logging.ERROR,
+                    "matrix %s failed (%s); retrying in %.0f s",
+                    "sync" if self.online else "connection",
+                    type(exc).__name__,
+                    delay,
                 )
                 await self._relogin_if_needed()
                 with contextlib.suppress(TimeoutError):
@@ -627,8 +707,21 @@ class MatrixTransport:
         """Render and send one message; ``CASE_CLAIMED`` opens a case room.
 
         Raises:
+            SendLater: the homeserver is unreachable (or was not reached since the start).
             MatrixError: the homeserver refused the message (after nio's retries).
         """
+        if not self.online:
+            raise SendLater("not connected to the homeserver yet")
+        try:
+            return await self._send(message)
+        except SendLater:
+            raise
+        except Exception as exc:
+            if _transient(exc):
+                raise SendLater(type(exc).__name__) from exc
+            raise
+
+    async def _send(self, message: OutboundMessage) -> SendResult | None:
         if message.kind is OutKind.VANISH:
             await self._vanish(message.address.chat_id, message.refs)
             return None
@@ -666,7 +759,10 @@ class MatrixTransport:
                 ignore_unverified_devices=True,
             )
         if not isinstance(response, RoomSendResponse):
-            raise MatrixError(f"sending failed: {getattr(response, 'status_code', None)}")
+            raise MatrixError(
+                f"sending failed: {getattr(response, 'status_code', None)}",
+                status=_status(response),
+            )
         event_id: str = response.event_id
         if shown:
             _remember(self._event_buttons, event_id, shown)
@@ -717,7 +813,10 @@ class MatrixTransport:
                     initial_state=[_ENCRYPTION, marker],
                 )
                 if not isinstance(response, RoomCreateResponse):
-                    raise MatrixError(f"case room not created: {response.status_code}")
+                    raise MatrixError(
+                        f"case room not created: {response.status_code}",
+                        status=_status(response),
+                    )
                 room_id = response.room_id
                 self._register_room(room_id, invite)
         if code:
@@ -809,7 +908,10 @@ class MatrixTransport:
                 ignore_unverified_devices=True,
             )
         if not isinstance(response, RoomSendResponse):
-            raise MatrixError(f"copying failed: {getattr(response, 'status_code', None)}")
+            raise MatrixError(
+                f"copying failed: {getattr(response, 'status_code', None)}",
+                status=_status(response),
+            )
         return SendResult(ref=response.event_id)
 
     async def _forget(self, room_id: str) -> None:
