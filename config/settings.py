@@ -114,6 +114,9 @@ class MatrixSettings(BaseModel):
         False, description="the bot account is an admin of its own Synapse: rooms it forgets"
         " after retention are also purged from the server (admin API)",
     )
+    reaction_shortcuts: bool = Field(
+        True, description="the bot reacts to its own questions with 1️⃣ 2️⃣ ... so that a tap answers"
+    )
 
 
 class RetentionSettings(BaseModel):

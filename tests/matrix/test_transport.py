@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from nio import MatrixRoom, RedactionEvent
+from nio import MatrixRoom, ReactionEvent, RedactionEvent
 from pydantic import SecretStr
 
 from bot.messages import Address, Button, ChatKind, InboundMessage, OutboundMessage, OutKind
@@ -115,6 +115,17 @@ async def test_inbound_messages_and_rendering(setup: Setup) -> None:
     assert (
         content["formatted_body"] == "a &lt; b &amp; c<ol><li>Ja</li><li>Nein &lt;nie&gt;</li></ol>"
     )
+
+    # The bot offers the options as reactions: in Element a tap answers.
+    offered: list[tuple[str, str]] = []
+
+    async def on_reaction(_room: MatrixRoom, event: ReactionEvent) -> None:
+        if event.sender == s.transport.user_id:
+            offered.append((event.reacts_to, event.key))
+
+    person.client.add_event_callback(on_reaction, ReactionEvent)
+    await sync_until([person.client], lambda: len(offered) >= 2, what="the reaction shortcuts")
+    assert offered == [(result.ref, "1\ufe0f\u20e3"), (result.ref, "2\ufe0f\u20e3")]
 
     # Typing a number presses that button; a keycap reaction too.
     await send_text(person.client, s.dm, " 2 ")

@@ -70,6 +70,7 @@ from bot.messages import (
 )
 from bot.transports.base import InboundHandler, SendLater
 from bot.transports.matrix.render import (
+    BUTTON_KEYCAPS,
     attachment_kind,
     is_matrix_id,
     notice_content,
@@ -116,6 +117,8 @@ _SYNC_FILTER: Final = {
 _MAX_REMEMBERED: Final = 2000
 _PENDING_SECONDS: Final = 600.0
 _BACKFILL_PAGES: Final = 5
+#: Questions whose reaction shortcuts may wait; beyond that they are skipped (a flood).
+_REACTION_QUEUE: Final = 100
 
 
 class MatrixError(RuntimeError):
@@ -210,6 +213,9 @@ class MatrixTransport:
         self._media: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._pending: OrderedDict[str, tuple[str, MegolmEvent, float]] = OrderedDict()
         self._asked: OrderedDict[str, bool] = OrderedDict()
+        #: (room, event, options): questions to decorate with keycap reactions.
+        self._reactions: asyncio.Queue[tuple[str, str, int]] = asyncio.Queue(_REACTION_QUEUE)
+        self._reactor: asyncio.Task[None] | None = None
         #: Counters for tests and health checks (no identifiers).
         self.stats: dict[str, int] = {
             "events": 0,
@@ -265,6 +271,8 @@ class MatrixTransport:
             self.offline.set()
             log.warning("matrix homeserver not reachable; starting without it, retrying")
         self._task = asyncio.create_task(self._run(), name="matrix-sync")
+        if self._settings.matrix.reaction_shortcuts:
+            self._reactor = asyncio.create_task(self._react_loop(), name="matrix-reactions")
 
     async def wait_ready(self) -> None:
         """Return once the first sync was handled, or the start went on without the server.
@@ -301,6 +309,10 @@ class MatrixTransport:
     async def stop(self, grace: float = 15.0) -> None:
         """Finish the batch in hand (up to ``grace`` seconds), then close the client."""
         self._stopping.set()
+        reactor, self._reactor = self._reactor, None
+        if reactor is not None:  # shortcuts only: not worth waiting for
+            reactor.cancel()
+            await asyncio.gather(reactor, return_exceptions=True)
         task, self._task = self._task, None
         if task is not None:
             done, _ = await asyncio.wait({task}, timeout=grace)
@@ -767,9 +779,35 @@ class MatrixTransport:
         if shown:
             _remember(self._event_buttons, event_id, shown)
             _remember(self._last_buttons, room_id, shown)
+            if self._reactor is not None and len(shown) <= len(BUTTON_KEYCAPS):
+                with contextlib.suppress(asyncio.QueueFull):
+                    self._reactions.put_nowait((room_id, event_id, len(shown)))
         else:
             self._last_buttons.pop(room_id, None)
         return event_id
+
+    async def _react_loop(self) -> None:
+        """React to questions with 1️⃣ 2️⃣ ...: in Element a tap on one answers.
+
+        Runs beside the replies (it takes the send lock per reaction, so a reply waits
+        for at most one); failures only cost the shortcut.
+        """
+        while True:
+            room_id, event_id, count = await self._reactions.get()
+            for key in BUTTON_KEYCAPS[:count]:
+                content = {
+                    "m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}
+                }
+                try:
+                    async with self._lock:
+                        response = await self._require_client().room_send(
+                            room_id, "m.reaction", content, ignore_unverified_devices=True
+                        )
+                except Exception as exc:
+                    log.debug("matrix: a reaction shortcut failed: %s", type(exc).__name__)
+                    break
+                if not isinstance(response, RoomSendResponse):
+                    break
 
     async def _ensure_room(self, room_id: str) -> None:
         """Make nio know a room it has not seen in this process (rooms are not cached)."""
