@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
+from uuid import uuid4
 
 import aiohttp
 from nio import (
@@ -49,6 +50,7 @@ from nio import (
     RoomMessage,
     RoomMessagesResponse,
     RoomPreset,
+    RoomSendError,
     RoomSendResponse,
     StickerEvent,
     SyncError,
@@ -56,7 +58,7 @@ from nio import (
     UnknownBadEvent,
     WhoamiResponse,
 )
-from nio.api import MessageDirection
+from nio.api import Api, MessageDirection
 
 from bot.messages import (
     Address,
@@ -117,6 +119,8 @@ _SYNC_FILTER: Final = {
 _MAX_REMEMBERED: Final = 2000
 _PENDING_SECONDS: Final = 600.0
 _BACKFILL_PAGES: Final = 5
+#: Rooms whose events are handled at the same time within one sync batch.
+_ROOMS_AT_ONCE: Final = 16
 #: Questions whose reaction shortcuts may wait; beyond that they are skipped (a flood).
 _REACTION_QUEUE: Final = 100
 
@@ -514,17 +518,29 @@ class MatrixTransport:
             await self._guard(self._on_invite(room_id, info.invite_state))
         await self._housekeeping()
         if not initial:
-            for room_id, info in response.rooms.join.items():
-                events = list(info.timeline.events)
-                if info.timeline.limited and self._since and info.timeline.prev_batch:
-                    events = await self._backfill(room_id, info.timeline.prev_batch) + events
-                for event in events:
-                    await self._guard(self._on_event(room_id, event))
+            # Rooms in parallel (bounded), each room's events in order.
+            gate = asyncio.Semaphore(_ROOMS_AT_ONCE)
+            results = await asyncio.gather(
+                *(self._room_events(gate, r, info) for r, info in response.rooms.join.items()),
+                return_exceptions=True,
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result  # the batch comes again (handled events are skipped)
             await self._retry_undecrypted()
         with contextlib.suppress(Exception):
             await client.send_to_device_messages()
         self._since = response.next_batch
         client.store.save_sync_token(response.next_batch)
+
+    async def _room_events(self, gate: asyncio.Semaphore, room_id: str, info: Any) -> None:
+        """One room's new events through the core, in order (a gap is filled first)."""
+        async with gate:
+            events = list(info.timeline.events)
+            if info.timeline.limited and self._since and info.timeline.prev_batch:
+                events = await self._backfill(room_id, info.timeline.prev_batch) + events
+            for event in events:
+                await self._guard(self._on_event(room_id, event))
 
     async def _guard(self, work: Any) -> None:
         """Run one event's work; a failure is counted and logged, never raised."""
@@ -757,19 +773,10 @@ class MatrixTransport:
         txn: str | None = None,
     ) -> str:
         """Send a notice; ``txn`` (a stable transaction id) makes a retry idempotent."""
-        client = self._require_client()
         shown = tuple(buttons or ())
-        async with self._lock:
-            await self._ensure_room(room_id)
-            if client.should_query_keys:
-                await client.keys_query()
-            response = await client.room_send(
-                room_id,
-                "m.room.message",
-                notice_content(text, shown),
-                tx_id=txn,
-                ignore_unverified_devices=True,
-            )
+        response = await self._room_send(
+            room_id, "m.room.message", notice_content(text, shown), txn
+        )
         if not isinstance(response, RoomSendResponse):
             raise MatrixError(
                 f"sending failed: {getattr(response, 'status_code', None)}",
@@ -786,6 +793,39 @@ class MatrixTransport:
             self._last_buttons.pop(room_id, None)
         return event_id
 
+    async def _room_send(
+        self, room_id: str, event_type: str, content: dict[str, Any], txn: str | None = None
+    ) -> RoomSendResponse | RoomSendError:
+        """``AsyncClient.room_send``, split: keys and encryption under the lock, the request
+        outside it, so that rooms are served in parallel (nio's key state is not safe for
+        concurrent updates; a finished ciphertext is).
+
+        Shares the group session with every device of the members (unverified ones too:
+        a person's new phone must read the answer). Reactions stay unencrypted, as in nio.
+        """
+        client = self._require_client()
+        async with self._lock:
+            await self._ensure_room(room_id)
+            if client.should_query_keys:
+                await client.keys_query()
+            room = client.rooms[room_id]
+            if client.olm is not None and room.encrypted:
+                if not room.members_synced:
+                    await client.joined_members(room_id)
+                    if client.should_query_keys:
+                        await client.keys_query()
+                if client.olm.should_share_group_session(room_id):
+                    await client.share_group_session(room_id, ignore_unverified_devices=True)
+                if event_type != "m.reaction":
+                    event_type, content = client.encrypt(room_id, event_type, content)
+        method, path, data = Api.room_send(
+            client.access_token, room_id, event_type, content, txn or str(uuid4())
+        )
+        response: RoomSendResponse | RoomSendError = await client._send(
+            RoomSendResponse, method, path, data, (room_id,)
+        )
+        return response
+
     async def _react_loop(self) -> None:
         """React to questions with 1️⃣ 2️⃣ ...: in Element a tap on one answers.
 
@@ -799,10 +839,7 @@ class MatrixTransport:
                     "m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}
                 }
                 try:
-                    async with self._lock:
-                        response = await self._require_client().room_send(
-                            room_id, "m.reaction", content, ignore_unverified_devices=True
-                        )
+                    response = await self._room_send(room_id, "m.reaction", content)
                 except Exception as exc:
                     log.debug("matrix: a reaction shortcut failed: %s", type(exc).__name__)
                     break
@@ -935,16 +972,9 @@ class MatrixTransport:
         content = self._media.get(message.refs[0]) if message.refs else None
         if source is None or source.platform is not Platform.MATRIX or content is None:
             return SendResult(ref=event_id)
-        client = self._require_client()
-        async with self._lock:
-            await self._ensure_room(message.address.chat_id)
-            response = await client.room_send(
-                message.address.chat_id,
-                "m.room.message",
-                dict(content),
-                tx_id=_txn(message, "copy"),
-                ignore_unverified_devices=True,
-            )
+        response = await self._room_send(
+            message.address.chat_id, "m.room.message", dict(content), _txn(message, "copy")
+        )
         if not isinstance(response, RoomSendResponse):
             raise MatrixError(
                 f"copying failed: {getattr(response, 'status_code', None)}",
