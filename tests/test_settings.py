@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import stat
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from config.settings import (
     ConfigError,
@@ -109,3 +110,25 @@ def test_broken_key_file_is_reported(tmp_path: Path) -> None:
     s = make(crypto=CryptoSettings(key_file=bad))
     with pytest.raises(ConfigError, match="cannot read key file"):
         s.load_key_file()
+
+
+def _env_names(model: type[BaseModel], prefix: str) -> list[str]:
+    names = []
+    for name, info in model.model_fields.items():
+        env = f"{prefix}{name.upper()}"
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            names += _env_names(kind, f"{env}__")
+        else:
+            names.append(env)
+    return names
+
+
+def test_every_setting_is_in_the_env_example() -> None:
+    """The operator's reference (config/ausweg.env.example) names every variable."""
+    example = (Path(__file__).resolve().parents[1] / "config" / "ausweg.env.example").read_text(
+        encoding="utf-8"
+    )
+    names = _env_names(Settings, "AUSWEG_")
+    assert "AUSWEG_MATRIX__STORE_PICKLE_KEY" in names  # the walk reaches nested settings
+    assert [n for n in names if not re.search(rf"\b{n}=", example)] == []
