@@ -8,7 +8,7 @@ accounts (per platform) with the alias a person sees.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 from functools import cache, cached_property
 from pathlib import Path
@@ -291,6 +291,30 @@ class Directory(_Strict):
     def programmes_of_room(self, platform: str, room: str) -> list[Programme]:
         """Programmes whose staff room is this chat."""
         return self._room_index.get((platform, room), [])
+
+    def team_accounts(self, platform: str) -> dict[str, tuple[str, list[str]]]:
+        """Programmes with staff on ``platform`` but no staff room there.
+
+        Returns programme id -> (name, staff accounts): the rooms a transport creates.
+        """
+        return {
+            p.id: (p.name, [m.accounts[platform] for m in p.staff if platform in m.accounts])
+            for p in self.programmes
+            if not p.staff_rooms.get(platform) and any(platform in m.accounts for m in p.staff)
+        }
+
+    def with_staff_rooms(self, platform: str, rooms: Mapping[str, str]) -> Directory:
+        """A copy in which programmes without a room on ``platform`` use ``rooms[id]``."""
+        missing = {
+            p.id for p in self.programmes if p.id in rooms and not p.staff_rooms.get(platform)
+        }
+        if not missing:
+            return self
+        data = self.model_dump(mode="python")
+        for p in data["programmes"]:
+            if p["id"] in missing:
+                p["staff_rooms"][platform] = rooms[p["id"]]
+        return Directory.model_validate(data)
 
     def member(self, programme_id: str, member_id: str) -> StaffMember | None:
         """A staff member of a programme by id."""

@@ -20,7 +20,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,8 @@ class StoredSession:
     access_token: str = ""
     seeds: CrossSigningSeeds | None = None
     store_version: int | None = None
+    #: Staff rooms the bot created: programme id -> room id.
+    team_rooms: Mapping[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return "StoredSession(<secret>)"
@@ -91,6 +93,7 @@ class StoredSession:
                 "access_token": self.access_token,
                 "seeds": _b64(self.seeds.to_bytes()) if self.seeds else None,
                 "store_version": self.store_version,
+                "team_rooms": dict(self.team_rooms),
             }
         ).encode()
 
@@ -105,6 +108,7 @@ class StoredSession:
             access_token=str(data.get("access_token") or ""),
             seeds=CrossSigningSeeds.from_bytes(base64.b64decode(seeds)) if seeds else None,
             store_version=data.get("store_version"),
+            team_rooms={str(k): str(v) for k, v in (data.get("team_rooms") or {}).items()},
         )
 
 

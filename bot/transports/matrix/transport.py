@@ -25,7 +25,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -47,6 +47,7 @@ from nio import (
     ReactionEvent,
     RoomCreateResponse,
     RoomGetStateEventResponse,
+    RoomGetStateResponse,
     RoomMessage,
     RoomMessagesResponse,
     RoomPreset,
@@ -90,6 +91,7 @@ from bot.transports.matrix.session import (
 )
 from bot.transports.matrix_crosssign import CrossSigningSeeds, ensure_cross_signing
 from bot.transports.matrix_store import DEFAULT_STORE_NAME, make_encrypted_store
+from config.directory import Directory, load_directory
 from config.settings import ConfigError, Settings, decode_key
 
 __all__ = ["MatrixError", "MatrixTransport"]
@@ -182,6 +184,7 @@ class MatrixTransport:
         device_name: str = "Ausweg",
         max_backoff: float = 60.0,
         request_retries: int = 6,
+        team_accounts: Mapping[str, tuple[str, list[str]]] | None = None,
     ) -> None:
         ms = settings.matrix
         if not ms.homeserver or not ms.user_id:
@@ -191,6 +194,11 @@ class MatrixTransport:
         self.user_id: str = ms.user_id
         self.store_path: Path = ms.store_path or settings.data_dir / "matrix"
         self.staff_rooms: set[str] = set(staff_rooms)
+        #: Programmes without a configured staff room: id -> (name, staff accounts).
+        self._team: dict[str, tuple[str, list[str]]] = dict(team_accounts or {})
+        #: Staff rooms the bot created (programme id -> room), and who wants to know.
+        self.created_staff_rooms: dict[str, str] = {}
+        self.on_staff_rooms: Callable[[Platform, dict[str, str]], None] | None = None
         self._sync_timeout_ms = sync_timeout_ms
         self._device_name = device_name
         self._max_backoff = max_backoff
@@ -220,6 +228,7 @@ class MatrixTransport:
         #: (room, event, options): questions to decorate with keycap reactions.
         self._reactions: asyncio.Queue[tuple[str, str, int]] = asyncio.Queue(_REACTION_QUEUE)
         self._reactor: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         #: Counters for tests and health checks (no identifiers).
         self.stats: dict[str, int] = {
             "events": 0,
@@ -233,11 +242,17 @@ class MatrixTransport:
     @classmethod
     def from_settings(cls, settings: Settings) -> MatrixTransport:
         """The transport for ``settings``; staff rooms come from the programme directory."""
-        from config.directory import load_directory
-
         directory = load_directory(settings.directory_path)
         rooms = [p.staff_rooms.get(Platform.MATRIX.value) for p in directory.programmes]
         return cls(settings, staff_rooms=[r for r in rooms if r])
+
+    def use_directory(self, directory: Directory) -> None:
+        """A reloaded directory: staff rooms the bot created follow its staff lists."""
+        self._team = directory.team_accounts(Platform.MATRIX.value)
+        if self.online:
+            task = asyncio.get_running_loop().create_task(self._guard(self._ensure_team_rooms()))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, on_message: InboundHandler) -> None:
@@ -297,6 +312,7 @@ class MatrixTransport:
         await self._login(client)
         await self._cross_sign(client)
         await self._join_staff_rooms(client)
+        await self._ensure_team_rooms()
         self.online = True
         self.offline.clear()
 
@@ -438,6 +454,82 @@ class MatrixTransport:
                 missing += 1
         if missing:
             log.warning("matrix: %d staff room(s) not joined (invite the bot)", missing)
+
+    async def _ensure_team_rooms(self) -> None:
+        """Create (once) an encrypted staff room per programme that has none configured.
+
+        The programme's staff accounts are invited; accounts no longer on its staff list
+        are removed (a counsellor who left reads no new case announcements). The rooms
+        are kept in the encrypted session file, so a restart reuses them.
+        """
+        client = self._require_client()
+        stored = dict(self._session.team_rooms) if self._session else {}
+        joined = await client.joined_rooms()
+        have = set(joined.rooms) if isinstance(joined, JoinedRoomsResponse) else set()
+        for programme_id in sorted(set(self._team) | set(stored)):
+            name, accounts = self._team.get(programme_id, ("", []))
+            wanted = sorted({a for a in accounts if is_matrix_id(a) and a != self.user_id})
+            room_id = stored.get(programme_id)
+            if room_id is not None and room_id not in have:
+                room_id = None  # the bot was removed from it: start a new one
+            if room_id is None:
+                if not wanted:
+                    stored.pop(programme_id, None)
+                    continue
+                room_id = await self._create_team_room(name, wanted)
+                stored[programme_id] = room_id
+                self._save(team_rooms=dict(stored))
+            else:
+                await self._team_members(room_id, wanted)
+            if programme_id in self._team:
+                self.staff_rooms.add(room_id)
+                self.created_staff_rooms[programme_id] = room_id
+            else:
+                self.created_staff_rooms.pop(programme_id, None)
+        if self.on_staff_rooms is not None:
+            self.on_staff_rooms(self.platform, dict(self.created_staff_rooms))
+
+    async def _create_team_room(self, name: str, invite: list[str]) -> str:
+        client = self._require_client()
+        marker = {"type": ROOM_MARKER, "state_key": "", "content": {"kind": "staff"}}
+        async with self._lock:
+            response = await client.room_create(
+                name=f"{name} – Ausweg (Team)",
+                topic="Neue Anfragen an dieses Programm. / New requests to this programme.",
+                preset=RoomPreset.private_chat,
+                invite=invite,
+                initial_state=[_ENCRYPTION, marker],
+            )
+            if not isinstance(response, RoomCreateResponse):
+                raise MatrixError(
+                    f"staff room not created: {response.status_code}", status=_status(response)
+                )
+            self._register_room(response.room_id, invite)
+        log.info("matrix: a staff room was created and %d account(s) invited", len(invite))
+        room_id: str = response.room_id
+        return room_id
+
+    async def _team_members(self, room_id: str, wanted: list[str]) -> None:
+        """Invite missing staff accounts into a created staff room; remove the others."""
+        client = self._require_client()
+        state = await client.room_get_state(room_id)
+        if not isinstance(state, RoomGetStateResponse):
+            log.warning("matrix: a staff room's members could not be read")
+            return
+        members = {
+            e.get("state_key"): e.get("content", {}).get("membership")
+            for e in state.events
+            if e.get("type") == "m.room.member"
+        }
+        present = {u for u, m in members.items() if m in ("join", "invite")}
+        async with self._lock:
+            for user_id in sorted(set(wanted) - present):
+                await client.room_invite(room_id, user_id)
+            for user_id in sorted(present - set(wanted) - {self.user_id}):
+                await client.room_kick(room_id, user_id, reason="nicht mehr im Team")
+            if set(wanted) != present - {self.user_id}:
+                with contextlib.suppress(Exception):
+                    client.invalidate_outbound_session(room_id)  # leavers get no new keys
 
     # ------------------------------------------------------------------ sync loop
     async def _run(self) -> None:
