@@ -172,9 +172,17 @@ async def accept_invite(peer: Peer, *, others: Sequence[AsyncClient] = ()) -> st
 
 
 def bot_settings(
-    data_dir: Path, synapse: SynapseServer, bot: RegisteredUser, settings: Settings | None = None
+    data_dir: Path,
+    synapse: SynapseServer,
+    bot: RegisteredUser,
+    settings: Settings | None = None,
+    *,
+    reactions: bool = False,
 ) -> Settings:
-    """Settings with fresh keys and the bot's Matrix login (password)."""
+    """Settings with fresh keys and the bot's Matrix login (password).
+
+    Reaction shortcuts (several events per question) are off unless a test looks at them.
+    """
     settings = settings or make_settings(data_dir)
     settings.matrix = MatrixSettings(
         enabled=True,
@@ -182,6 +190,7 @@ def bot_settings(
         user_id=bot.user_id,
         password=SecretStr(bot.password),
         store_pickle_key=SecretStr(secrets.token_urlsafe(24)),
+        reaction_shortcuts=reactions,
     )
     return settings
 

@@ -27,7 +27,7 @@ from nio.api import MessageDirection
 
 from config.settings import new_key
 from tests.fakes.synapse import RegisteredUser, SynapseServer
-from tests.matrix.journey import Peer, create_room, joined, new_peer
+from tests.matrix.journey import Peer, create_room, new_peer
 from tests.matrix.nio_helpers import send_text, sync_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +54,7 @@ def bot_env(synapse: SynapseServer, bot: RegisteredUser, tmp_path: Path) -> dict
         AUSWEG_MATRIX__USER_ID=bot.user_id,
         AUSWEG_MATRIX__PASSWORD=bot.password,
         AUSWEG_MATRIX__STORE_PICKLE_KEY=secrets.token_urlsafe(24),
+        AUSWEG_MATRIX__REACTION_SHORTCUTS="false",  # replies only: what is counted
     )
     return env
 
@@ -136,9 +137,18 @@ async def test_kill_9_under_load_then_restart_loses_nothing_and_repeats_nothing(
         process = BotProcess(bot_env(synapse, bot, tmp_path), log)
         try:
             await process.start(people)
-            rooms = [await create_room(p, [bot.user_id], direct=True) for p in people]
-            for peer, room in zip(people, rooms, strict=True):
-                await joined(peer, room, bot.user_id, others=clients)
+            rooms = list(
+                await asyncio.gather(*(create_room(p, [bot.user_id], direct=True) for p in people))
+            )
+            await sync_until(
+                clients,
+                lambda: all(
+                    bot.user_id in (p.client.rooms[r].users if r in p.client.rooms else ())
+                    and bot.user_id not in p.client.rooms[r].invited_users
+                    for p, r in zip(people, rooms, strict=True)
+                ),
+                what="the bot in every room",
+            )
             for peer, room in zip(people, rooms, strict=True):
                 await send_text(peer.client, room, "/start")
             await sync_until(

@@ -73,7 +73,7 @@ async def setup(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Setup]:
     person = await new_peer(synapse, "person")
     counsellor = await new_peer(synapse, "counsellor")
     staff_room = await create_room(counsellor, [bot.user_id], direct=False, name="Team")
-    settings = bot_settings(tmp_path / "data", synapse, bot)
+    settings = bot_settings(tmp_path / "data", synapse, bot, reactions=True)
     transport = MatrixTransport(settings, staff_rooms=[staff_room], sync_timeout_ms=5000)
     recorder = Recorder()
     await _start(transport, recorder)

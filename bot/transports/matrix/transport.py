@@ -312,7 +312,13 @@ class MatrixTransport:
         await self._login(client)
         await self._cross_sign(client)
         await self._join_staff_rooms(client)
-        await self._ensure_team_rooms()
+        try:
+            await self._ensure_team_rooms()
+        except Exception as exc:
+            if _transient(exc):
+                raise
+            # Announcements still reach the programme's other rooms; the rest works.
+            log.error("matrix: staff rooms could not be set up: %s", type(exc).__name__)
         self.online = True
         self.offline.clear()
 
@@ -330,9 +336,10 @@ class MatrixTransport:
         """Finish the batch in hand (up to ``grace`` seconds), then close the client."""
         self._stopping.set()
         reactor, self._reactor = self._reactor, None
-        if reactor is not None:  # shortcuts only: not worth waiting for
-            reactor.cancel()
-            await asyncio.gather(reactor, return_exceptions=True)
+        extra = [reactor, *self._background] if reactor is not None else [*self._background]
+        for work in extra:  # shortcuts and staff-room upkeep: not worth waiting for
+            work.cancel()
+        await asyncio.gather(*extra, return_exceptions=True)
         task, self._task = self._task, None
         if task is not None:
             done, _ = await asyncio.wait({task}, timeout=grace)
