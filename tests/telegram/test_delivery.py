@@ -16,6 +16,7 @@ import pytest
 from telegram.error import NetworkError
 
 from bot.messages import Address, Button, InboundMessage, OutboundMessage, OutKind, Platform
+from bot.transports.base import SendLater
 from bot.transports.telegram import TelegramConfig, TelegramTransport
 from tests.fakes.telegram_api import DEFAULT_TOKEN, DELETE_WINDOW, FakeBotApi, free_port
 from tests.telegram.conftest import FORUM, FastSleep, fake_config, texts, to_chat
@@ -147,10 +148,12 @@ async def test_network_errors_are_retried_with_bounded_backoff(api: FakeBotApi, 
         assert await transport.send(OutboundMessage(HERE, "trotzdem")) is not None
         assert sleep.waits == [0.01, 0.02]
         api.fail_next("sendMessage", 500, "Internal Server Error", times=10)
-        assert await transport.send(OutboundMessage(HERE, "verloren")) is None
-    assert sleep.waits[2:] == [0.01, 0.02, 0.04]  # 3 retries, then given up
+        with pytest.raises(SendLater):  # the core keeps the reply and tries again later
+            await transport.send(OutboundMessage(HERE, "später"))
+    assert sleep.waits[2:] == [0.01, 0.02, 0.04]  # 3 retries, then handed back
     assert chat_texts(api) == ["trotzdem"]
-    assert transport.stats.send_failures == 1
+    assert transport.stats.send_later == 1
+    assert transport.stats.send_failures == 0
 
 
 async def test_permanent_errors_are_logged_without_ids_and_not_raised(

@@ -50,7 +50,7 @@ from telegram.ext import Application, ApplicationBuilder, ExtBot
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.messages import Address, OutboundMessage, OutKind, Platform, SendResult
-from bot.transports.base import InboundHandler
+from bot.transports.base import InboundHandler, SendLater
 from bot.transports.telegram.aiohttp_request import AiohttpRequest
 from bot.transports.telegram.limiter import FloodLimiter
 from bot.transports.telegram.render import (
@@ -176,6 +176,8 @@ class TelegramStats:
     failed: int = 0
     sent: int = 0
     send_failures: int = 0
+    #: Sends given back to the core because the Bot API was unreachable (it retries).
+    send_later: int = 0
     flood_waits: int = 0
     network_retries: int = 0
 
@@ -392,7 +394,7 @@ class TelegramTransport:
         )
         for table, scope in menus:
             for language in table:
-                with contextlib.suppress(SendFailed):
+                with contextlib.suppress(SendFailed, SendLater):  # menus are a convenience
                     await self._call(
                         partial(
                             self.bot.set_my_commands,
@@ -634,7 +636,11 @@ class TelegramTransport:
     # ------------------------------------------------------------------ sending
 
     async def send(self, message: OutboundMessage) -> SendResult | None:
-        """Render and send one message; permanent failures are logged, not raised."""
+        """Render and send one message; permanent failures are logged, not raised.
+
+        Raises:
+            SendLater: the Bot API stayed unreachable through the retries.
+        """
         if self._app is None:
             log.error("telegram transport not started; a message was not sent")
             return None
@@ -829,7 +835,8 @@ class TelegramTransport:
         """Run one Bot API call with Telegram's retry rules.
 
         Raises:
-            SendFailed: refused for good, or out of retries.
+            SendFailed: refused for good, or still rate limited after the retries.
+            SendLater: still unreachable (network errors, 5xx) after the retries.
             ChatMigrated: with ``migrate``, the group has a new id (the caller re-addresses).
         """
         floods = failures = 0
@@ -853,12 +860,13 @@ class TelegramTransport:
             except BadRequest as exc:  # a NetworkError subclass, but permanent
                 self._refused(what, exc, quiet)
                 raise SendFailed(exc) from None
-            except NetworkError as exc:  # incl. TimedOut and 5xx answers
+            except NetworkError:  # incl. TimedOut and 5xx answers
                 failures += 1
                 self.stats.network_retries += 1
                 if failures > self.config.network_retries:
                     log.error("%s failed after %d network errors", what, failures)
-                    raise SendFailed(exc) from None
+                    self.stats.send_later += 1
+                    raise SendLater(what) from None  # the core keeps it and tries later
                 await self._sleep(self._backoff(failures))
             except TelegramError as exc:  # Forbidden (blocked), InvalidToken, Conflict, ...
                 self._refused(what, exc, quiet)
