@@ -13,12 +13,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from telegram.error import NetworkError
 
 from bot.messages import Address, Button, InboundMessage, OutboundMessage, OutKind, Platform
 from bot.transports.base import SendLater
-from bot.transports.telegram import TelegramConfig, TelegramTransport
-from tests.fakes.telegram_api import DEFAULT_TOKEN, DELETE_WINDOW, FakeBotApi, free_port
+from bot.transports.telegram import TelegramTransport
+from config.settings import ConfigError
+from tests.fakes.tcp_proxy import TcpProxy
+from tests.fakes.telegram_api import DELETE_WINDOW, FakeBotApi
 from tests.telegram.conftest import FORUM, FastSleep, fake_config, texts, to_chat
 
 PERSON = 5_570_000_001
@@ -396,19 +397,40 @@ async def test_stop_confirms_what_was_handled(api: FakeBotApi, core: Core) -> No
     assert all(to_chat(PERSON)(c) for c in api.calls("sendMessage"))
 
 
-async def test_an_unreachable_bot_api_fails_start_cleanly(http: str) -> None:
-    sleep = FastSleep()
-    config = TelegramConfig(
-        token=DEFAULT_TOKEN,
-        base_url=f"http://127.0.0.1:{free_port()}",  # nothing listens there
-        network_retries=2,
-        http_backend=http,  # type: ignore[arg-type]
-    )
-    transport = TelegramTransport(config, sleep=sleep)
-    with pytest.raises(NetworkError):
+async def test_a_refused_token_fails_start_cleanly(api: FakeBotApi, http: str) -> None:
+    config = fake_config(api, token="123456:refused-token-of-another-bot", http_backend=http)
+    transport = TelegramTransport(config, sleep=FastSleep())
+    with pytest.raises(ConfigError):
         await transport.start(Core())
-    assert len(sleep.waits) == 2  # retried, then gave up; connections closed (no warnings)
+    assert not transport.online
     await transport.stop()
+
+
+async def test_an_unreachable_bot_api_at_start_is_retried_in_the_background(
+    api: FakeBotApi, core: Core, http: str
+) -> None:
+    port = int(api.base_url.rsplit(":", 1)[1])
+    proxy = TcpProxy("127.0.0.1", port)  # the way to the Bot API, down at first
+    config = fake_config(api, base_url=proxy.url, network_retries=2, http_backend=http)
+    transport = TelegramTransport(config, sleep=FastSleep())
+    try:
+        await transport.start(core)  # does not fail: the other platforms must run
+        assert transport.offline.is_set()
+        assert not transport.online
+        await asyncio.wait_for(transport.wait_ready(), timeout=1)  # at once, while offline
+        with pytest.raises(SendLater):  # the core keeps replies meanwhile
+            await transport.send(OutboundMessage(HERE, "später"))
+
+        await proxy.up()
+        api.register_chat(PERSON)
+        update = api.push_message(PERSON, PERSON, "wieder da?")
+        await transport.wait_handled(int(update["update_id"]))
+        assert transport.online
+        assert not transport.offline.is_set()
+        assert [m.text for m in core.seen] == ["wieder da?"]
+    finally:
+        await transport.stop()
+        await proxy.down()
 
 
 async def test_a_migrated_staff_group_still_gets_its_messages(

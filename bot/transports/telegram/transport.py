@@ -258,7 +258,11 @@ class TelegramTransport:
         self._forum: dict[int | str, bool] = {}
         self._offset = 0
         self._poll_task: asyncio.Task[None] | None = None
+        self._connect_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
+        #: Set while the Bot API has not been reached since the start (retrying).
+        self.offline = asyncio.Event()
+        self.online = False
         self._done: dict[int, None] = {}
         self._waiters: dict[int, asyncio.Event] = {}
 
@@ -278,32 +282,77 @@ class TelegramTransport:
         return bot
 
     async def start(self, on_message: InboundHandler) -> None:
-        """Connect (``getMe``), publish command menus, start polling or the webhook."""
+        """Connect (``getMe``), publish command menus, start polling or the webhook.
+
+        A Bot API that stays unreachable through the retries does not fail the start:
+        the other platforms run, a background task keeps trying, and ``send`` raises
+        :class:`SendLater` meanwhile. A refused token does fail it (``ConfigError``).
+        """
         self._handler = on_message
         self._stopping.clear()
         self._ready.clear()
+        self.offline.clear()
         self._app = self._build()
         try:
-            await self._initialize()
-            await self._app.start()
-            if self.config.set_commands:
-                await self._set_commands()
-            if self.config.mode == "webhook":
-                await self._start_webhook()
-            else:
-                await self._call(
-                    partial(self.bot.delete_webhook, drop_pending_updates=False),
-                    what="deleteWebhook",
-                )
-                self._poll_task = asyncio.create_task(self._poll_loop(), name="telegram-poll")
+            await self._go_online(retries=1)  # the other platforms should not wait long
+        except (NetworkError, SendLater) as exc:
+            if isinstance(exc, BadRequest):
+                await self.stop()
+                raise
+            log.warning("Bot API not reachable; starting without Telegram, retrying")
+            self.offline.set()
+            self._connect_task = asyncio.create_task(
+                self._connect_later(), name="telegram-connect"
+            )
         except BaseException:
             await self.stop()
             raise
+
+    async def _go_online(self, retries: int | None = None) -> None:
+        """``getMe``, command menus, then polling or the webhook (each step repeatable)."""
+        if self._app is None:
+            raise RuntimeError("telegram transport not built")
+        await self._initialize(retries)
+        if not self._app.running:
+            await self._app.start()
+        if self.config.set_commands:
+            await self._set_commands()
+        if self.config.mode == "webhook":
+            await self._start_webhook()
+        else:
+            await self._call(
+                partial(self.bot.delete_webhook, drop_pending_updates=False),
+                what="deleteWebhook",
+            )
+            self._poll_task = asyncio.create_task(self._poll_loop(), name="telegram-poll")
+        self.online = True
+        self.offline.clear()
         log.info("telegram transport started (%s)", self.config.mode)
+
+    async def _connect_later(self) -> None:
+        """Keep trying to reach the Bot API (back-off) until it answers or stop."""
+        attempt = 0
+        while not self._stopping.is_set():
+            attempt += 1
+            await self._wait_or_stop(self._backoff(attempt))
+            if self._stopping.is_set():
+                return
+            try:
+                await self._go_online()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("Bot API still not reachable (%s); retrying", type(exc).__name__)
 
     async def stop(self) -> None:
         """Stop receiving, let in-flight updates finish, confirm them, close connections."""
         self._stopping.set()
+        self.online = False
+        if self._connect_task is not None:
+            connecting, self._connect_task = self._connect_task, None
+            connecting.cancel()
+            await asyncio.gather(connecting, return_exceptions=True)
         if self._poll_task is not None:
             task, self._poll_task = self._poll_task, None
             done, _ = await asyncio.wait({task}, timeout=self.config.stop_timeout)
@@ -359,13 +408,17 @@ class TelegramTransport:
             ).build()
         return builder.build()
 
-    async def _initialize(self) -> None:
+    async def _initialize(self, retries: int | None = None) -> None:
         """``Application.initialize`` (``getMe``) with bounded retries on network errors."""
         if self._app is None:
             raise RuntimeError("telegram transport not built")
         attempt = 0
         while True:
             try:
+                # PTB opens its requests only once; a failed attempt closed them.
+                for request in (self._app.bot.request, self._updates_request):
+                    if request is not None:
+                        await request.initialize()
                 await self._app.initialize()
                 return
             except InvalidToken as exc:
@@ -375,7 +428,7 @@ class TelegramTransport:
                 # A failed initialize leaves the HTTP clients open.
                 await self._close_requests(self._app)
                 attempt += 1
-                if attempt > self.config.network_retries:
+                if attempt > (self.config.network_retries if retries is None else retries):
                     raise
                 log.warning("Bot API not reachable (%s); retrying", type(exc).__name__)
                 await self._sleep(self._backoff(attempt))
@@ -406,8 +459,15 @@ class TelegramTransport:
                     )
 
     async def wait_ready(self) -> None:
-        """Return once receiving works: the first poll round is done or the webhook is set."""
-        await self._ready.wait()
+        """Return once receiving works (the first poll round is done or the webhook is
+        set), or the start went on without the Bot API (``offline``; retrying)."""
+        ready = asyncio.ensure_future(self._ready.wait())
+        offline = asyncio.ensure_future(self.offline.wait())
+        try:
+            await asyncio.wait({ready, offline}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+            offline.cancel()
 
     # ------------------------------------------------------------------ receiving: polling
 
@@ -518,13 +578,15 @@ class TelegramTransport:
         if not c.webhook_url or not c.webhook_secret:
             raise ConfigError("webhook mode needs telegram.webhook_url and telegram.webhook_secret")
         path = urlsplit(c.webhook_url).path or "/"
-        app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_post(path, self._on_webhook)
-        self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=c.stop_timeout
-        )
-        await self._runner.setup()
-        await web.TCPSite(self._runner, c.webhook_listen, c.webhook_port).start()
+        if self._runner is None:  # a retried start keeps the listening server
+            app = web.Application(client_max_size=MAX_BODY)
+            app.router.add_post(path, self._on_webhook)
+            runner = web.AppRunner(
+                app, access_log=None, handle_signals=False, shutdown_timeout=c.stop_timeout
+            )
+            await runner.setup()
+            await web.TCPSite(runner, c.webhook_listen, c.webhook_port).start()
+            self._runner = runner
         # The server listens before Telegram is told about it.
         await self._call(
             partial(
@@ -644,6 +706,8 @@ class TelegramTransport:
         if self._app is None:
             log.error("telegram transport not started; a message was not sent")
             return None
+        if not self.online:
+            raise SendLater("the Bot API was not reached yet")
         try:
             if message.kind is OutKind.VANISH:
                 await self._vanish(message)
