@@ -12,10 +12,10 @@ import contextlib
 import logging
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import insert, select
 
 from bot.clock import Clock, SystemClock, hour
 from bot.messages import (
@@ -51,6 +51,24 @@ REF_FLUSH_SECONDS = 1.0
 RETRY_SECONDS = 30.0
 #: Sent outbox entries remembered in memory (concurrent redeliveries of one update).
 DONE_REMEMBERED = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    """Replies kept for a platform that was unreachable.
+
+    Attributes:
+        indices: which replies of the set are still to be sent (in order).
+        platforms: the platforms they go to (newer replies queue behind them).
+        box: the outbox entry they come from (read again for each attempt), or None
+            for replies without one (crisis numbers when the database failed), which
+            are then kept here in memory (``out``).
+    """
+
+    indices: list[int]
+    platforms: frozenset[Platform]
+    box: str | None
+    out: list[OutboundMessage] | None
 
 
 def build_vault(settings: Settings) -> Vault:
@@ -93,10 +111,14 @@ class App:
         self._ref_wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._sending: set[str] = set()
+        #: Staff rooms transports created for programmes without one (see ``_hand_directory``).
+        self._created: dict[Platform, dict[str, str]] = {}
         #: Outbox entries sent lately: a copy read before its delete committed is skipped.
         self._done: OrderedDict[str, None] = OrderedDict()
         #: Outbox entries to send again (a platform was unreachable); see ``_retry_loop``.
-        self._later: dict[str, int] = {}
+        self._later: dict[str, _Waiting] = {}
+        #: /vanish refs of a deletion that must wait (never flushed: the retry needs them).
+        self._held_refs: dict[str, list[str]] = {}
         self._retry_seconds = retry_seconds
         self._retrier: asyncio.Task[None] | None = None
         self._purges = 0
@@ -109,6 +131,7 @@ class App:
         self.settings.load_key_file()
         self.settings.check_secrets()
         directory = self._directory or load_directory(self.settings.directory_path)
+        self._directory = directory
         self.db = Database(
             self.settings.database_url,
             echo=self.settings.database.echo,
@@ -140,6 +163,7 @@ class App:
         self._flusher = asyncio.create_task(self._flush_loop())
         self.router.outbox = any(getattr(t, "redelivers", False) for t in self.transports.values())
         for transport in self.transports.values():
+            self._hand_directory(transport, directory)
             await transport.start(self.on_message)
         if self.router.outbox:
             await self.drain_outbox()
@@ -147,7 +171,11 @@ class App:
         log.info("ready: %d transport(s)", len(self.transports))
 
     async def stop(self) -> None:
-        """Stop transports and jobs, flush refs, then close the database."""
+        """Stop retries, transports and jobs, flush refs, then close the database."""
+        if self._retrier is not None:  # first: a retry must not meet a stopped transport
+            self._retrier.cancel()
+            await asyncio.gather(self._retrier, return_exceptions=True)
+            self._retrier = None
         for transport in reversed(list(self.transports.values())):
             try:
                 await transport.stop()
@@ -159,16 +187,14 @@ class App:
                 )
         if self.scheduler is not None:
             self.scheduler.stop()
-        if self._retrier is not None:
-            self._retrier.cancel()
-            await asyncio.gather(self._retrier, return_exceptions=True)
-            self._retrier = None
         if self._flusher is not None:
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
             self._flusher = None
         if self.db is not None:
             await self.flush_refs()
+            if self.router is not None:
+                await self.router.forget_delivered()
             await self.db.dispose()
             self.db = None
         if self.keys_db is not None:
@@ -179,7 +205,28 @@ class App:
         """Use a new directory at once (e.g. a counsellor was removed)."""
         if self.router is None:
             raise RuntimeError("app not started")
-        self.router.use_directory(directory or load_directory(self.settings.directory_path))
+        self._directory = directory or load_directory(self.settings.directory_path)
+        self.router.use_directory(self._with_created_rooms(self._directory))
+        for transport in self.transports.values():
+            self._hand_directory(transport, self._directory)
+
+    def _hand_directory(self, transport: Transport, directory: Directory) -> None:
+        """Transports that create staff rooms learn the staff lists and report the rooms."""
+        use = getattr(transport, "use_directory", None)
+        if callable(use):
+            transport.on_staff_rooms = self._staff_rooms_created  # type: ignore[attr-defined]
+            use(directory)
+
+    def _staff_rooms_created(self, platform: Platform, rooms: dict[str, str]) -> None:
+        """A transport created (or re-found) staff rooms: route announcements there."""
+        self._created[platform] = rooms
+        if self.router is not None and self._directory is not None:
+            self.router.use_directory(self._with_created_rooms(self._directory))
+
+    def _with_created_rooms(self, directory: Directory) -> Directory:
+        for platform, rooms in self._created.items():
+            directory = directory.with_staff_rooms(platform.value, rooms)
+        return directory
 
     # -- messages -----------------------------------------------------------------------
     async def on_message(self, msg: InboundMessage) -> None:
@@ -191,27 +238,55 @@ class App:
             self._note_ref(handled.contact_id, msg.message_ref)
         await self._finish(handled)
 
-    async def _finish(self, handled: Handled, start: int = 0) -> None:
-        """Schedule the jobs, send the replies from index ``start`` on, clear the outbox."""
+    async def _finish(self, handled: Handled) -> None:
+        """Schedule the jobs, send the replies, clear the outbox entry once all went out."""
         if self.scheduler is not None:
             for job in handled.jobs:
                 self.scheduler.followup(job.followup_id, job.due)
         box = handled.outbox_id
+        waiting = self._later.get(box) if box is not None else None
+        only = waiting.indices if waiting is not None else None  # a redelivered waiting set
+        await self._send_set(box, list(handled.out), only, self._blocked(box))
+
+    async def _send_set(
+        self,
+        box: str | None,
+        out: list[OutboundMessage],
+        only: list[int] | None,
+        blocked: set[Platform],
+        key: str | None = None,
+    ) -> None:
+        """Send ``out`` (only the indices ``only``), in order per platform.
+
+        A platform that is unreachable - now, or in ``blocked`` because older replies
+        still wait for it - gets its replies kept (with their index) for the retry loop;
+        the other platforms' replies go on. ``key`` names an existing waiting entry.
+        """
         if box is not None:
             if box in self._sending or box in self._done:
                 return  # the same replies are on their way or out (drain vs. redelivery)
             self._sending.add(box)
+        later: list[int] = []
         try:
-            for index, out in enumerate(handled.out):
-                if index < start:
-                    continue  # sent before the platform became unreachable
-                if box is not None:
-                    out = replace(out, send_key=f"{box}.{index}")
-                if not await self.deliver(out) and box is not None:
-                    # The platform is unreachable: the rest of the set stays in the outbox
-                    # and goes later, in order.
-                    self._later[box] = index
-                    return
+            for index, message in enumerate(out):
+                if only is not None and index not in only:
+                    continue  # went out before the platform became unreachable
+                platform = message.address.platform
+                if platform not in blocked:
+                    if box is not None:
+                        message = replace(message, send_key=f"{box}.{index}")
+                    if await self.deliver(message):
+                        continue
+                    blocked.add(platform)
+                later.append(index)
+            key = key or box
+            if later:
+                platforms = frozenset(out[i].address.platform for i in later)
+                stored = None if box is not None else out  # box: read again from the outbox
+                self._later[key or f"mem:{new_id()}"] = _Waiting(later, platforms, box, stored)
+                return
+            if key is not None:
+                self._later.pop(key, None)
             if box is not None:
                 self._done[box] = None
                 if len(self._done) > DONE_REMEMBERED:
@@ -221,12 +296,19 @@ class App:
             if box is not None:
                 self._sending.discard(box)
 
+    def _blocked(self, exclude: str | None) -> set[Platform]:
+        """Platforms older reply sets still wait for: new replies queue behind them."""
+        return {p for k, w in self._later.items() if k != exclude for p in w.platforms}
+
     async def _sent(self, outbox_id: str) -> None:
-        """Forget replies once they were handed to the platforms."""
-        if self.db is None:
-            return
-        async with self.db.transaction() as s:
-            await s.execute(delete(OutboxEntry).where(OutboxEntry.id == outbox_id))
+        """Forget replies once they were handed to the platforms.
+
+        The entry is deleted with the next unit of work (or by the flush loop within
+        ``REF_FLUSH_SECONDS`` when idle), not in a transaction of its own; after a
+        crash the few entries not yet deleted are sent again (at least once).
+        """
+        if self.router is not None:
+            self.router.delivered.add(outbox_id)
 
     async def drain_outbox(self) -> int:
         """Send replies a crash left behind (committed, never sent); returns how many sets."""
@@ -245,6 +327,7 @@ class App:
                 await self._sent(entry.id)
                 continue
             await self._finish(Handled(out, outbox_id=entry.id))
+        await self.router.forget_delivered()
         if entries:
             log.info("outbox: %d reply set(s) sent after a restart", len(entries))
         return len(entries)
@@ -255,25 +338,46 @@ class App:
         return len(self._later)
 
     async def _retry_loop(self) -> None:
-        """Every ``retry_seconds``, send again the reply sets a platform could not take."""
+        """Every ``retry_seconds``, try the waiting reply sets again."""
         while True:
             await asyncio.sleep(self._retry_seconds)
-            for box, start in list(self._later.items()):
-                del self._later[box]
-                try:
-                    await self._resend(box, start)
-                except Exception as exc:  # e.g. the database is away: next round
-                    self._later.setdefault(box, start)
-                    log.error("outbox retry failed: %s", type(exc).__name__)
+            if self._later:
+                await self.retry_waiting()
 
-    async def _resend(self, box: str, start: int) -> None:
-        """Send the rest of one outbox entry (it is gone once a redelivery sent it)."""
+    async def retry_waiting(self) -> None:
+        """One round over the waiting reply sets, oldest first.
+
+        A platform that fails again is not tried again in this round, so the sets behind
+        it keep their order.
+        """
+        failed: set[Platform] = set()
+        for key, waiting in list(self._later.items()):
+            if self._later.get(key) is not waiting:
+                continue  # sent meanwhile (a redelivery)
+            try:
+                out = waiting.out if waiting.out is not None else await self._load(key)
+            except Exception as exc:  # the database is away: next round
+                log.error("outbox retry failed: %s", type(exc).__name__)
+                continue
+            if out is None:  # gone: sent by a redelivery, or unreadable (retired key)
+                self._later.pop(key, None)
+                continue
+            await self._send_set(waiting.box, out, waiting.indices, failed, key)
+
+    async def _load(self, box: str) -> list[OutboundMessage] | None:
+        """The replies of an outbox entry (None: gone, or unreadable and dropped)."""
         if self.db is None or self.router is None:
-            return
+            return None
         async with self.db.transaction() as s:
             entry = await s.get(OutboxEntry, box)
-        if entry is not None:
-            await self._finish(Handled(self.router.unpack(entry), outbox_id=box), start)
+        if entry is None:
+            return None
+        try:
+            return self.router.unpack(entry)
+        except Exception as exc:  # a retired key: cannot be sent any more
+            log.error("outbox entry unreadable: %s", type(exc).__name__)
+            await self._sent(box)
+            return None
 
     async def deliver(self, out: OutboundMessage) -> bool:
         """Send through the transport of the address's platform; remember refs / threads.
@@ -287,7 +391,7 @@ class App:
                 out = replace(out, address=thread)
         pending: list[str] = []
         if out.kind is OutKind.VANISH and out.contact_id:
-            pending = self._refs.pop(out.contact_id, [])
+            pending = self._refs.pop(out.contact_id, []) + self._held_refs.pop(out.contact_id, [])
             out = replace(out, refs=(*out.refs, *pending))
         transport = self.transports.get(out.address.platform)
         if transport is None:
@@ -297,9 +401,9 @@ class App:
         try:
             result = await transport.send(out)
         except SendLater:
-            log.warning("%s unreachable; a reply waits in the outbox", out.address.platform.value)
+            log.warning("%s unreachable; a reply waits to be sent again", out.address.platform)
             if pending and out.contact_id:
-                self._refs[out.contact_id][:0] = pending  # for the next attempt
+                self._held_refs[out.contact_id] = pending  # for the next attempt
             return False
         except Exception as exc:
             log.error("sending failed on %s: %s", out.address.platform.value, type(exc).__name__)
@@ -347,6 +451,8 @@ class App:
             self._ref_wake.clear()
             try:
                 await self.flush_refs()
+                if self.router is not None:
+                    await self.router.forget_delivered()
             except Exception as exc:
                 log.error("storing message refs failed: %s", type(exc).__name__)
 
@@ -357,27 +463,30 @@ class App:
         pending, self._refs, self._ref_count = dict(self._refs), defaultdict(list), 0
         until = hour(self.clock.now()) + timedelta(hours=self.settings.retention.vanish_hours)
         async with unit(self.db, self.keystore, self.clock.now()) as uow:
-            s, keys = uow.session, uow.keys
+            keys = uow.keys
             rows = (
-                await s.execute(
+                await uow.conn.execute(
                     select(Contact.id, Contact.key_id).where(Contact.id.in_(list(pending)))
                 )
             ).all()
             deks = await keys.get_many([k for _, k in rows])
+            values = []
             for contact_id, key_id in rows:
                 dek = deks.get(key_id)
                 if dek is None:
                     continue
                 for ref in pending[contact_id]:
                     row_id = new_id()
-                    s.add(
-                        MessageRef(
-                            id=row_id,
-                            contact_id=contact_id,
-                            delete_after=until,
-                            ref_ct=keys.seal_json(dek, "message_refs", "ref", row_id, ref),
-                        )
+                    values.append(
+                        {
+                            "id": row_id,
+                            "contact_id": contact_id,
+                            "delete_after": until,
+                            "ref_ct": keys.seal_json(dek, "message_refs", "ref", row_id, ref),
+                        }
                     )
+            if values:  # one executemany, no ORM objects to track
+                await uow.conn.execute(insert(MessageRef), values)
 
     # -- scheduled work ------------------------------------------------------------------
     async def fire_followup(self, followup_id: str) -> None:

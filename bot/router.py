@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, delete, insert, select
 
 from bot.clock import Clock, hour
 from bot.messages import (
@@ -42,6 +42,9 @@ from storage.threads import ThreadMap
 from storage.vault import Vault, aad
 
 log = logging.getLogger(__name__)
+#: A Core insert on the unit's connection: storing replies needs no ORM session.
+_STASH = insert(OutboxEntry)
+_UNSTASH = delete(OutboxEntry).where(OutboxEntry.id.in_(bindparam("ids", expanding=True)))
 
 
 def _valid(text: str) -> str:
@@ -116,6 +119,9 @@ class Router:
         self.relay_attachments = relay_attachments
         #: Store replies until sent (on for transports that redeliver after a crash).
         self.outbox = False
+        #: Outbox entries whose replies were handed over; deleted in the next unit of work
+        #: (no commit of their own) or by :meth:`forget_delivered`.
+        self.delivered: set[str] = set()
         self._ctx = intake.IntakeContext(
             directory,
             {
@@ -152,6 +158,7 @@ class Router:
         key = Updates.key(msg.platform.value, msg.update_id) if msg.update_id else None
         try:
             async with unit(self.db, self.keystore, self.clock.now()) as uow:
+                await self._forget_delivered(uow)
                 if key and not await uow.updates.first_time_key(
                     key, hour(uow.now) + timedelta(hours=self.retention.dedup_hours)
                 ):
@@ -166,12 +173,12 @@ class Router:
                         self.threads.case_at(msg.address),
                         relay_attachments=self.relay_attachments,
                     )
-                    return Handled(out, None, uow.jobs, self._stash(uow, out, key))
+                    return Handled(out, None, uow.jobs, await self._stash(uow, out, key))
                 if msg.chat_kind is ChatKind.GROUP:
                     log.info("message from a non-staff account in a group ignored")
                     return Handled()
                 out, contact_id = await self._person(uow, svc, msg, pseudonyms)
-                return Handled(out, contact_id, uow.jobs, self._stash(uow, out, key))
+                return Handled(out, contact_id, uow.jobs, await self._stash(uow, out, key))
         except Busy:
             return self._fallback(msg, "limits.busy")
         except Exception as exc:  # one bad update must never stop the bot
@@ -186,22 +193,42 @@ class Router:
             out.insert(0, OutboundMessage(msg.address, t("crisis"), urgent=True))
         return Handled(out)
 
-    def _stash(self, uow: UnitOfWork, out: list[OutboundMessage], key: str | None) -> str | None:
+    async def _stash(
+        self, uow: UnitOfWork, out: list[OutboundMessage], key: str | None
+    ) -> str | None:
         """Keep the replies (encrypted) in the same transaction until they were sent."""
         if not self.outbox or not out:
             return None
         key = key or new_id()
         payload = json.dumps([outbound_to_dict(o) for o in out], ensure_ascii=False).encode()
-        uow.session.add(
-            OutboxEntry(
-                id=key,
-                payload_ct=self.vault.seal_transient(
+        await uow.conn.execute(
+            _STASH,
+            {
+                "id": key,
+                "payload_ct": self.vault.seal_transient(
                     "outbox", payload, aad("outbox", "payload", key)
                 ),
-                delete_after=hour(uow.now) + timedelta(hours=self.retention.dedup_hours),
-            )
+                "delete_after": hour(uow.now) + timedelta(hours=self.retention.dedup_hours),
+            },
         )
         return key
+
+    async def _forget_delivered(self, uow: UnitOfWork) -> None:
+        """Delete the entries of replies already handed over, within this transaction.
+
+        The ids leave :attr:`delivered` only once it committed; until then a crash
+        leaves the entries, and they are sent again (at least once).
+        """
+        if self.delivered:
+            ids = list(self.delivered)
+            await uow.conn.execute(_UNSTASH, {"ids": ids})
+            uow.on_commit.append(lambda: self.delivered.difference_update(ids))
+
+    async def forget_delivered(self) -> None:
+        """Delete the entries of replies already handed over now (idle time, shutdown)."""
+        if self.delivered:
+            async with unit(self.db, self.keystore, self.clock.now()) as uow:
+                await self._forget_delivered(uow)
 
     async def _unsent(self, uow: UnitOfWork, key: str) -> Handled:
         """A redelivered update: send its replies if the first attempt never finished."""
@@ -239,7 +266,7 @@ class Router:
                     out = await svc.escalate_overdue()
                 else:
                     raise ValueError(f"unknown job {job}")
-                return Handled(out, None, uow.jobs, self._stash(uow, out, None))
+                return Handled(out, None, uow.jobs, await self._stash(uow, out, None))
         except Exception as exc:
             log.error("job %s failed: %s", job, type(exc).__name__, exc_info=True)
             return Handled()

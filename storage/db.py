@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from storage.models import Base
-from storage.sqlite_inline import creator
+from storage.sqlite_inline import InlineDBAPI, creator
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -59,7 +59,9 @@ class Database:
             if inline_sqlite:
                 # One connection: statements run on the loop thread, so a second
                 # connection waiting on SQLite's write lock would block the loop.
-                kwargs.update(async_creator=creator(path), pool_size=1, max_overflow=0)
+                kwargs.update(
+                    async_creator=creator(path), module=InlineDBAPI(), pool_size=1, max_overflow=0
+                )
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

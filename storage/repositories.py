@@ -5,20 +5,34 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import String, and_, bindparam, delete, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    Row,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    inspect,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 
 from storage.db import Database
 from storage.keystore import KeyStore
-from storage.models import Case, CaseEvent, Contact, FollowUp, HeldMessage, UTCDateTime
+from storage.models import Base, Case, CaseEvent, Contact, FollowUp, HeldMessage, UTCDateTime
 from storage.vault import aad
 
+_M = TypeVar("_M", bound=Base)
 OPEN_STATUSES = ("new", "claimed", "active", "waiting")
 _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
@@ -99,12 +113,40 @@ class Keys:
         return json.loads(self.vault.open(dek, blob, aad(table, column, row_id)))
 
 
-_LOAD_CONTACT = (
+_CONTACTS = cast(Table, Contact.__table__)
+_CASES = cast(Table, Case.__table__)
+_ORM_LOAD = (
     select(Contact, Case)
     .outerjoin(Case, and_(Case.contact_id == Contact.id, Case.status.in_(OPEN_STATUSES)))
     .where(Contact.pseudonym.in_(bindparam("p", expanding=True)))
     .limit(1)
 )
+
+
+#: Plain binds: a literal list would become an IN re-rendered on every execution.
+_OPEN_BINDS = [literal(s) for s in OPEN_STATUSES]
+
+
+def _core_load(match: Any) -> Any:
+    return (
+        select(_CONTACTS, _CASES)
+        .select_from(
+            _CONTACTS.outerjoin(
+                _CASES,
+                and_(_CASES.c.contact_id == _CONTACTS.c.id, _CASES.c.status.in_(_OPEN_BINDS)),
+            )
+        )
+        .where(match)
+        .limit(1)
+    )
+
+
+#: Core selects of contact + open case: no ORM loading, no post-compiled IN for the
+#: usual single pseudonym version.
+_LOAD_ONE = _core_load(_CONTACTS.c.pseudonym == bindparam("p"))
+_LOAD_ANY = _core_load(_CONTACTS.c.pseudonym.in_(bindparam("p", expanding=True)))
+_N_CONTACT = len(_CONTACTS.c)
+configure_mappers()  # _detached builds instances before any ORM query would configure them
 #: A text statement so SQLAlchemy compiles it once (dialect ``on_conflict_do_nothing``
 #: constructs are recompiled on every call); SQLite >= 3.24 and PostgreSQL both speak it.
 _DEDUP = text(
@@ -113,19 +155,51 @@ _DEDUP = text(
 ).bindparams(bindparam("key", type_=String()), bindparam("delete_after", type_=UTCDateTime()))
 
 
-class Contacts:
-    """People, found by pseudonym."""
+def _detached(cls: type[_M], table: Table, values: Sequence[Any]) -> _M:
+    """An ORM instance made from a Core row, as if loaded (no session, no history)."""
+    obj = cast(_M, inspect(cls).class_manager.new_instance())
+    obj.__dict__.update(zip(table.c.keys(), values, strict=True))
+    make_transient_to_detached(obj)
+    return obj
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+
+class _Repository:
+    """Data access within one unit of work."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+    @property
+    def session(self) -> AsyncSession:
+        """The unit's ORM session (made on first use)."""
+        return self.uow.session
+
+
+class Contacts(_Repository):
+    """People, found by pseudonym."""
 
     async def load(self, pseudonyms: Sequence[str]) -> tuple[Contact, Case | None] | None:
         """The contact under any of the given pseudonyms and its open case.
 
-        One cached statement: this is the hot path of every message from a person.
+        The hot path of every message from a person: one cached Core statement; the
+        rows become ORM objects without a session, which the unit attaches only
+        when it needs its session or they changed (see :meth:`UnitOfWork.adopt`).
         """
-        row = (await self.session.execute(_LOAD_CONTACT, {"p": list(pseudonyms)})).first()
-        return (row[0], row[1]) if row else None
+        uow = self.uow
+        if uow.has_session:  # objects may already be in its identity map
+            found = (await uow.session.execute(_ORM_LOAD, {"p": list(pseudonyms)})).first()
+            return (found[0], found[1]) if found else None
+        if len(pseudonyms) == 1:
+            result = await uow.conn.execute(_LOAD_ONE, {"p": pseudonyms[0]})
+        else:
+            result = await uow.conn.execute(_LOAD_ANY, {"p": list(pseudonyms)})
+        row: Row[Any] | None = result.first()
+        if row is None:
+            return None
+        contact = _detached(Contact, _CONTACTS, row[:_N_CONTACT])
+        case = None if row[_N_CONTACT] is None else _detached(Case, _CASES, row[_N_CONTACT:])
+        uow.adopt(contact, *([case] if case else []))
+        return contact, case
 
     async def get(self, contact_id: str) -> Contact | None:
         """A contact by row id."""
@@ -136,11 +210,8 @@ class Contacts:
         await self.session.delete(contact)
 
 
-class Cases:
+class Cases(_Repository):
     """Cases and their queue."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     async def open_of_contact(self, contact_id: str) -> Case | None:
         """The person's open case, if any."""
@@ -194,11 +265,8 @@ class Cases:
         return bool(getattr(result, "rowcount", 0) == 1)
 
 
-class Held:
+class Held(_Repository):
     """Messages waiting for a counsellor."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     async def count(self, case_id: str) -> int:
         """How many messages wait on a case."""
@@ -216,11 +284,8 @@ class Held:
             await self.session.execute(delete(HeldMessage).where(HeldMessage.case_id.in_(case_ids)))
 
 
-class Events:
+class Events(_Repository):
     """Statistics events (no personal data)."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     def add(
         self, case_id: str | None, programme_id: str, kind: str, day: Any, delete_after: datetime
@@ -237,11 +302,8 @@ class Events:
         )
 
 
-class Updates:
+class Updates(_Repository):
     """De-duplication of platform updates."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     @staticmethod
     def key(platform: str, update_id: str) -> str:
@@ -255,7 +317,7 @@ class Updates:
     async def first_time_key(self, key: str, delete_after: datetime) -> bool:
         """Like :meth:`first_time` with the key already computed (see :meth:`key`)."""
         values = {"key": key, "delete_after": delete_after}
-        result = await self.session.execute(_DEDUP, values)
+        result = await self.uow.conn.execute(_DEDUP, values)
         return bool(getattr(result, "rowcount", 0) == 1)
 
 
@@ -269,18 +331,65 @@ class JobChange:
 
 class UnitOfWork:
     """All repositories of one transaction, the moment it runs at, and what to do
-    after it commits (scheduler changes)."""
+    after it commits (scheduler changes).
 
-    def __init__(self, session: AsyncSession, keystore: KeyStore, now: datetime) -> None:
-        self.session = session
+    The transaction lives on ``conn``; the ORM ``session`` (joined to it) is made
+    on first use only, so a message that changes nothing (the usual relay) costs
+    no session bookkeeping.
+    """
+
+    def __init__(self, conn: AsyncConnection, keystore: KeyStore, now: datetime) -> None:
+        self.conn = conn
         self.now = now
         self.jobs: list[JobChange] = []
         self.keys = Keys(keystore, now)
-        self.contacts = Contacts(session)
-        self.cases = Cases(session)
-        self.held = Held(session)
-        self.events = Events(session)
-        self.updates = Updates(session)
+        self.contacts = Contacts(self)
+        self.cases = Cases(self)
+        self.held = Held(self)
+        self.events = Events(self)
+        self.updates = Updates(self)
+        #: Called once the transaction has committed.
+        self.on_commit: list[Callable[[], None]] = []
+        self._session: AsyncSession | None = None
+        self._adopted: list[Base] = []
+
+    @property
+    def has_session(self) -> bool:
+        """Whether the ORM session was made."""
+        return self._session is not None
+
+    @property
+    def session(self) -> AsyncSession:
+        """The ORM session of this transaction (made, with adopted rows, on first use)."""
+        if self._session is None:
+            self._session = AsyncSession(bind=self.conn, expire_on_commit=False)
+            self._session.add_all(self._adopted)
+        return self._session
+
+    def adopt(self, *rows: Base) -> None:
+        """Rows loaded without the session: attached when it is made or they change."""
+        if self._session is not None:
+            self._session.add_all(rows)
+        else:
+            self._adopted.extend(rows)
+
+    async def flush(self) -> None:
+        """Write pending ORM changes (none: no session, no statement)."""
+        if self._session is None and any(inspect(r).modified for r in self._adopted):
+            _ = self.session
+        if self._session is not None:
+            await self._session.flush()
+
+    async def commit(self) -> None:
+        """Commit: through the session if it began the transaction, else the connection."""
+        if self._session is not None:
+            await self._session.commit()  # a joined session leaves the commit to conn
+        await self.conn.commit()
+
+    async def close(self) -> None:
+        """Release the session (the transaction is the connection's)."""
+        if self._session is not None:
+            await self._session.close()
 
 
 @asynccontextmanager
@@ -290,11 +399,20 @@ async def unit(db: Database, keystore: KeyStore, now: datetime) -> AsyncIterator
     New keys are stored before the data that uses them commits (an orphan key is
     harmless and purged); shredded keys are destroyed only after the commit.
     """
-    async with db.transaction() as session:
-        uow = UnitOfWork(session, keystore, now)
-        yield uow
-        await uow.keys.before_commit()
+    # The transaction begins with the first statement (no round trip of its own);
+    # leaving without commit rolls it back.
+    async with db.engine.connect() as conn:
+        uow = UnitOfWork(conn, keystore, now)
+        try:
+            yield uow
+            await uow.flush()
+            await uow.keys.before_commit()
+            await uow.commit()
+        finally:
+            await uow.close()
     await uow.keys.after_commit()
+    for done in uow.on_commit:
+        done()
 
 
 async def drop_followups(uow: UnitOfWork, case_ids: Sequence[str]) -> None:

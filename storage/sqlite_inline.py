@@ -7,15 +7,65 @@ answers these statements in microseconds without fsync, so running them on the
 loop thread is cheaper than the hand-off (see docs/PERFORMANCE.md). The process
 is the only writer, so a lock wait (``busy_timeout``) is not expected.
 
-It plugs into SQLAlchemy's aiosqlite dialect through ``async_creator``.
+It plugs into SQLAlchemy's aiosqlite dialect through ``async_creator`` and
+``module`` (:class:`InlineDBAPI`). Calls that cannot matter to the event loop
+(cursor, fetch, close, commit, rollback) return :class:`Done`, which the adapter
+takes without SQLAlchemy's greenlet round trip; statement execution stays a
+coroutine, so SQLAlchemy still sees the "async" driver it requires.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util.concurrency import await_only
+
+_T = TypeVar("_T")
+
+
+class Done(Generic[_T]):
+    """An awaitable that already holds its result."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: _T) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, None, _T]:
+        return self.value
+        yield  # unreachable: makes this a generator
+
+
+def _await(awaitable: Any) -> Any:
+    """SQLAlchemy's ``await_`` for this adapter: a finished call costs no switch."""
+    if type(awaitable) is Done:
+        return awaitable.value
+    return await_only(awaitable)
+
+
+class _Adapted(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    await_ = staticmethod(_await)
+
+
+class InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """The aiosqlite DBAPI adapter, handing out connections that take :class:`Done`."""
+
+    def __init__(self) -> None:
+        super().__init__(aiosqlite, sqlite3)
+
+    def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        """Open through ``async_creator`` (see :func:`creator`)."""
+        creator_fn = kw.pop("async_creator_fn")
+        return _Adapted(self, await_only(creator_fn(*arg, **kw)))
 
 
 class _Immediate:
@@ -62,21 +112,22 @@ class InlineCursor:
         self._cur.executemany(sql, seq)
         return self
 
-    async def fetchall(self) -> list[Any]:
+    def fetchall(self) -> Done[list[Any]]:
         """All remaining rows."""
-        return self._cur.fetchall()
+        return Done(self._cur.fetchall())
 
-    async def fetchone(self) -> Any:
+    def fetchone(self) -> Done[Any]:
         """The next row."""
-        return self._cur.fetchone()
+        return Done(self._cur.fetchone())
 
-    async def fetchmany(self, size: int = 1) -> list[Any]:
+    def fetchmany(self, size: int = 1) -> Done[list[Any]]:
         """Up to ``size`` rows."""
-        return self._cur.fetchmany(size)
+        return Done(self._cur.fetchmany(size))
 
-    async def close(self) -> None:
+    def close(self) -> Done[None]:
         """Close the cursor."""
         self._cur.close()
+        return Done(None)
 
 
 class InlineConnection:
@@ -91,9 +142,9 @@ class InlineConnection:
         """The sqlite3 isolation level."""
         return self._conn.isolation_level
 
-    async def cursor(self) -> InlineCursor:
+    def cursor(self) -> Done[InlineCursor]:
         """A new cursor."""
-        return InlineCursor(self._conn.cursor())
+        return Done(InlineCursor(self._conn.cursor()))
 
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> InlineCursor:
         """Run a statement on a fresh cursor."""
@@ -103,13 +154,15 @@ class InlineConnection:
         """Register an SQL function."""
         self._conn.create_function(*args, **kw)
 
-    async def commit(self) -> None:
+    def commit(self) -> Done[None]:
         """Commit."""
         self._conn.commit()
+        return Done(None)
 
-    async def rollback(self) -> None:
+    def rollback(self) -> Done[None]:
         """Roll back."""
         self._conn.rollback()
+        return Done(None)
 
     async def close(self) -> None:
         """Close the connection."""

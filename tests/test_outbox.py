@@ -9,13 +9,15 @@ from sqlalchemy import func, select
 
 from bot.app import App
 from bot.clock import FakeClock
-from bot.messages import OutboundMessage, SendResult
+from bot.messages import OutboundMessage, Platform, SendResult
 from bot.transports.base import SendLater
 from bot.transports.memory import MemoryTransport
-from config.directory import Directory
+from config.directory import Directory, parse_directory
 from config.settings import Settings
+from handlers.limits import Limits, LimitSettings
 from storage.models import OutboxEntry
 from tests.conftest import memory_directory
+from tests.world import DIRECTORY, World
 
 
 class Crash(BaseException):
@@ -38,7 +40,10 @@ class CrashingTransport(MemoryTransport):
 
 
 async def outbox_rows(app: App) -> int:
+    """Stored reply sets, after deleting those already handed over (done lazily)."""
     assert app.db is not None
+    assert app.router is not None
+    await app.router.forget_delivered()
     async with app.db.transaction() as s:
         return int((await s.execute(select(func.count()).select_from(OutboxEntry))).scalar_one())
 
@@ -126,20 +131,22 @@ async def test_replies_a_platform_could_not_take_are_sent_again_in_order(
 ) -> None:
     down = UnreachableTransport(down={1, 2})  # the greeting fails twice, then it is back
     app = App(
-        settings, [down], clock=clock, directory=memory_directory(directory), retry_seconds=0.01
+        settings, [down], clock=clock, directory=memory_directory(directory), retry_seconds=3600
     )
     await app.start()
     try:
         await down.push("p1", "/start", update_id="upd-1")
         assert await outbox_rows(app) == 1  # kept, not dropped
-        await down.wait_for(lambda m: "Bist du damit einverstanden?" in m.text)
+        assert app.waiting == 1
+        await app.retry_waiting()  # still down
+        assert app.waiting == 1
+        assert down.pop("p1") == []
+        await app.retry_waiting()  # back
         texts = [m.text for m in down.pop("p1")]
         assert len(texts) == 2  # greeting, then the notice with the question: once each
         assert "einverstanden" in texts[-1]
         assert down.attempts[0] == down.attempts[1] == down.attempts[2]  # same reply, same key
-        async with asyncio.timeout(5):
-            while await outbox_rows(app):  # noqa: ASYNC110 - deleted right after the send
-                await asyncio.sleep(0.01)
+        assert app.waiting == 0
     finally:
         await app.stop()
 
@@ -149,16 +156,94 @@ async def test_replies_sent_before_an_outage_are_not_sent_again(
 ) -> None:
     down = UnreachableTransport(down={2})  # the greeting goes out, the question must wait
     app = App(
-        settings, [down], clock=clock, directory=memory_directory(directory), retry_seconds=0.01
+        settings, [down], clock=clock, directory=memory_directory(directory), retry_seconds=3600
     )
     await app.start()
     try:
         await down.push("p1", "/start", update_id="upd-2")
         assert app.waiting == 1
-        await down.wait_for(lambda m: "Bist du damit einverstanden?" in m.text)
+        await down.push("p1", "/start", update_id="upd-2")  # redelivered meanwhile
+        await app.retry_waiting()
         texts = [m.text for m in down.pop("p1")]
         assert len(texts) == 2, "the greeting was sent again"
+        assert "einverstanden" in texts[-1]
         assert down.attempts[1] == down.attempts[2]  # the question, tried twice, one key
+        assert app.waiting == 0
+    finally:
+        await app.stop()
+
+
+class Switchable(MemoryTransport):
+    """A platform that can be taken down and brought back."""
+
+    def __init__(self, platform: Platform = Platform.MEMORY) -> None:
+        super().__init__(redelivers=True)
+        self.platform = platform  # type: ignore[misc]
+        self.down = False
+        self.attempts = 0
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        self.attempts += 1
+        if self.down:
+            raise SendLater
+        return await super().send(message)
+
+
+async def test_one_platform_down_does_not_hold_up_the_other_and_order_is_kept(
+    settings: Settings, clock: FakeClock
+) -> None:
+    people, staff = Switchable(), Switchable(Platform.CONSOLE)
+    on_console = parse_directory(DIRECTORY.replace("memory:", "console:"))
+    app = App(settings, [people, staff], clock=clock, directory=on_console, retry_seconds=3600)
+    await app.start()
+    try:
+        staff.down = True
+        world = World(app, people, clock)
+        first = await world.open("p1")  # the person hears at once; the team room waits
+        assert app.waiting == 1
+        tried = staff.attempts
+        second = await world.open("p2")
+        assert staff.attempts == tried, "newer replies queue behind the waiting ones"
+        assert app.waiting == 2
+        assert staff.sent == []
+
+        staff.down = False
+        await app.retry_waiting()
+        announced = [m.text for m in staff.sent]
+        assert any(first in t for t in announced)
+        assert any(second in t for t in announced)
+        assert min(i for i, t in enumerate(announced) if first in t) < min(
+            i for i, t in enumerate(announced) if second in t
+        ), "the older case is announced first"
+        assert app.waiting == 0
+    finally:
+        await app.stop()
+
+
+async def test_a_reply_without_outbox_entry_waits_in_memory(
+    settings: Settings, clock: FakeClock, directory: Directory
+) -> None:
+    people = Switchable()
+    strict = Limits(LimitSettings(person_burst=1, person_per_second=0.0001))
+    app = App(
+        settings,
+        [people],
+        clock=clock,
+        directory=memory_directory(directory),
+        limits=strict,
+        retry_seconds=3600,
+    )
+    await app.start()
+    try:
+        people.down = True
+        await people.push("p1", "/start")
+        await people.push("p1", "hallo?")  # over the limit: a kind note, not stored anywhere
+        assert app.waiting == 2
+        people.down = False
+        await app.retry_waiting()
+        texts = [m.text for m in people.pop("p1")]
+        assert len(texts) == 3  # greeting, consent question, then the note - in order
+        assert "einverstanden" in texts[1]
         assert app.waiting == 0
     finally:
         await app.stop()

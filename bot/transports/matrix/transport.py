@@ -2,8 +2,10 @@
 
 One background task syncs with the homeserver. Each sync response is handled in
 order: invites (join direct chats and configured staff rooms, decline the rest), key
-housekeeping (so replies reach new devices), then every new room event goes through
-the core one by one. Only after the whole batch is handled is the sync token saved:
+housekeeping (so replies reach new devices), then the new room events go through the
+core - rooms in parallel (bounded), each room's events in order; encryption happens
+under one lock, the send requests outside it. Only after the whole batch is handled
+is the sync token saved:
 a crash re-delivers the batch, and the core drops what it already processed (it
 de-duplicates by event id). matrix-nio itself would save the token *before* its
 callbacks run, so its ``store_sync_tokens`` is off here and the loop owns the token.
@@ -229,6 +231,7 @@ class MatrixTransport:
         self._reactions: asyncio.Queue[tuple[str, str, int]] = asyncio.Queue(_REACTION_QUEUE)
         self._reactor: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._team_lock = asyncio.Lock()
         #: Counters for tests and health checks (no identifiers).
         self.stats: dict[str, int] = {
             "events": 0,
@@ -290,8 +293,7 @@ class MatrixTransport:
             self.offline.set()
             log.warning("matrix homeserver not reachable; starting without it, retrying")
         self._task = asyncio.create_task(self._run(), name="matrix-sync")
-        if self._settings.matrix.reaction_shortcuts:
-            self._reactor = asyncio.create_task(self._react_loop(), name="matrix-reactions")
+        self._reactor = asyncio.create_task(self._react_loop(), name="matrix-reactions")
 
     async def wait_ready(self) -> None:
         """Return once the first sync was handled, or the start went on without the server.
@@ -335,6 +337,7 @@ class MatrixTransport:
     async def stop(self, grace: float = 15.0) -> None:
         """Finish the batch in hand (up to ``grace`` seconds), then close the client."""
         self._stopping.set()
+        self.online = False  # sends from now on wait for the next start (SendLater)
         reactor, self._reactor = self._reactor, None
         extra = [reactor, *self._background] if reactor is not None else [*self._background]
         for work in extra:  # shortcuts and staff-room upkeep: not worth waiting for
@@ -470,9 +473,15 @@ class MatrixTransport:
         are kept in the encrypted session file, so a restart reuses them.
         """
         client = self._require_client()
+        async with self._team_lock:
+            await self._ensure_team_rooms_locked(client)
+
+    async def _ensure_team_rooms_locked(self, client: AsyncClient) -> None:
         stored = dict(self._session.team_rooms) if self._session else {}
         joined = await client.joined_rooms()
-        have = set(joined.rooms) if isinstance(joined, JoinedRoomsResponse) else set()
+        if not isinstance(joined, JoinedRoomsResponse):  # unknown is not "none"
+            raise MatrixError("joined rooms unknown", status=_status(joined))
+        have = set(joined.rooms)
         for programme_id in sorted(set(self._team) | set(stored)):
             name, accounts = self._team.get(programme_id, ("", []))
             wanted = sorted({a for a in accounts if is_matrix_id(a) and a != self.user_id})
@@ -530,11 +539,18 @@ class MatrixTransport:
         }
         present = {u for u, m in members.items() if m in ("join", "invite")}
         async with self._lock:
+            room = client.rooms.get(room_id)
             for user_id in sorted(set(wanted) - present):
-                await client.room_invite(room_id, user_id)
+                response = await client.room_invite(room_id, user_id)
+                if room is not None and type(response).__name__ == "RoomInviteResponse":
+                    room.add_member(user_id, None, None, invited=True)
             for user_id in sorted(present - set(wanted) - {self.user_id}):
-                await client.room_kick(room_id, user_id, reason="nicht mehr im Team")
+                response = await client.room_kick(room_id, user_id, reason="nicht mehr im Team")
+                if room is not None and type(response).__name__ == "RoomKickResponse":
+                    room.remove_member(user_id)
             if set(wanted) != present - {self.user_id}:
+                if room is not None and client.olm is not None:
+                    client.olm.update_tracked_users(room)
                 with contextlib.suppress(Exception):
                     client.invalidate_outbound_session(room_id)  # leavers get no new keys
 
@@ -844,7 +860,7 @@ class MatrixTransport:
         except SendLater:
             raise
         except Exception as exc:
-            if _transient(exc):
+            if _transient(exc) or not self.online:  # unreachable, or stopped meanwhile
                 raise SendLater(type(exc).__name__) from exc
             raise
 
@@ -885,7 +901,7 @@ class MatrixTransport:
         if shown:
             _remember(self._event_buttons, event_id, shown)
             _remember(self._last_buttons, room_id, shown)
-            if self._reactor is not None and len(shown) <= len(BUTTON_KEYCAPS):
+            if self._offers_reactions(room_id) and len(shown) <= len(BUTTON_KEYCAPS):
                 with contextlib.suppress(asyncio.QueueFull):
                     self._reactions.put_nowait((room_id, event_id, len(shown)))
         else:
@@ -903,27 +919,55 @@ class MatrixTransport:
         a person's new phone must read the answer). Reactions stay unencrypted, as in nio.
         """
         client = self._require_client()
-        async with self._lock:
-            await self._ensure_room(room_id)
-            if client.should_query_keys:
-                await client.keys_query()
-            room = client.rooms[room_id]
-            if client.olm is not None and room.encrypted:
-                if not room.members_synced:
-                    await client.joined_members(room_id)
-                    if client.should_query_keys:
-                        await client.keys_query()
-                if client.olm.should_share_group_session(room_id):
-                    await client.share_group_session(room_id, ignore_unverified_devices=True)
-                if event_type != "m.reaction":
-                    event_type, content = client.encrypt(room_id, event_type, content)
-        method, path, data = Api.room_send(
-            client.access_token, room_id, event_type, content, txn or str(uuid4())
-        )
-        response: RoomSendResponse | RoomSendError = await client._send(
-            RoomSendResponse, method, path, data, (room_id,)
-        )
+        try:
+            async with self._lock:
+                await self._ensure_room(room_id)
+                if client.should_query_keys:
+                    await client.keys_query()
+                room = client.rooms[room_id]
+                if client.olm is not None and room.encrypted:
+                    if not room.members_synced:
+                        await client.joined_members(room_id)
+                        if client.should_query_keys:
+                            await client.keys_query()
+                    if client.olm.should_share_group_session(room_id):
+                        await client.share_group_session(room_id, ignore_unverified_devices=True)
+                    if event_type != "m.reaction":
+                        event_type, content = client.encrypt(room_id, event_type, content)
+            method, path, data = Api.room_send(
+                client.access_token, room_id, event_type, content, txn or str(uuid4())
+            )
+            response: RoomSendResponse | RoomSendError = await client._send(
+                RoomSendResponse, method, path, data, (room_id,)
+            )
+        except Exception as exc:
+            if _transient(exc):
+                self._reshare(room_id)
+            raise
+        if isinstance(response, RoomSendError) and _transient(
+            MatrixError("", status=_status(response))
+        ):
+            self._reshare(room_id)
         return response
+
+    def _reshare(self, room_id: str) -> None:
+        """After an outage, start a new group session: nio marks a session shared even
+        when some of its key messages were lost, and those devices could not read on."""
+        client = self.client
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.invalidate_outbound_session(room_id)
+
+    def _offers_reactions(self, room_id: str) -> bool:
+        """Staff and case rooms always; a person's chat only with ``reaction_shortcuts``.
+
+        Element sends reactions unencrypted: the homeservers would see which number a
+        person tapped under which question, so people's chats ask for typing by default.
+        """
+        if self._reactor is None:
+            return False
+        staff = room_id in self.staff_rooms or room_id in self._case_room_ids
+        return staff or self._settings.matrix.reaction_shortcuts
 
     async def _react_loop(self) -> None:
         """React to questions with 1️⃣ 2️⃣ ...: in Element a tap on one answers.

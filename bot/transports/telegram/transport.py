@@ -342,6 +342,9 @@ class TelegramTransport:
                 return
             except asyncio.CancelledError:
                 raise
+            except (ConfigError, SendFailed) as exc:  # refused: retrying will not help
+                log.error("Telegram refused the start (%s); fix the settings", type(exc).__name__)
+                return
             except Exception as exc:
                 log.warning("Bot API still not reachable (%s); retrying", type(exc).__name__)
 
@@ -703,11 +706,8 @@ class TelegramTransport:
         Raises:
             SendLater: the Bot API stayed unreachable through the retries.
         """
-        if self._app is None:
-            log.error("telegram transport not started; a message was not sent")
-            return None
-        if not self.online:
-            raise SendLater("the Bot API was not reached yet")
+        if self._app is None or not self.online:  # stopped, or the API not reached yet
+            raise SendLater("the Bot API is not connected")
         try:
             if message.kind is OutKind.VANISH:
                 await self._vanish(message)
