@@ -115,7 +115,10 @@ class MatrixSettings(BaseModel):
         " after retention are also purged from the server (admin API)",
     )
     reaction_shortcuts: bool = Field(
-        True, description="the bot reacts to its own questions with 1️⃣ 2️⃣ ... so that a tap answers"
+        False,
+        description="in people's chats, too, offer answers as 1️⃣ 2️⃣ ... reactions (staff"
+        " rooms always do); off: Element sends reactions unencrypted, so the homeservers"
+        " would see which number a person tapped",
     )
 
 
