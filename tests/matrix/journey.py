@@ -181,7 +181,8 @@ def bot_settings(
 ) -> Settings:
     """Settings with fresh keys and the bot's Matrix login (password).
 
-    Reaction shortcuts (several events per question) are off unless a test looks at them.
+    Reaction shortcuts in people's chats (off by default, several events per question)
+    only where a test looks at them.
     """
     settings = settings or make_settings(data_dir)
     settings.matrix = MatrixSettings(

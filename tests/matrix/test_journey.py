@@ -86,7 +86,7 @@ async def test_encrypted_journey_claim_and_relay_without_account_data(
     person = await new_peer(synapse, "sentinel", displayname=display)
     counsellor = await new_peer(synapse, "counsellor")
     staff_room = await create_room(counsellor, [bot_user.user_id], direct=False, name="Team")
-    settings = bot_settings(tmp_path / "data", synapse, bot_user, reactions=True)
+    settings = bot_settings(tmp_path / "data", synapse, bot_user)
     transport = MatrixTransport(settings, staff_rooms=[staff_room], sync_timeout_ms=5000)
     jump = matrix_directory(directory, counsellor.user_id, staff_room)
     alias = jump.by_id["jump"].staff[0].alias

@@ -33,8 +33,8 @@ from tests.matrix.nio_helpers import send_text, sync_until
 ROOT = Path(__file__).resolve().parents[2]
 NOT_UNDERSTOOD = "nicht verstanden"
 CONSENT = "Bist du damit einverstanden?"
-PEOPLE = 4
-BURST = 8
+PEOPLE = 3
+BURST = 6
 
 
 def bot_env(synapse: SynapseServer, bot: RegisteredUser, tmp_path: Path) -> dict[str, str]:
