@@ -342,7 +342,10 @@ class App:
         while True:
             await asyncio.sleep(self._retry_seconds)
             if self._later:
-                await self.retry_waiting()
+                try:
+                    await self.retry_waiting()
+                except Exception as exc:  # a bug must not end the retries
+                    log.error("retry round failed: %s", type(exc).__name__)
 
     async def retry_waiting(self) -> None:
         """One round over the waiting reply sets, oldest first.

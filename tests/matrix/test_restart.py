@@ -74,6 +74,7 @@ class BotProcess:
             sys.executable, "-m", "bot", "run",
             cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log,
         )  # fmt: skip
+
         # Another process's file: there is no event to await; the peers sync meanwhile.
         def ready() -> bool:
             with contextlib.suppress(FileNotFoundError):

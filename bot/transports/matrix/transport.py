@@ -809,8 +809,9 @@ class MatrixTransport:
         marked = self._marked.get(room_id)
         if marked is None:
             response = await self._require_client().room_get_state_event(room_id, ROOM_MARKER)
-            marked = isinstance(response, RoomGetStateEventResponse) and bool(
-                response.content.get("kind")
+            marked = (
+                isinstance(response, RoomGetStateEventResponse)
+                and response.content.get("kind") == "case"
             )
             _remember(self._marked, room_id, marked)
             if marked:

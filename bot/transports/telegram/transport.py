@@ -301,9 +301,7 @@ class TelegramTransport:
                 raise
             log.warning("Bot API not reachable; starting without Telegram, retrying")
             self.offline.set()
-            self._connect_task = asyncio.create_task(
-                self._connect_later(), name="telegram-connect"
-            )
+            self._connect_task = asyncio.create_task(self._connect_later(), name="telegram-connect")
         except BaseException:
             await self.stop()
             raise
