@@ -463,3 +463,57 @@ async def test_ready_after_the_first_short_poll(api: FakeBotApi, core: Core) -> 
         await api.wait_until_confirmed(backlog["update_id"])
     first = next(c for c in api.requests if c["method"] == "getUpdates")
     assert first["params"]["timeout"] == 0
+
+
+async def test_a_long_reply_cut_by_an_outage_goes_on_where_it_stopped(api: FakeBotApi) -> None:
+    api.register_chat(PERSON)
+    async with running(api) as transport:
+        real = transport._send_part
+        calls = 0
+
+        async def outage_at_the_second_part(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                raise SendLater("down")
+            return await real(*args, **kwargs)
+
+        transport._send_part = outage_at_the_second_part  # type: ignore[method-assign]
+        long = "\n\n".join(("a" * 4000, "b" * 4000, "c" * 100))  # three parts
+        reply = OutboundMessage(HERE, long, send_key="box.0")
+        with pytest.raises(SendLater):
+            await transport.send(reply)
+        result = await transport.send(reply)  # the core's retry, same key
+    assert [t[0] for t in chat_texts(api)] == ["a", "b", "c"], "no part twice"
+    assert result is not None
+    assert len(result.ref.split(",")) == 3
+
+
+async def test_a_case_topic_made_before_an_outage_is_used_again(api: FakeBotApi) -> None:
+    async with running(api) as transport:
+        real = transport._send_text
+        calls = 0
+
+        async def outage_after_the_topic(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise SendLater("down")
+            return await real(*args, **kwargs)
+
+        transport._send_text = outage_after_the_topic  # type: ignore[method-assign]
+        opened = OutboundMessage(
+            Address(Platform.TELEGRAM, str(FORUM)),
+            "Neuer Fall K-ABCD",
+            kind=OutKind.CASE_OPENED,
+            case_code="K-ABCD",
+            protect=False,
+            send_key="box.1",
+        )
+        with pytest.raises(SendLater):
+            await transport.send(opened)
+        result = await transport.send(opened)  # the core's retry, same key
+    assert len(api.calls("createForumTopic")) == 1, "one topic per case"
+    assert result is not None
+    assert result.thread is not None
+    assert [m.get("text") for m in api.messages_in(FORUM)].count("Neuer Fall K-ABCD") == 1

@@ -23,11 +23,12 @@ import hmac
 import json
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
-from typing import Any, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
@@ -182,6 +183,17 @@ class TelegramStats:
     network_retries: int = 0
 
 
+_PARTIAL_REMEMBERED: Final = 1024
+
+
+def _remember(cache: OrderedDict[str, Any], key: str, value: Any) -> None:
+    """Keep ``value`` under ``key``, dropping the oldest beyond a bound."""
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > _PARTIAL_REMEMBERED:
+        cache.popitem(last=False)
+
+
 class SendFailed(Exception):
     """A Bot API call was refused for good, or retries ran out."""
 
@@ -259,6 +271,9 @@ class TelegramTransport:
         self._offset = 0
         self._poll_task: asyncio.Task[None] | None = None
         self._connect_task: asyncio.Task[None] | None = None
+        #: Per reply key: parts / forum topic already made when an outage interrupted it.
+        self._sent_parts: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+        self._topics: OrderedDict[str, Address] = OrderedDict()
         self._runner: web.AppRunner | None = None
         #: Set while the Bot API has not been reached since the start (retrying).
         self.offline = asyncio.Event()
@@ -734,8 +749,11 @@ class TelegramTransport:
         markup = keyboard(message.buttons)
         chat = chat_id(address.chat_id)
         thread = thread_id(address.thread_id)
-        ids: list[int] = []
+        # Parts that went out before an outage are not sent again (kept per reply key).
+        ids: list[int] = list(self._sent_parts.get(message.send_key or "", ()))
         for i, part in enumerate(parts):
+            if i < len(ids):
+                continue
             sent, chat, thread = await self._send_part(
                 chat,
                 thread,
@@ -745,6 +763,10 @@ class TelegramTransport:
                 urgent=message.urgent,
             )
             ids.append(sent.message_id)
+            if message.send_key and i < len(parts) - 1:
+                _remember(self._sent_parts, message.send_key, tuple(ids))
+        if message.send_key:
+            self._sent_parts.pop(message.send_key, None)
         return SendResult(ref=",".join(str(i) for i in ids))
 
     async def _send_part(
@@ -792,6 +814,11 @@ class TelegramTransport:
         """In a forum supergroup: a topic named after the case, the announcement in it."""
         address = message.address
         chat = chat_id(address.chat_id)
+        known = self._topics.get(message.send_key or "")
+        if known is not None:  # made before an outage interrupted the announcement
+            result = await self._send_text(message, known)
+            self._topics.pop(message.send_key or "", None)
+            return SendResult(result.ref if result else None, thread=known)
         if await self._is_forum(chat):
             try:
                 topic = await self._call(
@@ -808,7 +835,10 @@ class TelegramTransport:
                 log.warning("no forum topic for a new case; announcing in the group")
             else:
                 thread = Address(Platform.TELEGRAM, address.chat_id, str(topic.message_thread_id))
+                if message.send_key:
+                    _remember(self._topics, message.send_key, thread)
                 result = await self._send_text(message, thread)
+                self._topics.pop(message.send_key or "", None)
                 return SendResult(result.ref if result else None, thread=thread)
         return await self._send_text(message, address)
 
