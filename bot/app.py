@@ -121,6 +121,8 @@ class App:
         self._held_refs: dict[str, list[str]] = {}
         self._retry_seconds = retry_seconds
         self._retrier: asyncio.Task[None] | None = None
+        #: Set once the outbox left by a crash was sent (inbound messages wait for it).
+        self._drained = asyncio.Event()
         self._purges = 0
         self.last_purge: PurgeReport | None = None
         self.last_inactivity: InactivityReport | None = None
@@ -168,6 +170,7 @@ class App:
         if self.router.outbox:
             await self.drain_outbox()
             self._retrier = asyncio.create_task(self._retry_loop())
+        self._drained.set()
         log.info("ready: %d transport(s)", len(self.transports))
 
     async def stop(self) -> None:
@@ -233,6 +236,9 @@ class App:
         """Handle one inbound message and deliver the replies (after the commit)."""
         if self.router is None:
             raise RuntimeError("app not started")
+        if not self._drained.is_set():
+            # Replies a crash left behind go first: a new answer must not overtake them.
+            await self._drained.wait()
         handled = await self.router.handle(msg)
         if msg.message_ref and handled.contact_id:
             self._note_ref(handled.contact_id, msg.message_ref)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -70,6 +71,24 @@ def clock() -> FakeClock:
 def directory() -> Directory:
     """The shipped example directory."""
     return load_directory(EXAMPLE_DIRECTORY)
+
+
+def process_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """Environment for ``python -m bot run`` as a child process: fresh keys in a 0600 key
+    file, data under ``tmp_path``, the caller's ``AUSWEG_*`` settings, nothing inherited."""
+    keys = tmp_path / "keys.json"
+    fd = os.open(keys, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"master_keys": {"1": new_key()}, "pseudonym_keys": {"1": new_key()}}, fh)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUSWEG_")}
+    env.update(
+        AUSWEG_ENV_FILE=str(tmp_path / "absent.env"),
+        AUSWEG_DATA_DIR=str(tmp_path / "data"),
+        AUSWEG_CRYPTO__KEY_FILE=str(keys),
+        AUSWEG_LOG_LEVEL="DEBUG",
+        **settings,
+    )
+    return env
 
 
 def make_settings(data_dir: Path, db_url: str | None = None, **connect: object) -> Settings:

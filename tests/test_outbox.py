@@ -111,17 +111,21 @@ async def test_no_outbox_without_a_redelivering_transport(harness: object) -> No
     assert await outbox_rows(harness.app) == 0
 
 
-class UnreachableTransport(MemoryTransport):
-    """A platform that is unreachable at the given send attempts (1-based)."""
+class Switchable(MemoryTransport):
+    """A platform that is down (``down``) or unreachable at given send attempts (1-based)."""
 
-    def __init__(self, down: set[int]) -> None:
+    def __init__(
+        self, platform: Platform = Platform.MEMORY, down_at: frozenset[int] = frozenset()
+    ) -> None:
         super().__init__(redelivers=True)
-        self.down = down
+        self.platform = platform  # type: ignore[misc]
+        self.down = False
+        self.down_at = down_at
         self.attempts: list[str | None] = []
 
     async def send(self, message: OutboundMessage) -> SendResult:
         self.attempts.append(message.send_key)
-        if len(self.attempts) in self.down:
+        if self.down or len(self.attempts) in self.down_at:
             raise SendLater
         return await super().send(message)
 
@@ -129,7 +133,7 @@ class UnreachableTransport(MemoryTransport):
 async def test_replies_a_platform_could_not_take_are_sent_again_in_order(
     settings: Settings, clock: FakeClock, directory: Directory
 ) -> None:
-    down = UnreachableTransport(down={1, 2})  # the greeting fails twice, then it is back
+    down = Switchable(down_at=frozenset({1, 2}))  # the greeting fails twice, then it is back
     app = App(
         settings, [down], clock=clock, directory=memory_directory(directory), retry_seconds=3600
     )
@@ -154,7 +158,7 @@ async def test_replies_a_platform_could_not_take_are_sent_again_in_order(
 async def test_replies_sent_before_an_outage_are_not_sent_again(
     settings: Settings, clock: FakeClock, directory: Directory
 ) -> None:
-    down = UnreachableTransport(down={2})  # the greeting goes out, the question must wait
+    down = Switchable(down_at=frozenset({2}))  # the greeting goes out, the question must wait
     app = App(
         settings, [down], clock=clock, directory=memory_directory(directory), retry_seconds=3600
     )
@@ -173,22 +177,6 @@ async def test_replies_sent_before_an_outage_are_not_sent_again(
         await app.stop()
 
 
-class Switchable(MemoryTransport):
-    """A platform that can be taken down and brought back."""
-
-    def __init__(self, platform: Platform = Platform.MEMORY) -> None:
-        super().__init__(redelivers=True)
-        self.platform = platform  # type: ignore[misc]
-        self.down = False
-        self.attempts = 0
-
-    async def send(self, message: OutboundMessage) -> SendResult:
-        self.attempts += 1
-        if self.down:
-            raise SendLater
-        return await super().send(message)
-
-
 async def test_one_platform_down_does_not_hold_up_the_other_and_order_is_kept(
     settings: Settings, clock: FakeClock
 ) -> None:
@@ -201,9 +189,9 @@ async def test_one_platform_down_does_not_hold_up_the_other_and_order_is_kept(
         world = World(app, people, clock)
         first = await world.open("p1")  # the person hears at once; the team room waits
         assert app.waiting == 1
-        tried = staff.attempts
+        tried = len(staff.attempts)
         second = await world.open("p2")
-        assert staff.attempts == tried, "newer replies queue behind the waiting ones"
+        assert len(staff.attempts) == tried, "newer replies queue behind the waiting ones"
         assert app.waiting == 2
         assert staff.sent == []
 
@@ -247,3 +235,46 @@ async def test_a_reply_without_outbox_entry_waits_in_memory(
         assert app.waiting == 0
     finally:
         await app.stop()
+
+
+class Gated(MemoryTransport):
+    """Holds its first send until released (a slow platform during the drain)."""
+
+    def __init__(self) -> None:
+        super().__init__(redelivers=True)
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        if not self.entered.is_set():
+            self.entered.set()
+            await self.release.wait()
+        return await super().send(message)
+
+
+async def test_new_messages_wait_until_the_replies_left_by_a_crash_went_out(
+    settings: Settings, clock: FakeClock, directory: Directory
+) -> None:
+    crashing = CrashingTransport(die_on=2)  # the greeting goes out, the question not
+    app = App(settings, [crashing], clock=clock, directory=memory_directory(directory))
+    await app.start()
+    with pytest.raises(Crash):
+        await crashing.push("p1", "/start", update_id="upd-1")
+    await app.stop()
+
+    gated = Gated()
+    app2 = App(settings, [gated], clock=clock, directory=memory_directory(directory))
+    starting = asyncio.create_task(app2.start())
+    await gated.entered.wait()  # the drain is sending the left-over replies
+    newer = asyncio.create_task(gated.push("p1", "Nein", update_id="upd-2"))
+    done, _ = await asyncio.wait({newer}, timeout=0.5)  # nothing to await: it must wait
+    assert not done, "a new message was answered before the left-over replies"
+    gated.release.set()
+    await starting
+    await newer
+    try:
+        texts = [m.text for m in gated.pop("p1")]
+        question = next(i for i, t in enumerate(texts) if "Bist du damit einverstanden?" in t)
+        assert question < len(texts) - 1, "the left-over question first, then the new answer"
+    finally:
+        await app2.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
@@ -19,6 +20,16 @@ class SendLater(Exception):
     The core keeps the reply in its outbox and sends it again later; any other
     exception from ``send`` is a permanent refusal.
     """
+
+
+async def first_of(*events: asyncio.Event) -> None:
+    """Return as soon as one of ``events`` is set (e.g. "ready" or "offline")."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 @runtime_checkable

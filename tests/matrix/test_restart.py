@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import secrets
 import sys
 from collections.abc import AsyncIterator
@@ -25,7 +23,7 @@ import pytest
 from nio import AsyncClient, MegolmEvent, RoomMessage, RoomMessagesResponse
 from nio.api import MessageDirection
 
-from config.settings import new_key
+from tests.conftest import process_env
 from tests.fakes.synapse import RegisteredUser, SynapseServer
 from tests.matrix.journey import Peer, create_room, new_peer
 from tests.matrix.nio_helpers import send_text, sync_until
@@ -39,16 +37,8 @@ BURST = 6
 
 def bot_env(synapse: SynapseServer, bot: RegisteredUser, tmp_path: Path) -> dict[str, str]:
     """``AUSWEG_*`` settings for a bot process on the test Synapse (Matrix only)."""
-    keys = tmp_path / "keys.json"
-    fd = os.open(keys, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"master_keys": {"1": new_key()}, "pseudonym_keys": {"1": new_key()}}, fh)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUSWEG_")}
-    env.update(
-        AUSWEG_ENV_FILE=str(tmp_path / "absent.env"),
-        AUSWEG_DATA_DIR=str(tmp_path / "data"),
-        AUSWEG_CRYPTO__KEY_FILE=str(keys),
-        AUSWEG_LOG_LEVEL="DEBUG",
+    return process_env(
+        tmp_path,
         AUSWEG_MATRIX__ENABLED="true",
         AUSWEG_MATRIX__HOMESERVER=synapse.base_url,
         AUSWEG_MATRIX__USER_ID=bot.user_id,
@@ -56,7 +46,6 @@ def bot_env(synapse: SynapseServer, bot: RegisteredUser, tmp_path: Path) -> dict
         AUSWEG_MATRIX__STORE_PICKLE_KEY=secrets.token_urlsafe(24),
         AUSWEG_MATRIX__REACTION_SHORTCUTS="false",  # replies only: what is counted
     )
-    return env
 
 
 class BotProcess:
@@ -205,7 +194,8 @@ async def test_kill_9_under_load_then_restart_loses_nothing_and_repeats_nothing(
         second = next(i for i, b in enumerate(bodies) if NOT_UNDERSTOOD in b and i > first)
         start, block = bodies[:first], bodies[first:second]
         assert CONSENT in start[-1]  # /start: greeting, then the privacy notice with the question
-        assert bodies == start + block * (BURST + 1), "a reply lost, repeated or out of order"
+        short = [b[:14] for b in bodies]
+        assert bodies == start + block * (BURST + 1), f"lost, repeated or out of order: {short}"
     text = (tmp_path / "bot.log").read_text(encoding="utf-8")
     assert not [p for p in people if p.user_id in text], "a person's Matrix ID in the log"
     assert bot.password not in text

@@ -465,20 +465,25 @@ async def test_ready_after_the_first_short_poll(api: FakeBotApi, core: Core) -> 
     assert first["params"]["timeout"] == 0
 
 
+def outage_at_call(transport: TelegramTransport, method: str, n: int) -> None:
+    """The ``n``-th call of one of the transport's steps meets an outage (SendLater)."""
+    real = getattr(transport, method)
+    calls = 0
+
+    async def step(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == n:
+            raise SendLater("down")
+        return await real(*args, **kwargs)
+
+    setattr(transport, method, step)
+
+
 async def test_a_long_reply_cut_by_an_outage_goes_on_where_it_stopped(api: FakeBotApi) -> None:
     api.register_chat(PERSON)
     async with running(api) as transport:
-        real = transport._send_part
-        calls = 0
-
-        async def outage_at_the_second_part(*args: Any, **kwargs: Any) -> Any:
-            nonlocal calls
-            calls += 1
-            if calls == 2:
-                raise SendLater("down")
-            return await real(*args, **kwargs)
-
-        transport._send_part = outage_at_the_second_part  # type: ignore[method-assign]
+        outage_at_call(transport, "_send_part", 2)
         long = "\n\n".join(("a" * 4000, "b" * 4000, "c" * 100))  # three parts
         reply = OutboundMessage(HERE, long, send_key="box.0")
         with pytest.raises(SendLater):
@@ -491,17 +496,7 @@ async def test_a_long_reply_cut_by_an_outage_goes_on_where_it_stopped(api: FakeB
 
 async def test_a_case_topic_made_before_an_outage_is_used_again(api: FakeBotApi) -> None:
     async with running(api) as transport:
-        real = transport._send_text
-        calls = 0
-
-        async def outage_after_the_topic(*args: Any, **kwargs: Any) -> Any:
-            nonlocal calls
-            calls += 1
-            if calls == 1:
-                raise SendLater("down")
-            return await real(*args, **kwargs)
-
-        transport._send_text = outage_after_the_topic  # type: ignore[method-assign]
+        outage_at_call(transport, "_send_text", 1)  # after the topic was made
         opened = OutboundMessage(
             Address(Platform.TELEGRAM, str(FORUM)),
             "Neuer Fall K-ABCD",

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import sqlite3
 import sys
 from collections import Counter
@@ -21,7 +19,7 @@ import pytest
 import yaml
 
 from config.directory import Directory
-from config.settings import new_key
+from tests.conftest import process_env
 from tests.fakes.telegram_api import ApiCall, FakeBotApi
 from tests.telegram.conftest import telegram_directory
 
@@ -31,29 +29,20 @@ START_TIMEOUT = 60.0
 
 def bot_env(api: FakeBotApi, tmp_path: Path, directory: Directory) -> dict[str, str]:
     """``AUSWEG_*`` settings for a bot process talking to ``api``."""
-    keys = tmp_path / "keys.json"
-    fd = os.open(keys, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"master_keys": {"1": new_key()}, "pseudonym_keys": {"1": new_key()}}, fh)
     directory_file = tmp_path / "directory.yaml"
     directory_file.write_text(
         yaml.safe_dump(telegram_directory(directory).model_dump(mode="json"), allow_unicode=True),
         encoding="utf-8",
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUSWEG_")}
-    env.update(
-        AUSWEG_ENV_FILE=str(tmp_path / "absent.env"),
-        AUSWEG_DATA_DIR=str(tmp_path / "data"),
+    return process_env(
+        tmp_path,
         AUSWEG_DIRECTORY_PATH=str(directory_file),
-        AUSWEG_CRYPTO__KEY_FILE=str(keys),
-        AUSWEG_LOG_LEVEL="DEBUG",
         AUSWEG_TELEGRAM__ENABLED="true",
         AUSWEG_TELEGRAM__TOKEN=api.token,
         AUSWEG_TELEGRAM__BASE_URL=api.base_url,
         AUSWEG_TELEGRAM__POLL_TIMEOUT="5",
         PTB_TIMEDELTA="true",
     )
-    return env
 
 
 class BotProcess:

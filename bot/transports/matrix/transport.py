@@ -73,7 +73,7 @@ from bot.messages import (
     Platform,
     SendResult,
 )
-from bot.transports.base import InboundHandler, SendLater
+from bot.transports.base import InboundHandler, SendLater, first_of
 from bot.transports.matrix.render import (
     BUTTON_KEYCAPS,
     attachment_kind,
@@ -301,13 +301,7 @@ class MatrixTransport:
         An unreachable homeserver must not hold up the other platforms: the sync loop
         keeps trying (``offline`` is set until it got through; ``ready`` after that).
         """
-        ready = asyncio.ensure_future(self.ready.wait())
-        offline = asyncio.ensure_future(self.offline.wait())
-        try:
-            await asyncio.wait({ready, offline}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ready.cancel()
-            offline.cancel()
+        await first_of(self.ready, self.offline)
 
     async def _connect(self, client: AsyncClient) -> None:
         """Log in, cross-sign the device, join the staff rooms."""

@@ -51,7 +51,7 @@ from telegram.ext import Application, ApplicationBuilder, ExtBot
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.messages import Address, OutboundMessage, OutKind, Platform, SendResult
-from bot.transports.base import InboundHandler, SendLater
+from bot.transports.base import InboundHandler, SendLater, first_of
 from bot.transports.telegram.aiohttp_request import AiohttpRequest
 from bot.transports.telegram.limiter import FloodLimiter
 from bot.transports.telegram.render import (
@@ -477,13 +477,7 @@ class TelegramTransport:
     async def wait_ready(self) -> None:
         """Return once receiving works (the first poll round is done or the webhook is
         set), or the start went on without the Bot API (``offline``; retrying)."""
-        ready = asyncio.ensure_future(self._ready.wait())
-        offline = asyncio.ensure_future(self.offline.wait())
-        try:
-            await asyncio.wait({ready, offline}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ready.cancel()
-            offline.cancel()
+        await first_of(self._ready, self.offline)
 
     # ------------------------------------------------------------------ receiving: polling
 
