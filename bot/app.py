@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import insert, select
 
+from bot.bounded import BoundedDict
 from bot.clock import Clock, SystemClock, hour
 from bot.messages import (
     Address,
@@ -114,7 +115,7 @@ class App:
         #: Staff rooms transports created for programmes without one (see ``_hand_directory``).
         self._created: dict[Platform, dict[str, str]] = {}
         #: Outbox entries sent lately: a copy read before its delete committed is skipped.
-        self._done: OrderedDict[str, None] = OrderedDict()
+        self._done: BoundedDict[str, None] = BoundedDict(DONE_REMEMBERED)
         #: Outbox entries to send again (a platform was unreachable); see ``_retry_loop``.
         self._later: dict[str, _Waiting] = {}
         #: /vanish refs of a deletion that must wait (never flushed: the retry needs them).
@@ -295,8 +296,6 @@ class App:
                 self._later.pop(key, None)
             if box is not None:
                 self._done[box] = None
-                if len(self._done) > DONE_REMEMBERED:
-                    self._done.popitem(last=False)
                 await self._sent(box)
         finally:
             if box is not None:

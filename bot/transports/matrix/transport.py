@@ -26,7 +26,6 @@ import contextlib
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +62,7 @@ from nio import (
 )
 from nio.api import Api, MessageDirection
 
+from bot.bounded import BoundedDict
 from bot.messages import (
     Address,
     Button,
@@ -163,13 +163,6 @@ def _txn(message: OutboundMessage, part: str = "") -> str | None:
     return f"ausweg.{message.send_key}{'.' + part if part else ''}"
 
 
-def _remember(cache: OrderedDict[str, Any], key: str, value: Any) -> None:
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > _MAX_REMEMBERED:
-        cache.popitem(last=False)
-
-
 class MatrixTransport:
     """A Matrix bot account: direct chats with people, staff rooms and case rooms."""
 
@@ -220,13 +213,15 @@ class MatrixTransport:
         #: case code -> case room, and every room known to be a case room.
         self.case_rooms: dict[str, str] = {}
         self._case_room_ids: set[str] = set()
-        self._marked: OrderedDict[str, bool] = OrderedDict()
-        self._last_buttons: OrderedDict[str, tuple[Button, ...]] = OrderedDict()
-        self._event_buttons: OrderedDict[str, tuple[Button, ...]] = OrderedDict()
+        self._marked: BoundedDict[str, bool] = BoundedDict(_MAX_REMEMBERED)
+        self._last_buttons: BoundedDict[str, tuple[Button, ...]] = BoundedDict(_MAX_REMEMBERED)
+        self._event_buttons: BoundedDict[str, tuple[Button, ...]] = BoundedDict(_MAX_REMEMBERED)
         #: Content of recent media events (memory only) so a claimed case can copy them.
-        self._media: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._pending: OrderedDict[str, tuple[str, MegolmEvent, float]] = OrderedDict()
-        self._asked: OrderedDict[str, bool] = OrderedDict()
+        self._media: BoundedDict[str, dict[str, Any]] = BoundedDict(MEDIA_MEMORY)
+        self._pending: BoundedDict[str, tuple[str, MegolmEvent, float]] = BoundedDict(
+            _MAX_REMEMBERED
+        )
+        self._asked: BoundedDict[str, bool] = BoundedDict(_MAX_REMEMBERED)
         #: (room, event, options): questions to decorate with keycap reactions.
         self._reactions: asyncio.Queue[tuple[str, str, int]] = asyncio.Queue(_REACTION_QUEUE)
         self._reactor: asyncio.Task[None] | None = None
@@ -743,7 +738,7 @@ class MatrixTransport:
             attachment = attachment_kind(str(raw.get("msgtype"))) if isinstance(raw, dict) else None
             if attachment is None or not isinstance(raw, dict):
                 return None
-            self._remember_media(event.event_id, raw)
+            self._media[event.event_id] = raw
         elif isinstance(event, RoomMessage):
             source = event.source if isinstance(event.source, dict) else {}
             content = source.get("content")
@@ -764,7 +759,7 @@ class MatrixTransport:
                 attachment = attachment_kind(str(msgtype))
                 if attachment is None:
                     return None  # notices (other bots), unknown types
-                self._remember_media(event.event_id, content)
+                self._media[event.event_id] = content
         else:
             return None
         kind = await self._chat_kind(room)
@@ -807,7 +802,7 @@ class MatrixTransport:
                 isinstance(response, RoomGetStateEventResponse)
                 and response.content.get("kind") == "case"
             )
-            _remember(self._marked, room_id, marked)
+            self._marked[room_id] = marked
             if marked:
                 self._case_room_ids.add(room_id)
         return marked
@@ -816,11 +811,11 @@ class MatrixTransport:
         """Keep the event for a retry, ask its sender's devices for the key, tell them."""
         self.stats["undecryptable"] += 1
         event.room_id = room_id
-        _remember(self._pending, event.event_id, (room_id, event, time.monotonic()))
+        self._pending[event.event_id] = (room_id, event, time.monotonic())
         key = f"{room_id}|{event.session_id}"
         if key in self._asked:
             return
-        _remember(self._asked, key, True)
+        self._asked[key] = True
         with contextlib.suppress(Exception):
             await self._require_client().request_room_key(event)
         await self._post(room_id, UNDECRYPTABLE_TEXT)
@@ -894,8 +889,8 @@ class MatrixTransport:
             )
         event_id: str = response.event_id
         if shown:
-            _remember(self._event_buttons, event_id, shown)
-            _remember(self._last_buttons, room_id, shown)
+            self._event_buttons[event_id] = shown
+            self._last_buttons[room_id] = shown
             if self._offers_reactions(room_id) and len(shown) <= len(BUTTON_KEYCAPS):
                 with contextlib.suppress(asyncio.QueueFull):
                     self._reactions.put_nowait((room_id, event_id, len(shown)))
@@ -1093,11 +1088,6 @@ class MatrixTransport:
         self._last_buttons.pop(room_id, None)
         if failed:
             log.info("matrix: %d message(s) could not be redacted", failed)
-
-    def _remember_media(self, event_id: str, content: dict[str, Any]) -> None:
-        self._media[event_id] = content
-        while len(self._media) > MEDIA_MEMORY:
-            self._media.popitem(last=False)
 
     async def _copy(self, message: OutboundMessage) -> SendResult | None:
         """Re-send a media event's content (kept in memory only) under the label.

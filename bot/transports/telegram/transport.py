@@ -23,7 +23,6 @@ import hmac
 import json
 import logging
 import os
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -50,6 +49,7 @@ from telegram.error import (
 from telegram.ext import Application, ApplicationBuilder, ExtBot
 from telegram.request import BaseRequest, HTTPXRequest
 
+from bot.bounded import BoundedDict
 from bot.messages import Address, OutboundMessage, OutKind, Platform, SendResult
 from bot.transports.base import InboundHandler, SendLater, first_of
 from bot.transports.telegram.aiohttp_request import AiohttpRequest
@@ -186,14 +186,6 @@ class TelegramStats:
 _PARTIAL_REMEMBERED: Final = 1024
 
 
-def _remember(cache: OrderedDict[str, Any], key: str, value: Any) -> None:
-    """Keep ``value`` under ``key``, dropping the oldest beyond a bound."""
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > _PARTIAL_REMEMBERED:
-        cache.popitem(last=False)
-
-
 class SendFailed(Exception):
     """A Bot API call was refused for good, or retries ran out."""
 
@@ -272,8 +264,8 @@ class TelegramTransport:
         self._poll_task: asyncio.Task[None] | None = None
         self._connect_task: asyncio.Task[None] | None = None
         #: Per reply key: parts / forum topic already made when an outage interrupted it.
-        self._sent_parts: OrderedDict[str, tuple[int, ...]] = OrderedDict()
-        self._topics: OrderedDict[str, Address] = OrderedDict()
+        self._sent_parts: BoundedDict[str, tuple[int, ...]] = BoundedDict(_PARTIAL_REMEMBERED)
+        self._topics: BoundedDict[str, Address] = BoundedDict(_PARTIAL_REMEMBERED)
         self._runner: web.AppRunner | None = None
         #: Set while the Bot API has not been reached since the start (retrying).
         self.offline = asyncio.Event()
@@ -758,7 +750,7 @@ class TelegramTransport:
             )
             ids.append(sent.message_id)
             if message.send_key and i < len(parts) - 1:
-                _remember(self._sent_parts, message.send_key, tuple(ids))
+                self._sent_parts[message.send_key] = tuple(ids)
         if message.send_key:
             self._sent_parts.pop(message.send_key, None)
         return SendResult(ref=",".join(str(i) for i in ids))
@@ -830,7 +822,7 @@ class TelegramTransport:
             else:
                 thread = Address(Platform.TELEGRAM, address.chat_id, str(topic.message_thread_id))
                 if message.send_key:
-                    _remember(self._topics, message.send_key, thread)
+                    self._topics[message.send_key] = thread
                 result = await self._send_text(message, thread)
                 self._topics.pop(message.send_key or "", None)
                 return SendResult(result.ref if result else None, thread=thread)
