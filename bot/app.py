@@ -321,17 +321,11 @@ class App:
             return 0
         async with self.db.transaction() as s:
             entries = (await s.execute(select(OutboxEntry))).scalars().all()
+        # Inbound messages wait for this (``_drained``): no redelivery sends these meanwhile.
         for entry in entries:
-            async with self.db.transaction() as s:
-                if await s.get(OutboxEntry, entry.id) is None:
-                    continue  # a redelivered update already sent it
-            try:
-                out = self.router.unpack(entry)
-            except Exception as exc:  # a retired key: cannot be sent any more
-                log.error("outbox entry unreadable: %s", type(exc).__name__)
-                await self._sent(entry.id)
-                continue
-            await self._finish(Handled(out, outbox_id=entry.id))
+            out = await self._unpack(entry)
+            if out is not None:
+                await self._finish(Handled(out, outbox_id=entry.id))
         await self.router.forget_delivered()
         if entries:
             log.info("outbox: %d reply set(s) sent after a restart", len(entries))
@@ -378,13 +372,17 @@ class App:
             return None
         async with self.db.transaction() as s:
             entry = await s.get(OutboxEntry, box)
-        if entry is None:
+        return None if entry is None else await self._unpack(entry)
+
+    async def _unpack(self, entry: OutboxEntry) -> list[OutboundMessage] | None:
+        """The replies of an entry; an unreadable one (a retired key) is dropped."""
+        if self.router is None:
             return None
         try:
             return self.router.unpack(entry)
-        except Exception as exc:  # a retired key: cannot be sent any more
+        except Exception as exc:
             log.error("outbox entry unreadable: %s", type(exc).__name__)
-            await self._sent(box)
+            await self._sent(entry.id)
             return None
 
     async def deliver(self, out: OutboundMessage) -> bool:

@@ -66,6 +66,12 @@ class CrossSigningError(RuntimeError):
 # --------------------------------------------------------------------------- encoding
 
 
+def http_status(response: Any) -> int | None:
+    """The HTTP status behind a nio response (None when nio did not keep it)."""
+    status = getattr(getattr(response, "transport_response", None), "status", None)
+    return int(status) if status is not None else None
+
+
 def unpadded_b64(data: bytes) -> str:
     """Standard base64 without ``=`` padding, as Matrix encodes keys and signatures."""
     return base64.b64encode(data).decode("ascii").rstrip("=")
@@ -318,8 +324,9 @@ async def ensure_cross_signing(
     if client.olm is not None and not client.olm.account.shared:
         uploaded = await client.keys_upload()
         if not isinstance(uploaded, KeysUploadResponse):
-            status = getattr(getattr(uploaded, "transport_response", None), "status", None)
-            raise CrossSigningError(f"device keys upload failed: {uploaded}", status=status)
+            raise CrossSigningError(
+                f"device keys upload failed: {uploaded}", status=http_status(uploaded)
+            )
 
     seeds = seeds or CrossSigningSeeds.generate()
     body = seeds.signing_keys(user_id)

@@ -91,7 +91,11 @@ from bot.transports.matrix.session import (
     save_session,
     store_key,
 )
-from bot.transports.matrix_crosssign import CrossSigningSeeds, ensure_cross_signing
+from bot.transports.matrix_crosssign import (
+    CrossSigningSeeds,
+    ensure_cross_signing,
+    http_status,
+)
 from bot.transports.matrix_store import DEFAULT_STORE_NAME, make_encrypted_store
 from config.directory import Directory, load_directory
 from config.settings import ConfigError, Settings, decode_key
@@ -138,17 +142,15 @@ class MatrixError(RuntimeError):
         self.status = status
 
 
-def _status(response: Any) -> int | None:
-    """The HTTP status behind a nio response (None when nio did not keep it)."""
-    status = getattr(getattr(response, "transport_response", None), "status", None)
-    return int(status) if status is not None else None
-
-
 def _transient(exc: BaseException) -> bool:
     """Whether a failure means "the homeserver is unreachable now" (not a refusal)."""
     if isinstance(exc, aiohttp.ClientError | OSError | TimeoutError | SendLater):
         return True
-    status = getattr(exc, "status", None)
+    return _unavailable(getattr(exc, "status", None))
+
+
+def _unavailable(status: object) -> bool:
+    """An HTTP status that means "try again later" (5xx, 429)."""
     return isinstance(status, int) and (status >= 500 or status == 429)
 
 
@@ -409,8 +411,8 @@ class MatrixTransport:
             if isinstance(who, WhoamiResponse):
                 self._since = client.store.load_sync_token()
                 return
-            if _status(who) not in (401, 403):  # not a verdict on the token: keep the device
-                raise MatrixError("matrix whoami failed", status=_status(who))
+            if http_status(who) not in (401, 403):  # not a verdict on the token: keep the device
+                raise MatrixError("matrix whoami failed", status=http_status(who))
             log.warning("stored matrix access token rejected; logging in again")
         device_id = (stored.device_id if stored else "") or ms.device_id or ""
         if password:
@@ -418,7 +420,7 @@ class MatrixTransport:
             response = await client.login(password, device_name=self._device_name)
             if not isinstance(response, LoginResponse):
                 raise MatrixError(
-                    f"matrix login failed: {response.status_code}", status=_status(response)
+                    f"matrix login failed: {response.status_code}", status=http_status(response)
                 )
         elif token:
             client.access_token = token
@@ -469,7 +471,7 @@ class MatrixTransport:
         stored = dict(self._session.team_rooms) if self._session else {}
         joined = await client.joined_rooms()
         if not isinstance(joined, JoinedRoomsResponse):  # unknown is not "none"
-            raise MatrixError("joined rooms unknown", status=_status(joined))
+            raise MatrixError("joined rooms unknown", status=http_status(joined))
         have = set(joined.rooms)
         for programme_id in sorted(set(self._team) | set(stored)):
             name, accounts = self._team.get(programme_id, ("", []))
@@ -507,7 +509,7 @@ class MatrixTransport:
             )
             if not isinstance(response, RoomCreateResponse):
                 raise MatrixError(
-                    f"staff room not created: {response.status_code}", status=_status(response)
+                    f"staff room not created: {response.status_code}", status=http_status(response)
                 )
             self._register_room(response.room_id, invite)
         log.info("matrix: a staff room was created and %d account(s) invited", len(invite))
@@ -885,7 +887,7 @@ class MatrixTransport:
         if not isinstance(response, RoomSendResponse):
             raise MatrixError(
                 f"sending failed: {getattr(response, 'status_code', None)}",
-                status=_status(response),
+                status=http_status(response),
             )
         event_id: str = response.event_id
         if shown:
@@ -934,9 +936,7 @@ class MatrixTransport:
             if _transient(exc):
                 self._reshare(room_id)
             raise
-        if isinstance(response, RoomSendError) and _transient(
-            MatrixError("", status=_status(response))
-        ):
+        if isinstance(response, RoomSendError) and _unavailable(http_status(response)):
             self._reshare(room_id)
         return response
 
@@ -1023,7 +1023,7 @@ class MatrixTransport:
                 if not isinstance(response, RoomCreateResponse):
                     raise MatrixError(
                         f"case room not created: {response.status_code}",
-                        status=_status(response),
+                        status=http_status(response),
                     )
                 room_id = response.room_id
                 self._register_room(room_id, invite)
@@ -1106,7 +1106,7 @@ class MatrixTransport:
         if not isinstance(response, RoomSendResponse):
             raise MatrixError(
                 f"copying failed: {getattr(response, 'status_code', None)}",
-                status=_status(response),
+                status=http_status(response),
             )
         return SendResult(ref=response.event_id)
 
