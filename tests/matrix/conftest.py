@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fakes.synapse import SynapseServer, synapse_available
+from tests.telegram.conftest import api  # noqa: F401 - the fake Bot API, for mixed journeys
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from bot.transports.matrix import MatrixTransport
 from bot.transports.telegram import TelegramTransport
@@ -27,16 +24,6 @@ from tests.matrix.nio_helpers import send_text
 from tests.telegram.conftest import fake_config
 
 PERSON = 5_770_000_001
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    fake = FakeBotApi()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 async def person_says(api: FakeBotApi, text: str) -> list[str]:

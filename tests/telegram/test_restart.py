@@ -86,16 +86,6 @@ class BotProcess:
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    fake = FakeBotApi()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
-@pytest.fixture
 async def bot(api: FakeBotApi, tmp_path: Path, directory: Directory) -> AsyncIterator[BotProcess]:
     path = tmp_path / "bot.log"
     with path.open("ab") as log:
