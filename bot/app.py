@@ -253,12 +253,12 @@ class App:
         box = handled.outbox_id
         waiting = self._later.get(box) if box is not None else None
         only = waiting.indices if waiting is not None else None  # a redelivered waiting set
-        await self._send_set(box, list(handled.out), only, self._blocked(box))
+        await self._send_set(box, handled.out, only, self._blocked(box))
 
     async def _send_set(
         self,
         box: str | None,
-        out: list[OutboundMessage],
+        out: Sequence[OutboundMessage],
         only: list[int] | None,
         blocked: set[Platform],
         key: str | None = None,
@@ -289,7 +289,7 @@ class App:
             key = key or box
             if later:
                 platforms = frozenset(out[i].address.platform for i in later)
-                stored = None if box is not None else out  # box: read again from the outbox
+                stored = None if box is not None else list(out)  # box: read from the outbox
                 self._later[key or f"mem:{new_id()}"] = _Waiting(later, platforms, box, stored)
                 return
             if key is not None:
