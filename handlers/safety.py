@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 import unicodedata
 
@@ -70,8 +71,27 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
+class Danger(enum.StrEnum):
+    """What kind of danger a message signals (decides the crisis reply and the staff mark)."""
+
+    SUICIDE = "suicide"  # wish to die, suicidal intent
+    SELF_HARM = "self_harm"  # hurting oneself
+    THREAT = "threat"  # threat or violence by others (incl. being found, followed, waited for)
+    OTHERS = "others"  # danger to others (attack plans, weapons with intent)
+    MEDICAL = "medical"  # acute medical danger (overdose)
+
+
+def detect(text: str) -> Danger | None:
+    """The danger a message signals, or None.
+
+    Interface stub (issue 11 replaces the matching): the old stem list, every hit
+    reported as a threat.
+    """
+    if not text:
+        return None
+    return Danger.THREAT if _PATTERN.search(normalise(text) + " ") is not None else None
+
+
 def is_crisis(text: str) -> bool:
     """Whether a message signals danger to life or violence."""
-    if not text:
-        return False
-    return _PATTERN.search(normalise(text) + " ") is not None
+    return detect(text) is not None
