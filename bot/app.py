@@ -28,7 +28,7 @@ from bot.messages import (
     SendResult,
 )
 from bot.router import Handled, Router
-from bot.scheduler import Scheduler
+from bot.scheduler import REFRESH_MINUTES, Scheduler
 from bot.transports.base import SendLater, Transport
 from config.directory import Directory, load_directory
 from config.settings import Settings, decode_key
@@ -162,7 +162,8 @@ class App:
             self.scheduler.start(self.fire_followup)
             self.scheduler.every("escalate", 15, self.escalate)
             self.scheduler.every("purge", 60, self.purge)
-            await self.rebuild_jobs()
+            self.scheduler.every("followup-window", REFRESH_MINUTES, self.load_followup_window)
+            await self.load_followup_window()
         self._flusher = asyncio.create_task(self._flush_loop())
         self.router.outbox = any(getattr(t, "redelivers", False) for t in self.transports.values())
         for transport in self.transports.values():
@@ -563,11 +564,16 @@ class App:
             await self.fire_followup(fid)
         return len(due)
 
-    async def rebuild_jobs(self) -> None:
-        """Schedule a job for every stored follow-up (after a restart)."""
+    async def load_followup_window(self) -> int:
+        """Schedule the stored follow-ups due within the scheduler's window (at start, after
+        a restart, and periodically); returns how many. One indexed range query."""
         if self.db is None or self.scheduler is None:
-            return
+            return 0
+        end = self.scheduler.window_end()
         async with self.db.transaction() as s:
-            rows = (await s.execute(select(FollowUp.id, FollowUp.due_at))).all()
+            rows = (
+                await s.execute(select(FollowUp.id, FollowUp.due_at).where(FollowUp.due_at <= end))
+            ).all()
         for fid, due in rows:
             self.scheduler.followup(fid, due)
+        return len(rows)

@@ -3,6 +3,10 @@
 Follow-up jobs are one-off date jobs named ``followup:<id>``; periodic jobs run
 escalation and the retention purge. Due times come from the app's clock, so a
 fake clock in tests maps onto real delays.
+
+Only follow-ups due within :data:`HORIZON` become jobs: APScheduler keeps every job
+in memory (100,000 date jobs cost ~8 s and ~130 MB), so the database stays the truth
+and a periodic job (every :data:`REFRESH_MINUTES`) loads the next window from it.
 """
 
 from __future__ import annotations
@@ -19,15 +23,21 @@ from bot.clock import Clock
 
 log = logging.getLogger(__name__)
 
+#: Follow-ups due within this horizon are scheduled in memory; later ones wait in the database.
+HORIZON = timedelta(hours=6)
+#: How often the window is reloaded (well inside the horizon, so nothing due is missed).
+REFRESH_MINUTES = 60.0
+
 FollowUpCallback = Callable[[str], Awaitable[None]]
-Periodic = Callable[[], Awaitable[None]]
+Periodic = Callable[[], Awaitable[object]]
 
 
 class Scheduler:
     """Schedules follow-ups and periodic jobs on the running event loop."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, horizon: timedelta = HORIZON) -> None:
         self.clock = clock
+        self.horizon = horizon
         self._sched = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={
@@ -52,10 +62,15 @@ class Scheduler:
         """Run ``job`` periodically (first run after one interval)."""
         self._sched.add_job(job, IntervalTrigger(minutes=minutes), id=name, replace_existing=True)
 
+    def window_end(self) -> datetime:
+        """The latest due time (app clock) that is scheduled in memory."""
+        return self.clock.now() + self.horizon
+
     def followup(self, followup_id: str, due: datetime | None) -> None:
-        """(Re)schedule or remove a follow-up job."""
+        """(Re)schedule or remove a follow-up job; one due beyond the window waits in the
+        database until :meth:`window_end` reaches it."""
         job_id = f"followup:{followup_id}"
-        if due is None:
+        if due is None or due > self.window_end():
             if self._sched.get_job(job_id):
                 self._sched.remove_job(job_id)
             return

@@ -116,8 +116,12 @@ class FollowUpService:
         )
 
     async def fire(self, followup_id: str) -> list[OutboundMessage]:
-        """Send a due follow-up once; advance or remove it. Idempotent."""
-        row = await self.uow.session.get(FollowUp, followup_id)
+        """Send a due follow-up once; advance or remove it. Idempotent.
+
+        The row is locked (PostgreSQL ``FOR UPDATE``; SQLite serialises writers) so two
+        instances firing the same follow-up send it once: the second sees it advanced.
+        """
+        row = await self.uow.session.get(FollowUp, followup_id, with_for_update=True)
         now = self.svc.now
         if row is None:
             return []

@@ -18,7 +18,7 @@ from bot.transports.memory import MemoryTransport
 from config.settings import Settings
 from storage.models import CaseEvent, CaseMember, CaseNote, Contact, FollowUp, Referral
 from tests.conftest import OFFICE_TIME
-from tests.world import CODE, World, directory_without, texts
+from tests.world import CODE, LONG_WINDOW, World, directory_without, texts
 
 
 async def test_queue_lists_urgent_first_then_oldest(world: World) -> None:
@@ -296,6 +296,8 @@ async def test_delete_me_removes_followup_jobs(world: World) -> None:
     await w.staff("a1", f"/claim {code}")
     await w.staff("a1", f"/followup {code} 14d")
     assert w.app.scheduler is not None
+    w.app.scheduler.horizon = LONG_WINDOW  # this test is about removing jobs
+    await w.app.load_followup_window()
     assert len(w.app.scheduler.followup_jobs()) == 1
     await w.person("p1", "/delete", "b:delete:yes")
     assert w.app.scheduler.followup_jobs() == {}

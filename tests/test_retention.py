@@ -39,7 +39,7 @@ from storage.models import (
 from storage.repositories import new_id, unit
 from storage.retention import TABLES, purge, warning_lead
 from tests.conftest import OFFICE_TIME, make_settings
-from tests.world import World, texts
+from tests.world import LONG_WINDOW, World, texts
 
 NOW = hour(OFFICE_TIME)
 PAST = NOW - timedelta(hours=1)
@@ -378,6 +378,8 @@ async def test_inactive_case_is_warned_then_closed_with_no_contact(world: World)
     w.t.pop("p1")
     w.t.pop("alpha-room")
     assert w.app.scheduler is not None
+    w.app.scheduler.horizon = LONG_WINDOW  # this test is about removing jobs
+    await w.app.load_followup_window()
     assert len(w.app.scheduler.followup_jobs()) == 1
 
     w.clock.advance(days=retention.inactive_case_days - warning_lead(retention) - 1)
@@ -453,6 +455,8 @@ async def test_purged_followups_lose_their_scheduler_jobs(world: World) -> None:
     await w.staff("a1", f"/claim {code}")
     await w.staff("a1", f"/followup {code} 60d")
     assert w.app.scheduler is not None
+    w.app.scheduler.horizon = LONG_WINDOW  # this test is about removing jobs
+    await w.app.load_followup_window()
     assert len(w.app.scheduler.followup_jobs()) == 1
     assert w.app.db is not None
     async with w.app.db.transaction() as s:  # the case ends without the service noticing

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +18,9 @@ from bot.transports.memory import MemoryTransport
 from config.directory import Directory, parse_directory
 from config.settings import Settings
 from storage.models import Case
+
+#: A scheduler window that keeps every follow-up in memory (tests about removing jobs).
+LONG_WINDOW = timedelta(days=400)
 
 CODE = re.compile(r"K-[23456789A-HJ-NP-Z]{4}")
 HOURS = (
