@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -149,6 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     purge_cmd.add_argument("--vacuum", action="store_true", help="also VACUUM the databases")
     purge_cmd.add_argument("--batch", type=int, default=500, help="rows per transaction")
     sub.add_parser("privacy-report", help="what is stored, for how long and why (counts only)")
+    rep = sub.add_parser("report", help="funder report: CSV and an HTML page with charts")
+    rep.add_argument("--from", dest="start", required=True, help="first month, e.g. 2026-01")
+    rep.add_argument("--to", dest="end", required=True, help="last month, e.g. 2026-06")
+    rep.add_argument("--programme", help="one programme id (default: all)")
+    rep.add_argument("--out", default="report", help="folder to write into (default: ./report)")
     args = parser.parse_args(argv)
 
     from bot.logsetup import setup_logging
@@ -182,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_purge(settings, vacuum=args.vacuum, batch=args.batch))
         if args.command == "privacy-report":
             return asyncio.run(_privacy_report(settings))
+        if args.command == "report":
+            return asyncio.run(_funder_report(settings, args))
     except (ConfigError, DirectoryError, LinkError) as exc:
         print(f"ausweg: {exc}", file=sys.stderr)
         return 2
@@ -274,4 +281,38 @@ async def _privacy_report(settings: Settings) -> int:
     async with _stores(settings) as (db, keystore):
         report = await privacy_report(db, keystore, settings.retention, datetime.now(UTC))
     print("\n".join(report.lines()))
+    return 0
+
+
+def month_span(start: str, end: str) -> tuple[date, date]:
+    """``2026-01``, ``2026-06`` -> the first day of January, the last day of June."""
+    try:
+        first = date.fromisoformat(f"{start}-01")
+        last = date.fromisoformat(f"{end}-01")
+    except ValueError:
+        raise ConfigError("months are written YYYY-MM, e.g. --from 2026-01 --to 2026-06") from None
+    if last < first:
+        raise ConfigError("--to lies before --from")
+    following = date(last.year + (last.month == 12), last.month % 12 + 1, 1)
+    return first, following - timedelta(days=1)
+
+
+async def _funder_report(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the funder report (counts only, small counts hidden)."""
+    from bot.funders import write_report
+    from storage.db import Database
+    from storage.migrate import upgrade
+    from storage.stats import funder_report
+
+    start, end = month_span(args.start, args.end)
+    if args.programme and args.programme not in load_directory(settings.directory_path).by_id:
+        raise ConfigError(f"no programme {args.programme!r} in the directory")
+    db = Database(settings.database_url, connect_args=settings.database.connect_args)
+    try:
+        await upgrade(db.engine)
+        report = await funder_report(db, start, end, args.programme)
+    finally:
+        await db.dispose()
+    csv_path, html_path = write_report(report, Path(args.out))
+    print(f"wrote {csv_path} and {html_path}")
     return 0

@@ -135,7 +135,7 @@ class CaseService:
             person.address(self.uow), text, buttons, contact_id=person.contact.id
         )
 
-    def event(self, case: Case | None, programme_id: str, kind: str) -> None:
+    def event(self, case: Case | None, programme_id: str, kind: str, **categories: Any) -> None:
         """Record a statistics event (day precision, no personal data)."""
         self.uow.events.add(
             case.id if case else None,
@@ -143,6 +143,7 @@ class CaseService:
             kind,
             day(self.now),
             hour(self.now) + timedelta(days=STATS_DAYS),
+            **categories,
         )
 
     def set_status(self, case: Case, status: str) -> None:
@@ -214,7 +215,15 @@ class CaseService:
         )
         self.uow.session.add(case)
         person.case, person.case_loaded = case, True
-        self.event(case, programme.id, "opened")
+        self.event(
+            case,
+            programme.id,
+            "opened",
+            audience=case.audience,
+            scene=case.scene,
+            region=case.region,
+            source=case.source,
+        )
         if message:
             self._hold(case, dek, message, 0)
         person.contact.delete_after = expiry
@@ -603,6 +612,9 @@ class CaseService:
             return self.to_staff(role.programme, st("staff.case.gone", code=case.code), case=case)
         expiry = self.case_expiry()
         if case.status in ("claimed", "waiting"):
+            if not await self.uow.events.exists(case.id, "first_reply"):
+                wait = (day(self.now) - day(case.opened_at)).days
+                self.event(case, case.programme_id, "first_reply", wait_days=wait)
             self.set_status(case, "active")
         touch(case, last_activity_at=hour(self.now), delete_after=expiry)
         touch(person.contact, delete_after=expiry)

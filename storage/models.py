@@ -165,9 +165,14 @@ class HeldMessage(Base):
 
 
 class CaseEvent(Base):
-    """A lifecycle event for statistics: which programme, what, which day."""
+    """A lifecycle event for statistics: which programme, what, which day.
+
+    ``opened`` events also carry the case's categories and ``first_reply`` events the
+    wait in days, so the funder report counts them after the case was deleted.
+    """
 
     __tablename__ = "case_events"
+    __table_args__ = (Index("ix_case_events_day_kind", "day", "kind"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     case_id: Mapped[str | None] = mapped_column(
@@ -176,6 +181,11 @@ class CaseEvent(Base):
     programme_id: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(24))
     day: Mapped[date] = mapped_column(Date)
+    audience: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    scene: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    region: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    wait_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
 
     case: Mapped[Case | None] = relationship(lazy="raise")

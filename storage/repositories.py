@@ -288,9 +288,16 @@ class Events(_Repository):
     """Statistics events (no personal data)."""
 
     def add(
-        self, case_id: str | None, programme_id: str, kind: str, day: Any, delete_after: datetime
+        self,
+        case_id: str | None,
+        programme_id: str,
+        kind: str,
+        day: Any,
+        delete_after: datetime,
+        **categories: Any,
     ) -> None:
-        """Record one lifecycle event."""
+        """Record one lifecycle event (``categories``: audience, scene, region, source,
+        wait_days - see :class:`CaseEvent`)."""
         self.session.add(
             CaseEvent(
                 case_id=case_id,
@@ -298,8 +305,14 @@ class Events(_Repository):
                 kind=kind,
                 day=day,
                 delete_after=delete_after,
+                **categories,
             )
         )
+
+    async def exists(self, case_id: str, kind: str) -> bool:
+        """Whether the case already has an event of this kind."""
+        stmt = select(CaseEvent.id).where(CaseEvent.case_id == case_id, CaseEvent.kind == kind)
+        return (await self.session.execute(stmt.limit(1))).first() is not None
 
 
 class Updates(_Repository):
