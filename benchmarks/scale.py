@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import resource
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -40,8 +41,11 @@ from tests.conftest import OFFICE_TIME, make_settings, memory_directory
 BATCH = 20_000
 
 
-def _settings(data_dir: Path, url: str | None, keys: dict[str, Any] | None = None) -> Settings:
-    settings = make_settings(data_dir, url)
+def _settings(
+    data_dir: Path, url: str | None, keys: dict[str, Any] | None = None, schema: str | None = None
+) -> Settings:
+    connect = {"server_settings": {"search_path": schema}} if schema else {}
+    settings = make_settings(data_dir, url, **connect)
     if keys:  # the child process must use the parent's keys
         settings = settings.model_copy(update={"crypto": settings.crypto.model_validate(keys)})
     return settings
@@ -52,7 +56,7 @@ async def _seed(settings: Settings, cases: int, open_cases: int, expired: int) -
     and one follow-up each (due over the next 60 days), and ``expired`` expired
     de-duplication rows. Returns seconds."""
     started = time.perf_counter()
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, connect_args=settings.database.connect_args)
     await upgrade(db.engine)
     now = hour(OFFICE_TIME)
     later = now + timedelta(days=180)
@@ -151,7 +155,7 @@ async def _start_once(settings: Settings) -> dict[str, float]:
 
 
 async def _purge(settings: Settings) -> dict[str, float]:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, connect_args=settings.database.connect_args)
     keys_db = Database(settings.keystore_url)
     keystore = KeyStore(keys_db, build_vault(settings))
     await keystore.create_schema()
@@ -174,14 +178,36 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:  # measure start-up in a fresh process
         spec = json.loads(args.child)
-        settings = _settings(Path(spec["data"]), spec["url"], spec["crypto"])
+        settings = _settings(Path(spec["data"]), spec["url"], spec["crypto"], spec["schema"])
         print(json.dumps(asyncio.run(_start_once(settings))))
         return
     if args.quick:
         args.cases, args.open, args.expired = 10_000, 1_000, 10_000
+    schema = f"bench_{secrets.token_hex(4)}" if args.url else None
+    if schema:  # a private schema on PostgreSQL, dropped afterwards
+        asyncio.run(_ddl(args.url, f"CREATE SCHEMA {schema}"))
+    try:
+        result = _measure(args, schema)
+    finally:
+        if schema:
+            asyncio.run(_ddl(args.url, f"DROP SCHEMA {schema} CASCADE"))
+    print(json.dumps(result))
+
+
+async def _ddl(url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _measure(args: argparse.Namespace, schema: str | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        settings = _settings(data, args.url)
+        settings = _settings(data, args.url, schema=schema)
         seeded = asyncio.run(_seed(settings, args.cases, args.open, args.expired))
         crypto = settings.crypto.model_dump(mode="json")
         crypto["master_keys"] = {
@@ -190,7 +216,7 @@ def main() -> None:
         crypto["pseudonym_keys"] = {
             k: v.get_secret_value() for k, v in settings.crypto.pseudonym_keys.items()
         }
-        child = json.dumps({"data": str(data), "url": args.url, "crypto": crypto})
+        child = json.dumps({"data": str(data), "url": args.url, "crypto": crypto, "schema": schema})
         out = subprocess.run(  # noqa: S603 (our own module, our own arguments)
             [sys.executable, "-m", "benchmarks.scale", "--child", child],
             check=True,
@@ -199,7 +225,7 @@ def main() -> None:
         ).stdout
         start = json.loads(out.strip().splitlines()[-1])
         purged = asyncio.run(_purge(settings))
-    result = {
+    return {
         "cases_with_followups": args.cases,
         "open_new_cases": args.open,
         "seed_s": round(seeded, 1),
@@ -210,7 +236,6 @@ def main() -> None:
         "purged_rows": purged["purged_rows"],
         "backend": "postgresql" if args.url else "sqlite",
     }
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":
