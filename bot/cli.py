@@ -147,7 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     keys.add_argument("--batch", type=int, default=500, help="rows per transaction")
     purge_cmd = sub.add_parser("purge", help="delete everything past its retention date, once")
     purge_cmd.add_argument("--vacuum", action="store_true", help="also VACUUM the databases")
-    purge_cmd.add_argument("--batch", type=int, default=500, help="rows per transaction")
+    purge_cmd.add_argument(
+        "--batch", type=int, default=None, help="rows per transaction (SQLite 500, else 5000)"
+    )
     sub.add_parser("privacy-report", help="what is stored, for how long and why (counts only)")
     rep = sub.add_parser("report", help="funder report: CSV and an HTML page with charts")
     rep.add_argument("--from", dest="start", required=True, help="first month, e.g. 2026-01")
@@ -232,7 +234,7 @@ async def _stores(settings: Settings) -> AsyncIterator[tuple[Database, KeyStore]
         await keys_db.dispose()
 
 
-async def _purge(settings: Settings, *, vacuum: bool, batch: int) -> int:
+async def _purge(settings: Settings, *, vacuum: bool, batch: int | None) -> int:
     """One purge by the system clock (the running bot also purges hourly)."""
     from storage.retention import purge
 
