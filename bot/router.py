@@ -366,6 +366,8 @@ class Router:
                         person, msg.address, msg.message_ref, str(effect.data["kind"]), t
                     )
                 )
+            elif kind == "who":
+                out.extend(await svc.who(person, t))
             elif kind == "followups":
                 out.extend(await svc.person_followups(person, bool(effect.data["paused"]), t))
         touch(contact, state=tr.state)
