@@ -196,5 +196,7 @@ async def harness(
         await app.stop()
 
 
-# The casework world (tests/world.py) is a fixture for several test modules.
+# Fixtures for several test modules: the casework world (tests/world.py) and the example
+# directory on the memory transport (tests/phone.py: discretion, lock screens, dead ends).
+from tests.phone import phone  # noqa: E402, F401
 from tests.world import world  # noqa: E402, F401
