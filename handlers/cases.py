@@ -234,7 +234,7 @@ class CaseService:
             reasons=reasons,
             availability=self.availability(programme, t),
         )
-        out.append(self.to_person(person, text))
+        out.append(self.to_person(person, one_stop(text, programme.name)))
         own = contact_lines(programme, t)
         if own:  # the chat is one way in; the programme's own paths stay open
             out.append(self.to_person(person, t("route.contacts", contacts=own)))
@@ -543,7 +543,7 @@ class CaseService:
             text = t(
                 "who.case", alias=member.alias, programme=programme.name, description=description
             )
-        return [self.to_person(person, text)]
+        return [self.to_person(person, one_stop(text, programme.name))]
 
     async def person_followups(
         self,
@@ -605,7 +605,10 @@ class CaseService:
             out.append(
                 self.to_person(
                     person,
-                    pt("case.claimed", alias=role.member.alias, programme=role.programme.name),
+                    one_stop(
+                        pt("case.claimed", alias=role.member.alias, programme=role.programme.name),
+                        role.programme.name,
+                    ),
                 )
             )
         return out
@@ -920,6 +923,11 @@ class CaseService:
 
 
 ATTACHMENT_KINDS = ("photo", "voice", "video", "audio", "document", "sticker")
+
+
+def one_stop(text: str, name: str) -> str:
+    """No doubled mark after a name that ends in one ("bei JUMP!." -> "bei JUMP!")."""
+    return text.replace(f"{name}.", name) if name[-1:] in "!?." else text
 
 
 def _kind(kind: str) -> str:

@@ -384,7 +384,8 @@ def _command(
     if command == "who":
         if state is State.CASE:
             return Transition(state.value, profile, [], [Effect("who")])
-        return Transition(state.value, profile, [Reply(t("who.none"))])
+        key = "referred.again" if state is State.REFERRED else "who.none"
+        return Transition(state.value, profile, [Reply(t(key))])
     if command == "language":
         other = next(loc for loc in SUPPORTED if loc != t.locale)
         new_t = translator(other)

@@ -53,6 +53,7 @@ async def test_programme_named_in_the_takeover_message_but_not_its_first_line(
     assert "JUMP!" not in first
     assert "Alex" in first
     assert "Alex von JUMP!" in rest
+    assert "JUMP!." not in rest, "no doubled mark after a name ending in one"
 
 
 @pytest.mark.parametrize("ask", ["/who", "!who", "/wer", "wer?", "Wer", "who?", "wer liest mit?"])
@@ -67,6 +68,7 @@ async def test_who_names_programme_and_counsellor_on_request(phone: Phone, ask: 
     p.t.pop("p")
     claimed = await p.say("p", ask)
     assert "Alex von JUMP!" in claimed
+    assert "JUMP!." not in claimed
     assert EXAMPLE.by_id["jump"].description["de"].split()[0] in claimed
     # the question is answered by the bot, not relayed to the counsellor
     assert p.t.pop("staff") == []

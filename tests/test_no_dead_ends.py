@@ -96,6 +96,7 @@ async def test_referral_only_says_what_to_expect_and_that_nothing_was_passed_on(
     # writing on after the referral: told again that nobody reads along
     again = await p.say("a", "Hallo? Ist da wer?")
     assert "nicht weitergegeben" in again
+    assert "nicht weitergegeben" in await p.say("a", "wer?")  # nobody, and /who says so
 
 
 async def test_a_skipped_message_is_not_reported_as_dropped(phone: Phone) -> None:
