@@ -349,8 +349,10 @@ class Router:
                     tr.state = intake.State.MESSAGE.value
                     continue
                 out.extend(await svc.open_case(person, effect, t))
-                # The case keeps the categories it needs; the answers themselves go.
-                tr.profile = {}
+                # The case keeps the categories it needs; the answers themselves go. After a
+                # referral they stay (encrypted, until the intake expiry) for "chat instead".
+                if tr.state != intake.State.REFERRED:
+                    tr.profile = {}
             elif kind == "restart":
                 contact.urgent = False
             elif kind == "vanish":

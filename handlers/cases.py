@@ -23,7 +23,7 @@ from config.settings import RetentionSettings
 from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Kind
 from handlers.base import Effect
 from handlers.intake import contact_lines
-from handlers.routing import Profile, Route
+from handlers.routing import Profile, Route, chat_fallback
 from storage.models import (
     Case,
     CaseMember,
@@ -195,6 +195,9 @@ class CaseService:
             if message:  # nothing typed is dropped silently
                 out.append(self.to_person(person, t("route.unsent")))
             out.extend(self._extras(person, route, profile, t))
+            if chat_fallback(self.directory, programme.id) is not None:  # never a dead end
+                button = Button(t("route.chat_offer.button"), "referred:chat")
+                out.append(self.to_person(person, t("route.chat_offer"), ((button,),)))
             return out
 
         code = await self._free_code()

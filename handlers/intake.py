@@ -16,7 +16,7 @@ from config.i18n import SUPPORTED, Translator, translator
 from config.vocabulary import Audience, Incident, Scene
 from handlers.base import Effect, Reply, Transition
 from handlers.options import Option, match, options_for
-from handlers.routing import Profile, route
+from handlers.routing import Profile, Route, chat_fallback, route
 from handlers.safety import is_crisis
 
 MAX_TEXT = 4000
@@ -219,6 +219,12 @@ def step(
             effects.append(Effect("relay", {"text": msg.text}))
         return Transition(state.value, profile, replies, effects)
     if state is State.REFERRED:
+        fallback = chat_fallback(ctx.directory)
+        if msg.button == "referred:chat" and fallback is not None and profile.get("audience"):
+            prof = to_profile(profile)
+            chat = Route(fallback, "fallback", (("fallback", "directory"),))
+            effects.append(Effect("open_case", {"route": chat, "message": None, "profile": prof}))
+            return Transition(State.CASE.value, profile, replies, effects)
         return Transition(state.value, profile, [*replies, Reply(t("referred.again"))], effects)
     if state is State.DELETE:
         result = _confirm_delete(ctx, profile, msg, t, replies)

@@ -160,3 +160,10 @@ def _extras(p: Programme, profile: Profile) -> list[tuple[str, str]]:
     if profile.in_prison and p.prison_support:
         out.append(("prison", "yes"))
     return out
+
+
+def chat_fallback(directory: Directory, instead_of: str | None = None) -> Programme | None:
+    """The first programme of the fallback chain that takes chats (for a person who was
+    referred but would rather write here)."""
+    chain = (directory.by_id[i] for i in directory.fallback)
+    return next((p for p in chain if p.chat_enabled and p.id != instead_of), None)

@@ -187,3 +187,44 @@ def test_catalog_texts_make_no_fixed_time_promises(locale: str) -> None:
         for match in promise.finditer(text):
             line = text[: match.end()].rsplit("\n", 1)[-1]
             assert "TelefonSeelsorge" in line or "{" in match.group(0), (key, line)
+
+
+async def test_after_a_referral_the_person_can_chat_with_the_fallback_team_instead(
+    phone: Phone,
+) -> None:
+    """A relative with no regional programme is referred to a phone hotline that passes
+    information to security authorities; they may write to the operator's team instead."""
+    p = phone
+    await intake(p, "r", *JOURNEYS["bamf"], "language:de", message="Mein Sohn macht mir Sorgen.")
+    [offer] = [m for m in p.to_people() if any(b.data == "referred:chat" for b in m.flat_buttons)]
+    assert "ohne deine Nachricht" in offer.text
+    assert await count(p, Case) == 0
+    got = await p.press("r", "referred:chat")
+    code = CODE.search(got)
+    assert code is not None, got
+    assert await count(p, Case, Case.programme_id == "clearing", Case.audience == "relative") == 1
+    assert await count(p, Case, Case.scene == "islamist", Case.region == "BY") == 1
+    assert await count(p, HeldMessage) == 0, "the message was not passed on, and still is not"
+    announced = "\n".join(m.text for m in p.t.pop("staff"))
+    assert code.group() in announced
+    assert "Mein Sohn" not in announced
+    # the answers are gone once the case is open
+    assert p.app.db is not None
+    async with p.app.db.transaction() as s:
+        contact = (await s.execute(select(Contact))).scalar_one()
+    assert contact.profile_ct is None
+
+
+async def test_no_chat_offer_without_a_fallback_team_that_chats(tmp_path: Path) -> None:
+    data = EXAMPLE.model_dump(mode="python")
+    for programme in data["programmes"]:
+        if programme["id"] == "clearing":
+            programme["staff"] = []
+    app, transport = await start(tmp_path, type(EXAMPLE).model_validate(data))
+    try:
+        p = Phone(app, transport)
+        await intake(p, "r", *JOURNEYS["bamf"], "language:de", message=None)
+        assert not any(b.data == "referred:chat" for m in p.to_people() for b in m.flat_buttons)
+        assert "nicht weitergegeben" in await p.press("r", "referred:chat")
+    finally:
+        await app.stop()
