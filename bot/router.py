@@ -349,8 +349,10 @@ class Router:
                     tr.state = intake.State.MESSAGE.value
                     continue
                 out.extend(await svc.open_case(person, effect, t))
-                # The case keeps the categories it needs; the answers themselves go.
-                tr.profile = {}
+                # The case keeps the categories it needs; the answers themselves go. After a
+                # referral they stay (encrypted, until the intake expiry) for "chat instead".
+                if tr.state != intake.State.REFERRED:
+                    tr.profile = {}
             elif kind == "restart":
                 contact.urgent = False
             elif kind == "vanish":
@@ -366,6 +368,8 @@ class Router:
                         person, msg.address, msg.message_ref, str(effect.data["kind"]), t
                     )
                 )
+            elif kind == "who":
+                out.extend(await svc.who(person, t))
             elif kind == "followups":
                 out.extend(await svc.person_followups(person, bool(effect.data["paused"]), t))
         touch(contact, state=tr.state)

@@ -46,6 +46,12 @@ def _public_holidays(state: str, year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays("DE", subdiv=state, years=year))
 
 
+def mentions(text: str, name: str) -> bool:
+    """Whether ``text`` contains ``name`` as a word of its own (any case)."""
+    pattern = rf"(?<!\w){re.escape(name)}(?!\w)"
+    return re.search(pattern, text, re.IGNORECASE) is not None
+
+
 class DirectoryError(ValueError):
     """The directory file is unusable; the message names file, line and field."""
 
@@ -73,11 +79,40 @@ Span = Annotated[str, AfterValidator(_check_span)]
 
 
 class ContactInfo(_Strict):
-    """How to reach a programme without the chat."""
+    """How to reach a programme without the chat (only what the programme published).
+
+    ``email`` may list several addresses (e.g. the programme's and its operator's general
+    one); ``via_police`` says the programme can also be reached through the police or
+    other cooperation partners, for people who cannot or will not write themselves.
+    """
 
     phone: str | None = None
-    email: str | None = None
+    email: str | list[str] | None = None
     web: str | None = None
+    postal: str | None = None
+    via_police: bool = False
+
+    @property
+    def emails(self) -> list[str]:
+        """The e-mail addresses as a list."""
+        if self.email is None:
+            return []
+        return [self.email] if isinstance(self.email, str) else list(self.email)
+
+    @property
+    def any(self) -> bool:
+        """At least one way to reach the programme without the chat."""
+        return bool(self.phone or self.emails or self.web or self.postal or self.via_police)
+
+
+class Discretion(_Strict):
+    """What the person's phone may show (lock screens show a message's first line).
+
+    By default counsellor messages carry the alias only and no first line names a
+    programme; ``name_programme: true`` lets an operator name the programme anyway.
+    """
+
+    name_programme: bool = False
 
 
 class OfficeHours(_Strict):
@@ -156,10 +191,12 @@ class Programme(_Strict):
     audiences: list[Audience]
     states: list[str]
     districts: list[str] = Field(default_factory=list)
-    languages: list[str] = Field(default_factory=lambda: ["de"])
-    prison_support: bool = False
+    short_name: str | None = Field(default=None, description="what people call it, e.g. API")
+    # Optional facts: shown to a person only when the operator set them (never assumed).
+    languages: list[str] | None = None
+    prison_support: bool | None = None
     office_hours: OfficeHours | None = None
-    response_time_hours: int | None = None
+    response_time_hours: int | None = Field(default=None, ge=1)
     contact: ContactInfo = Field(default_factory=ContactInfo)
     description: LocalText
     info: dict[Audience, LocalText] = Field(default_factory=dict)
@@ -170,6 +207,19 @@ class Programme(_Strict):
     canned: dict[str, LocalText] = Field(
         default_factory=dict, description="canned replies by short name (de + en)"
     )
+
+    @model_validator(mode="after")
+    def _aliases(self) -> Programme:
+        # An alias is what a lock screen shows first: it must not give the programme away.
+        for member in self.staff:
+            if any(mentions(member.alias, n) for n in self.names):
+                raise ValueError(f"alias '{member.alias}' names the programme")
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The programme's name and short name (what must not reach a lock screen)."""
+        return tuple(n for n in (self.name, self.short_name) if n)
 
     @field_validator("states")
     @classmethod
@@ -228,6 +278,7 @@ class Directory(_Strict):
 
     verify_before_going_live: bool = False
     notice: str | None = None
+    discretion: Discretion = Field(default_factory=Discretion)
     fallback: list[str] = Field(min_length=1)
     programmes: list[Programme] = Field(min_length=1)
 

@@ -23,7 +23,7 @@ from config.settings import RetentionSettings
 from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Kind
 from handlers.base import Effect
 from handlers.intake import contact_lines
-from handlers.routing import Profile, Route
+from handlers.routing import Profile, Route, chat_fallback
 from storage.models import (
     Case,
     CaseMember,
@@ -156,6 +156,11 @@ class CaseService:
         """Deletion date of an open case (extended by activity)."""
         return hour(self.now) + timedelta(days=self.retention.inactive_case_days)
 
+    @property
+    def name_programme(self) -> bool:
+        """The operator chose to name the programme on every counsellor message."""
+        return self.directory.discretion.name_programme
+
     def staff_t(self, programme: Programme) -> Translator:
         """Staff-room language of a programme (its first member's locale)."""
         return translator(programme.staff[0].locale if programme.staff else "de")
@@ -176,17 +181,24 @@ class CaseService:
         out: list[OutboundMessage] = []
         reasons = self.explain(route, t)
         if programme.notice:
-            out.append(self.to_person(person, programme.notice[_loc(t)]))
+            # Operator text may open with the programme's name: never the first line.
+            out.append(self.to_person(person, t("route.notice", text=programme.notice[_loc(t)])))
         if not route.opens_case:
             self.event(None, programme.id, "referred")
             text = t(
                 "route.referral",
                 programme=programme.name,
+                description=programme.description[_loc(t)],
                 reasons=reasons,
                 contacts=contact_lines(programme, t) or t("contact.none"),
             )
             out.append(self.to_person(person, text))
+            if message:  # nothing typed is dropped silently
+                out.append(self.to_person(person, t("route.unsent")))
             out.extend(self._extras(person, route, profile, t))
+            if chat_fallback(self.directory, programme.id) is not None:  # never a dead end
+                button = Button(t("route.chat_offer.button"), "referred:chat")
+                out.append(self.to_person(person, t("route.chat_offer"), ((button,),)))
             return out
 
         code = await self._free_code()
@@ -228,13 +240,16 @@ class CaseService:
             self._hold(case, dek, message, 0)
         person.contact.delete_after = expiry
         text = t(
-            "route.case",
+            "route.case.named" if self.name_programme else "route.case",
             programme=programme.name,
             code=code,
             reasons=reasons,
             availability=self.availability(programme, t),
         )
-        out.append(self.to_person(person, text))
+        out.append(self.to_person(person, one_stop(text, programme.name)))
+        own = contact_lines(programme, t)
+        if own:  # the chat is one way in; the programme's own paths stay open
+            out.append(self.to_person(person, t("route.contacts", contacts=own)))
         out.extend(self._extras(person, route, profile, t))
         out.extend(self.announce(case, programme, route))
         return out
@@ -281,14 +296,23 @@ class CaseService:
         return t(f"route.step.{route.step}", reasons=", ".join(parts))
 
     def availability(self, programme: Programme, t: Translator) -> str:
-        """Who answers when: office hours and promised response time."""
-        hours = programme.response_time_hours or 48
+        """Who answers when - only what the directory states (no invented promises)."""
         oh = programme.office_hours
-        if oh is None or oh.is_open(self.now):
-            return t("availability.open", hours=hours)
-        nxt = oh.next_opening(self.now)
-        when = nxt.strftime("%d.%m. %H:%M") if nxt else t("availability.unknown")
-        return t("availability.closed", when=when, hours=hours)
+        hours = programme.response_time_hours
+        if oh is None and hours is None:
+            return t("availability.none")
+        parts = []
+        if oh is not None and oh.is_open(self.now):
+            parts.append(t("availability.open"))
+        elif oh is not None:
+            nxt = oh.next_opening(self.now)
+            when = nxt.strftime("%d.%m. %H:%M") if nxt else t("availability.unknown")
+            parts.append(t("availability.closed", when=when))
+        if hours is not None:
+            parts.append(t("availability.response", hours=hours))
+        if oh is None:
+            parts.append(t("crisis.short"))
+        return " ".join(parts)
 
     def announce(
         self, case: Case, programme: Programme, route: Route | None = None
@@ -515,6 +539,24 @@ class CaseService:
         out.extend(self.announce(case, target))
         return out
 
+    async def who(self, person: Person, t: Translator) -> list[OutboundMessage]:
+        """Who reads along: the programme (and counsellor alias), on the person's request."""
+        case = await self.open_case_of(person)
+        programme = self.programme_of(case) if case is not None else None
+        if case is None or programme is None:
+            return [self.to_person(person, t("who.none"))]
+        description = programme.description[_loc(t)]
+        member = None
+        if case.claimed_by:
+            member = self.directory.member(*case.claimed_by.split("/", 1))
+        if member is None:
+            text = t("who.waiting", programme=programme.name, description=description)
+        else:
+            text = t(
+                "who.case", alias=member.alias, programme=programme.name, description=description
+            )
+        return [self.to_person(person, one_stop(text, programme.name))]
+
     async def person_followups(
         self,
         person: Person,
@@ -575,7 +617,10 @@ class CaseService:
             out.append(
                 self.to_person(
                     person,
-                    pt("case.claimed", alias=role.member.alias, programme=role.programme.name),
+                    one_stop(
+                        pt("case.claimed", alias=role.member.alias, programme=role.programme.name),
+                        role.programme.name,
+                    ),
                 )
             )
         return out
@@ -620,7 +665,7 @@ class CaseService:
         touch(person.contact, delete_after=expiry)
         pt = translator(person.contact.locale)
         body = pt(
-            "relay.from_counsellor",
+            "relay.from_counsellor.named" if self.name_programme else "relay.from_counsellor",
             alias=role.member.alias,
             programme=role.programme.name,
             text=text,
@@ -637,7 +682,9 @@ class CaseService:
             return self.to_staff(role.programme, st("staff.case.gone", code=case.code), case=case)
         pt = translator(person.contact.locale)
         label = pt(
-            "relay.attachment_from_counsellor",
+            "relay.attachment_from_counsellor.named"
+            if self.name_programme
+            else "relay.attachment_from_counsellor",
             alias=role.member.alias,
             programme=role.programme.name,
         )
@@ -891,6 +938,11 @@ class CaseService:
 
 
 ATTACHMENT_KINDS = ("photo", "voice", "video", "audio", "document", "sticker")
+
+
+def one_stop(text: str, name: str) -> str:
+    """No doubled mark after a name that ends in one ("bei JUMP!." -> "bei JUMP!")."""
+    return text.replace(f"{name}.", name) if name[-1:] in "!?." else text
 
 
 def _kind(kind: str) -> str:

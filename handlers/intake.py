@@ -7,16 +7,16 @@ before consent; crisis words get emergency numbers at every step.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.messages import Button, InboundMessage
-from config.directory import Directory
+from config.directory import Directory, Programme
 from config.i18n import SUPPORTED, Translator, translator
 from config.vocabulary import Audience, Incident, Scene
 from handlers.base import Effect, Reply, Transition
 from handlers.options import Option, match, options_for
-from handlers.routing import Profile, route
+from handlers.routing import Profile, Route, chat_fallback, route
 from handlers.safety import is_crisis
 
 MAX_TEXT = 4000
@@ -76,8 +76,14 @@ _COMMANDS = {
     "pausieren": "pause",
     "resume": "resume",
     "fortsetzen": "resume",
+    "who": "who",
+    "wer": "who",
 }
 _BACK_WORDS = frozenset({"zurück", "zurueck", "back"})
+#: Plain words that ask who reads along (Element intercepts unknown /commands).
+_WHO_WORDS = frozenset(
+    {"wer", "who", "wer bist du", "wer liest mit", "wer ist da", "who are you", "who is reading"}
+)
 _WHOLE_ANSWER = frozenset({State.CONSENT, State.MESSAGE, State.DELETE})
 
 
@@ -102,6 +108,8 @@ def command_of(msg: InboundMessage) -> str | None:
         return _COMMANDS.get(word, word)
     if text.casefold() in _BACK_WORDS:
         return "back"
+    if text.casefold().rstrip("?!. ") in _WHO_WORDS:
+        return "who"
     return None
 
 
@@ -198,6 +206,8 @@ def step(
         result.effects[:0] = effects
         return result
 
+    if state is State.NEW and msg.button and msg.button.startswith("region:"):
+        return _declined_region(ctx, msg, t)
     if state is State.NEW:
         return Transition(
             State.CONSENT.value, {}, [*replies, *greeting(t, ctx.retention, msg.platform.value)]
@@ -209,6 +219,12 @@ def step(
             effects.append(Effect("relay", {"text": msg.text}))
         return Transition(state.value, profile, replies, effects)
     if state is State.REFERRED:
+        fallback = chat_fallback(ctx.directory)
+        if msg.button == "referred:chat" and fallback is not None and profile.get("audience"):
+            prof = to_profile(profile)
+            chat = Route(fallback, "fallback", (("fallback", "directory"),))
+            effects.append(Effect("open_case", {"route": chat, "message": None, "profile": prof}))
+            return Transition(State.CASE.value, profile, replies, effects)
         return Transition(state.value, profile, [*replies, Reply(t("referred.again"))], effects)
     if state is State.DELETE:
         result = _confirm_delete(ctx, profile, msg, t, replies)
@@ -273,7 +289,22 @@ def _consent(
             [*replies, Reply(f"{details}\n\n{consent.text}", consent.buttons)],
         )
     text = t("consent.declined", contacts=national_contacts(ctx.directory, t))
-    return Transition(State.NEW.value, {}, [*replies, Reply(text)], [Effect("erase")])
+    regions = question_reply(State.STATE, t, with_back=False).buttons
+    buttons = tuple(tuple(replace(b, data="region:" + b.data[6:]) for b in row) for row in regions)
+    return Transition(State.NEW.value, {}, [*replies, Reply(text, buttons)], [Effect("erase")])
+
+
+def _declined_region(ctx: IntakeContext, msg: InboundMessage, t: Translator) -> Transition:
+    """Contacts for a region picked after declining consent; nothing is stored."""
+    region = (msg.button or "").partition(":")[2]
+    regional = [p for p in ctx.directory.programmes if region in p.states and not p.national]
+    national = [p for p in ctx.directory.programmes if p.national]
+    lines = [line for line in (contact_lines(p, t) for p in regional) if line]
+    key = "declined.contacts" if lines else "declined.contacts.none"
+    lines += [line for line in (contact_lines(p, t) for p in national) if line]
+    lines.append(t("crisis.short"))
+    text = t(key, contacts="\n".join(lines))
+    return Transition(State.NEW.value, {}, [Reply(text)], [Effect("erase")])
 
 
 def national_contacts(directory: Directory, t: Translator) -> str:
@@ -283,17 +314,15 @@ def national_contacts(directory: Directory, t: Translator) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def contact_lines(programme: Any, t: Translator) -> str:
-    """How to reach a programme without the chat, one line."""
+def contact_lines(programme: Programme, t: Translator) -> str:
+    """How to reach a programme without the chat, one line (empty if it published none)."""
     c = programme.contact
     parts = [
-        p
-        for p in (
-            c.phone and t("contact.phone", phone=c.phone),
-            c.email and t("contact.email", email=c.email),
-            c.web and t("contact.web", web=c.web),
-        )
-        if p
+        *([t("contact.phone", phone=c.phone)] if c.phone else []),
+        *(t("contact.email", email=e) for e in c.emails),
+        *([t("contact.web", web=c.web)] if c.web else []),
+        *([t("contact.postal", postal=c.postal)] if c.postal else []),
+        *([t("contact.police")] if c.via_police else []),
     ]
     if not parts:
         return ""
@@ -358,6 +387,11 @@ def _command(
         )
     if command == "help":
         return Transition(state.value, profile, [Reply(t("help.person"))])
+    if command == "who":
+        if state is State.CASE:
+            return Transition(state.value, profile, [], [Effect("who")])
+        key = "referred.again" if state is State.REFERRED else "who.none"
+        return Transition(state.value, profile, [Reply(t(key))])
     if command == "language":
         other = next(loc for loc in SUPPORTED if loc != t.locale)
         new_t = translator(other)

@@ -72,8 +72,7 @@ def _kinds(profile: Profile) -> tuple[Kind, ...]:
 
 def _reachable(p: Programme) -> bool:
     """Counsellors chat here, or the person gets contact details: never a dead end."""
-    c = p.contact
-    return p.chat_enabled or bool(c.phone or c.email or c.web)
+    return p.chat_enabled or p.contact.any
 
 
 def _serves(p: Programme, profile: Profile, kinds: tuple[Kind, ...]) -> bool:
@@ -89,7 +88,7 @@ def _rank(p: Programme, profile: Profile, kinds: tuple[Kind, ...]) -> tuple[int,
         -kinds.index(p.kind),
         district_fit,
         1 if p.chat_enabled else 0,
-        1 if profile.language in p.languages else 0,
+        1 if profile.language in (p.languages or ()) else 0,
         1 if profile.in_prison and p.prison_support else 0,
     )
 
@@ -156,8 +155,15 @@ def route(directory: Directory, profile: Profile) -> Route:
 
 def _extras(p: Programme, profile: Profile) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    if profile.language in p.languages and profile.language != "de":
+    if profile.language in (p.languages or ()) and profile.language != "de":
         out.append(("language", profile.language))
     if profile.in_prison and p.prison_support:
         out.append(("prison", "yes"))
     return out
+
+
+def chat_fallback(directory: Directory, instead_of: str | None = None) -> Programme | None:
+    """The first programme of the fallback chain that takes chats (for a person who was
+    referred but would rather write here)."""
+    chain = (directory.by_id[i] for i in directory.fallback)
+    return next((p for p in chain if p.chat_enabled and p.id != instead_of), None)

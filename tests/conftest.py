@@ -23,7 +23,6 @@ from bot.messages import OutboundMessage
 from bot.transports.memory import MemoryTransport
 from config.directory import Directory, load_directory
 from config.settings import (
-    EXAMPLE_DIRECTORY,
     CryptoSettings,
     DatabaseSettings,
     Settings,
@@ -33,6 +32,9 @@ from config.settings import (
 PG_URL = os.environ.get("AUSWEG_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 #: Set by .ci/run: a missing service is a failure there, not a skip.
 REQUIRE_SERVICES = os.environ.get("AUSWEG_REQUIRE_SERVICES") == "1"
+#: The example directory plus invented office hours, response times and languages that
+#: tests rely on (the shipped example keeps only published facts).
+TEST_DIRECTORY = Path(__file__).resolve().parent / "data" / "directory.test.yaml"
 #: Tuesday 17 Nov 2026, 10:00 in Berlin: inside office hours.
 OFFICE_TIME = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)
 
@@ -69,8 +71,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture(scope="session")
 def directory() -> Directory:
-    """The shipped example directory."""
-    return load_directory(EXAMPLE_DIRECTORY)
+    """The test directory (the example with invented hours, response times, languages)."""
+    return load_directory(TEST_DIRECTORY)
 
 
 def process_env(tmp_path: Path, **settings: str) -> dict[str, str]:
@@ -194,5 +196,7 @@ async def harness(
         await app.stop()
 
 
-# The casework world (tests/world.py) is a fixture for several test modules.
+# Fixtures for several test modules: the casework world (tests/world.py) and the example
+# directory on the memory transport (tests/phone.py: discretion, lock screens, dead ends).
+from tests.phone import phone  # noqa: E402, F401
 from tests.world import world  # noqa: E402, F401

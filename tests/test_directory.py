@@ -18,6 +18,7 @@ from config.directory import (
 )
 from config.settings import EXAMPLE_DIRECTORY
 from config.vocabulary import Audience, Kind, Scene
+from tests.conftest import TEST_DIRECTORY
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -97,8 +98,42 @@ def test_every_programme_has_german_and_english_description(example: Directory) 
         assert de != en, programme.id
 
 
-def test_every_programme_has_office_hours_and_response_time(example: Directory) -> None:
+def test_example_states_no_unknown_facts(example: Directory) -> None:
+    """Hours, response times, languages and prison support are not in the seeds (issue 12
+    part 6): the example leaves them unset, except LEFT's contact from prison."""
     for programme in example.programmes:
+        assert programme.office_hours is None, programme.id
+        assert programme.response_time_hours is None, programme.id
+        assert programme.languages is None, programme.id
+        expected = True if programme.id == "left-nrw" else None
+        assert programme.prison_support is expected, programme.id
+
+
+def test_example_facts_carry_a_source_comment() -> None:
+    """Each published fact names its source on its line or on its parent's line."""
+    lines = EXAMPLE_DIRECTORY.read_text(encoding="utf-8").splitlines()
+    facts = ("phone:", "email:", "web:", "postal:", "via_police:", "prison_support:")
+    checked = 0
+    for i, line in enumerate(lines):
+        if not line.strip().startswith(facts):
+            continue
+        indent = len(line) - len(line.lstrip())
+        parent = next(
+            (
+                lines[j]
+                for j in range(i - 1, -1, -1)
+                if len(lines[j]) - len(lines[j].lstrip()) < indent
+            ),
+            "",
+        )
+        assert "# source:" in line or "# source:" in parent, line
+        checked += 1
+    assert checked >= 10
+
+
+def test_test_directory_has_office_hours_and_response_time() -> None:
+    """The invented values tests rely on live in the test directory only."""
+    for programme in load_directory(TEST_DIRECTORY).programmes:
         hours = programme.office_hours
         assert hours is not None, programme.id
         assert hours.timezone == "Europe/Berlin", programme.id
@@ -123,20 +158,23 @@ def test_scenes_and_audiences(example: Directory) -> None:
     assert set(p["lks-mv"].audiences) == set(Audience)
     assert Audience.SELF not in p["bamf"].audiences
     assert p["jump"].operator == "CJD Waren"
-    for programme_id in ("jump", "spurwechsel", "api-nrw", "left-nrw"):
-        assert p[programme_id].prison_support is True, programme_id
-    assert p["bidaya"].prison_support is False
+    assert p["left-nrw"].prison_support is True
+    assert p["bidaya"].prison_support is None, "unknown, not 'no'"
 
 
 def test_contacts_are_only_the_published_ones(example: Directory) -> None:
     left = example.by_id["left-nrw"].contact
     assert left.phone == "0173 5146734"
-    assert left.email == "info@extremismus-praevention.de"
+    assert left.emails == [
+        "info@extremismus-praevention.de",
+        "kontakt.verfassungsschutz@im1.nrw.de",
+    ]
+    assert left.via_police is True
     assert example.by_id["bamf"].contact.phone == "0911 943 43 43"
     for programme in example.programmes:
         if programme.id not in KNOWN_CONTACTS:
             assert programme.contact.phone is None, programme.id
-            assert programme.contact.email is None, programme.id
+            assert programme.contact.emails == [], programme.id
 
 
 def test_bamf_notice_mentions_security_authorities(example: Directory) -> None:
@@ -433,8 +471,7 @@ def test_next_opening_when_open_or_before_opening() -> None:
 
 
 def test_next_opening_skips_holidays_and_dst_change() -> None:
-    example = load_directory(EXAMPLE_DIRECTORY)
-    jump = example.by_id["jump"].office_hours
+    jump = load_directory(TEST_DIRECTORY).by_id["jump"].office_hours
     assert jump is not None
     # Thursday before Christmas: Fri 25th is a holiday, then the weekend.
     opening = jump.next_opening(_berlin(2026, 12, 24, 18, 0))

@@ -56,7 +56,9 @@ async def test_right_wing_mv_reaches_jump_and_counsellor_replies(harness: Harnes
         message="Ich will raus. Wie geht das?",
     )
     text = texts(got)
-    assert "JUMP!" in text
+    # discretion (issue 12 part 3): the routing result does not name the programme
+    assert "JUMP!" not in text
+    assert "/who" in text
     code = CODE.search(text)
     assert code is not None
     announced = h.room()
@@ -75,7 +77,8 @@ async def test_right_wing_mv_reaches_jump_and_counsellor_replies(harness: Harnes
     reply = h.transport.pop("p1")
     assert len(reply) == 1
     alias = h.app.router.directory.by_id["jump"].staff[0].alias  # type: ignore[union-attr]
-    assert reply[0].text.startswith(f"{alias} (JUMP!)")
+    assert reply[0].text.startswith(f"{alias}:\n")  # alias only (issue 12 part 3)
+    assert "JUMP!" not in reply[0].text
     assert "Hallo, ich bin für dich da." in reply[0].text
     assert "counsellor" not in reply[0].text
 
@@ -107,8 +110,8 @@ async def test_worried_mother_in_bavaria_gets_somewhere_to_turn(harness: Harness
     got = await intake(h, "mum", "audience:relative", "scene:right", "state:BY", "language:de")
     text = texts(got)
     clearing = h.app.router.directory.by_id["clearing"]  # type: ignore[union-attr]
-    assert clearing.name in text
     assert CODE.search(text), "the fallback still opens a case someone answers"
+    assert clearing.name in texts(await h.say("mum", "/who"))  # named on request
     assert "Ein erster Rat" in text  # relatives get advice at once
     assert await count(h, Case, Case.programme_id == "clearing") == 1
 

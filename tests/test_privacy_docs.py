@@ -27,7 +27,8 @@ def check_rows() -> dict[int, list[tuple[str, str]]]:
 
 def test_every_release_check_names_tests() -> None:
     rows = check_rows()
-    assert sorted(rows) == list(range(1, 16))
+    # checks 1-15 from the start; 16-20 (red-team review) as they are built
+    assert set(range(1, 16)) <= set(rows) <= set(range(1, 21))
     assert all(rows[n] for n in rows), [n for n in rows if not rows[n]]
 
 

@@ -8,7 +8,9 @@ Expectations follow the rules in :mod:`handlers.routing`:
 3. ``national``: a national programme that fits audience and scene.
 4. ``fallback``: the directory's fallback chain.
 A programme that neither takes chats nor has contact details is never a target: the
-person would be left without any way to reach it.
+person would be left without any way to reach it. Programmes without chat staff are
+referral-only targets (issue 12 part 5): every seed programme has a published contact
+path in the example, so all of them are reachable.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from handlers.routing import KINDS_FOR, Profile, Route, route
 
 DIRECTORY = load_directory(EXAMPLE_DIRECTORY)
 STEPS = ("match", "coordination", "national", "fallback")
-#: In the example these have neither counsellors nor confirmed contact data.
-UNREACHABLE = {"dia-mv", "lks-mv", "betriebsberatung"}
+#: Referral-only programmes of the example (no chat staff; reached through their contacts).
+REFERRAL_ONLY = {"dia-mv", "lks-mv", "betriebsberatung"}
+#: Facts the example must not claim (issue 12 part 6): none of these is unreachable now.
+UNREACHABLE: set[str] = set()
 
 SELF, RELATIVE, PROFESSIONAL, AFFECTED = (
     Audience.SELF,
@@ -42,7 +46,7 @@ SELF, RELATIVE, PROFESSIONAL, AFFECTED = (
 
 def has_contact(p: Programme) -> bool:
     """The person can reach the programme without the chat."""
-    return bool(p.contact.phone or p.contact.email or p.contact.web)
+    return p.contact.any
 
 
 def variant(change: Callable[[dict[str, Any]], None]) -> Directory:
@@ -98,14 +102,15 @@ CASES = [
         id="self-right-MV-jump",
     ),
     pytest.param(
+        # the seeds say nothing about JUMP! and prison: no such claim in the reasons
         Case(
             p(SELF, Scene.RIGHT, "MV", in_prison=True),
             "jump",
             "match",
             True,
-            reasons=(("prison", "yes"),),
+            not_reasons=(("prison", "yes"),),
         ),
-        id="self-right-MV-prison-jump",
+        id="self-right-MV-prison-jump-no-claim",
     ),
     pytest.param(
         # prison support is a reason only for someone in prison
@@ -125,14 +130,15 @@ CASES = [
         id="self-islamist-MV-bidaya",
     ),
     pytest.param(
+        # languages are unknown in the example: no "speaks Arabic" claim
         Case(
             p(SELF, Scene.ISLAMIST, "MV", language="ar"),
             "bidaya",
             "match",
             True,
-            reasons=(("language", "ar"),),
+            not_reasons=(("language", "ar"),),
         ),
-        id="self-islamist-MV-arabic-bidaya",
+        id="self-islamist-MV-arabic-bidaya-no-claim",
     ),
     pytest.param(
         # exit comes before advice for relatives; the advice centre is an alternative
@@ -185,16 +191,17 @@ CASES = [
         id="affected-violence-MV-lobbi",
     ),
     pytest.param(
-        # DIA.MV documents incidents but has no chat and no confirmed contact data in
-        # the example: referring there would be a dead end, so victim support answers
+        # DIA.MV documents antisemitic incidents: referral-only (its report form on the
+        # web), with victim support as the alternative
         Case(
             p(AFFECTED, None, "MV", incident=Incident.ANTISEMITISM),
-            "lobbi",
+            "dia-mv",
             "match",
-            True,
+            False,
             reasons=(("incident", "antisemitism"),),
+            alternatives=("lobbi",),
         ),
-        id="affected-antisemitism-MV-lobbi-while-dia-unreachable",
+        id="affected-antisemitism-MV-dia-referral",
     ),
     pytest.param(
         # a scene is never a reason for an affected person, even if one was given
@@ -227,7 +234,7 @@ CASES = [
             "api-nrw",
             "match",
             True,
-            reasons=(("language", "tr"),),
+            not_reasons=(("language", "tr"),),
         ),
         id="self-islamist-NW-api",
     ),
@@ -271,14 +278,14 @@ CASES = [
         id="relative-right-BY-clearing",
     ),
     pytest.param(
-        # no exit programme for conspiracy milieus in MV; the coordination office has no
-        # chat and no contact data in the example, so the fallback answers
-        Case(p(SELF, Scene.CONSPIRACY, "MV"), "clearing", "fallback", True),
-        id="self-conspiracy-MV-clearing",
+        # no exit programme for conspiracy milieus in MV: the state coordination office
+        # (referral-only, its published web and postal address)
+        Case(p(SELF, Scene.CONSPIRACY, "MV"), "lks-mv", "coordination", False),
+        id="self-conspiracy-MV-coordination",
     ),
     pytest.param(
-        Case(p(SELF, Scene.LEFT, "MV"), "clearing", "fallback", True),
-        id="self-left-MV-clearing",
+        Case(p(SELF, Scene.LEFT, "MV"), "lks-mv", "coordination", False),
+        id="self-left-MV-coordination",
     ),
     pytest.param(
         # no victim support in NW and none national
@@ -435,8 +442,8 @@ def test_every_combination_routes_somewhere_reachable() -> None:
         got = route(DIRECTORY, profile)
         check_route(profile, got)
         seen_steps.add(got.step)
-    # the example has no reachable coordination office (see the variant test)
-    assert seen_steps == {"match", "national", "fallback"}
+    # the coordination office is reachable through its published contacts
+    assert seen_steps == {"match", "coordination", "national", "fallback"}
 
 
 def test_every_reachable_example_programme_is_routed_to() -> None:
@@ -447,6 +454,10 @@ def test_every_reachable_example_programme_is_routed_to() -> None:
         targets.update(a.id for a in got.alternatives)
     everything = {prog.id for prog in DIRECTORY.programmes}
     assert targets == everything - UNREACHABLE
+    assert targets >= REFERRAL_ONLY
+    for pid in REFERRAL_ONLY:
+        assert not DIRECTORY.by_id[pid].chat_enabled
+        assert has_contact(DIRECTORY.by_id[pid])
     for pid in UNREACHABLE:
         prog = DIRECTORY.by_id[pid]
         assert not prog.chat_enabled

@@ -84,7 +84,7 @@ async def test_person_on_telegram_counsellor_on_matrix(
                 timeout=20,
                 since=since,
             )
-            assert str(call["params"]["text"]).startswith(f"{alias} (JUMP!):")
+            assert str(call["params"]["text"]).startswith(f"{alias}:\n")  # alias only
             assert counsellor.user_id not in str(call["params"])
 
             before = len(counsellor.bodies(case_room))

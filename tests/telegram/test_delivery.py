@@ -379,7 +379,7 @@ async def test_command_menus_per_scope_and_language(api: FakeBotApi) -> None:
     def names(commands: list[dict[str, str]]) -> list[str]:
         return [c["command"] for c in commands]
 
-    person = ["start", "help", "delete", "vanish", "language"]
+    person = ["start", "help", "who", "delete", "vanish", "language"]  # /who: issue 12 part 3
     assert names(api.effective_commands(PERSON, language_code="de")) == person
     english = api.effective_commands(PERSON, language_code="en")
     assert names(english) == person

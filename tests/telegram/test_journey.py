@@ -98,7 +98,7 @@ async def test_intake_topic_claim_relay_delete(tg: Tg) -> None:
     [relayed] = [c for c in got if c["params"].get("chat_id") == PERSON]
     assert relayed["method"] == "sendMessage"
     assert relayed["params"]["text"].endswith(typed)
-    assert relayed["params"]["text"].startswith("Alex (JUMP!):")
+    assert relayed["params"]["text"].startswith("Alex:\n")  # alias only (issue 12 part 3)
     assert relayed["params"]["protect_content"] is True
     assert api.messages_in(PERSON)[-1]["text"].endswith(typed)  # Telegram shows it as sent
 

@@ -30,6 +30,7 @@ PERSON_COMMANDS: dict[str, tuple[tuple[str, str], ...]] = {
     "de": (
         ("start", "Neu beginnen"),
         ("help", "Hilfe und Notrufnummern"),
+        ("who", "Wer liest mit?"),
         ("delete", "Alles über mich löschen"),
         ("vanish", "Diesen Chatverlauf löschen"),
         ("language", "Sprache: Deutsch / English"),
@@ -37,6 +38,7 @@ PERSON_COMMANDS: dict[str, tuple[tuple[str, str], ...]] = {
     "en": (
         ("start", "Start again"),
         ("help", "Help and emergency numbers"),
+        ("who", "Who is reading?"),
         ("delete", "Delete everything about me"),
         ("vanish", "Delete this chat history"),
         ("language", "Language: Deutsch / English"),
