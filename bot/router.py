@@ -17,11 +17,14 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select
 
+from bot.bounded import BoundedDict
 from bot.clock import Clock, hour
 from bot.messages import (
+    Address,
     ChatKind,
     InboundMessage,
     OutboundMessage,
+    OutKind,
     outbound_from_dict,
     outbound_to_dict,
 )
@@ -42,6 +45,8 @@ from storage.threads import ThreadMap
 from storage.vault import Vault, aad
 
 log = logging.getLogger(__name__)
+#: Unconfigured groups remembered as told (a redelivered or late message says nothing).
+LEAVING_REMEMBERED = 4096
 #: A Core insert on the unit's connection: storing replies needs no ORM session.
 _STASH = insert(OutboxEntry)
 _UNSTASH = delete(OutboxEntry).where(OutboxEntry.id.in_(bindparam("ids", expanding=True)))
@@ -122,6 +127,8 @@ class Router:
         #: Outbox entries whose replies were handed over; deleted in the next unit of work
         #: (no commit of their own) or by :meth:`forget_delivered`.
         self.delivered: set[str] = set()
+        #: Unconfigured groups already told that the bot leaves (told once, in memory).
+        self._leaving: BoundedDict[tuple[str, str], None] = BoundedDict(LEAVING_REMEMBERED)
         self._ctx = intake.IntakeContext(
             directory,
             {
@@ -147,6 +154,15 @@ class Router:
             StaffRole(p, m)
             for p, m in self.directory.staff_roles(msg.platform.value, msg.sender_id)
         ]
+        case_hint = self.threads.case_at(msg.address)
+        if msg.chat_kind is ChatKind.GROUP and case_hint is None:
+            here = self.directory.programmes_of_room(msg.platform.value, msg.address.chat_id)
+            if not here:  # before any database work: nothing is written for such a group
+                return self._unknown_group(msg)
+            # In a staff room a counsellor acts only for the programmes whose room it is.
+            ids = {p.id for p in here}
+            if roles and not (roles := [r for r in roles if r.programme.id in ids]):
+                return Handled()
         pseudonyms: list[str] = []  # current key version first
         if not roles and msg.chat_kind is ChatKind.PRIVATE:
             pseudonyms = [
@@ -167,11 +183,7 @@ class Router:
                 svc = CaseService(uow, self.directory, self.retention)
                 if roles:
                     out = await staff.handle(
-                        svc,
-                        roles,
-                        msg,
-                        self.threads.case_at(msg.address),
-                        relay_attachments=self.relay_attachments,
+                        svc, roles, msg, case_hint, relay_attachments=self.relay_attachments
                     )
                     return Handled(out, None, uow.jobs, await self._stash(uow, out, key))
                 if msg.chat_kind is ChatKind.GROUP:
@@ -184,6 +196,26 @@ class Router:
         except Exception as exc:  # one bad update must never stop the bot
             log.error("handling failed: %s", type(exc).__name__, exc_info=True)
             return self._fallback(msg, "error.generic")
+
+    def _unknown_group(self, msg: InboundMessage) -> Handled:
+        """A group that is neither a staff room nor a case's thread: say so once, leave.
+
+        Nothing there is relayed or answered (staff commands included), and nothing is
+        stored; the notice names no programme. Crisis words still get the numbers.
+        """
+        place = (msg.platform.value, msg.address.chat_id)
+        if place in self._leaving:
+            return Handled()
+        self._leaving[place] = None
+        log.info("message in a group that is not configured: leaving it")
+        t = translator(pick_locale(msg.locale))
+        out = [
+            OutboundMessage(msg.address, t("group.leaving"), protect=False),
+            OutboundMessage(Address(msg.platform, msg.address.chat_id), "", kind=OutKind.LEAVE),
+        ]
+        if msg.text and is_crisis(msg.text):
+            out.insert(0, OutboundMessage(msg.address, t("crisis"), urgent=True, protect=False))
+        return Handled(out)
 
     def _fallback(self, msg: InboundMessage, key: str) -> Handled:
         """A kind answer when nothing could be stored - with the crisis numbers if needed."""
