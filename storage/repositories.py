@@ -242,18 +242,6 @@ class Cases(_Repository):
         )
         return list((await self.session.execute(stmt)).scalars())
 
-    async def latest_claimed_by(self, staff_keys: Sequence[str]) -> Case | None:
-        """The case a counsellor worked on most recently."""
-        stmt = (
-            select(Case)
-            .where(
-                Case.claimed_by.in_(staff_keys), Case.status.in_(("claimed", "active", "waiting"))
-            )
-            .order_by(Case.last_activity_at.desc())
-            .limit(1)
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
-
     async def claim(self, case_id: str, staff_key: str, now: datetime) -> bool:
         """Claim an unclaimed case; exactly one of concurrent claimers wins."""
         stmt = (

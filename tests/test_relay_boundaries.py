@@ -67,7 +67,8 @@ async def test_check_16_staff_text_reaches_only_the_case_of_its_thread(topics: W
 
     # In the staff room itself (no case thread) plain text is never relayed: a hint instead.
     room = await w.staff("a1", "Treffpunkt geändert: 11 Uhr")
-    assert w.t.pop("p1") == [] and w.t.pop("p2") == []
+    assert w.t.pop("p1") == []
+    assert w.t.pop("p2") == []
     assert texts(room) == HINT
 
     # The explicit form works anywhere staff commands are accepted.
@@ -87,7 +88,8 @@ async def test_plain_text_in_the_staff_room_relays_nothing_and_hints(world: Worl
     await w.person("p2", "zwei")
     w.t.pop("alpha-room")
     room = await w.staff("a1", "Meine Nummer ist 0171 000000")
-    assert w.t.pop("p1") == [] and w.t.pop("p2") == []
+    assert w.t.pop("p1") == []
+    assert w.t.pop("p2") == []
     assert texts(room) == HINT
     assert "/r K-XXXX" in HINT
 
