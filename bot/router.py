@@ -180,7 +180,7 @@ class Router:
                 ):
                     log.info("duplicate update skipped")
                     return await self._unsent(uow, key)
-                svc = CaseService(uow, self.directory, self.retention)
+                svc = CaseService(uow, self.directory, self.retention, self.limits)
                 if roles:
                     out = await staff.handle(
                         svc, roles, msg, case_hint, relay_attachments=self.relay_attachments
@@ -291,7 +291,7 @@ class Router:
         """Run a scheduled job (``followup`` with an id, or ``escalate``) in one transaction."""
         try:
             async with unit(self.db, self.keystore, self.clock.now()) as uow:
-                svc = CaseService(uow, self.directory, self.retention)
+                svc = CaseService(uow, self.directory, self.retention, self.limits)
                 if job == "followup" and arg:
                     out = await FollowUpService(svc).fire(arg)
                 elif job == "escalate":
@@ -319,8 +319,8 @@ class Router:
             if contact.state in intake.INTAKE_STATES and contact.delete_after <= uow.now:
                 contact.state, contact.urgent, profile = intake.State.NEW.value, False, {}
             return person, profile
-        if not self.limits.allow_newcomer(time.monotonic()) and not is_crisis(msg.text):
-            raise Busy
+        if not self.limits.allow_newcomer(time.monotonic()):
+            raise Busy  # crisis words too: the numbers go out (``_fallback``), no contact
         expiry = hour(uow.now) + timedelta(hours=self.retention.intake_hours)
         key_id, dek = uow.keys.create(expiry)
         contact_id = new_id()
@@ -371,16 +371,11 @@ class Router:
             elif kind == "relay":
                 out.extend(await svc.from_person(person, effect.data["text"], t))
             elif kind == "open_case":
-                programme_id = effect.data["route"].programme.id
-                if not contact.urgent and not self.limits.allow_case(
-                    programme_id, time.monotonic()
-                ):
-                    out.append(
-                        OutboundMessage(msg.address, t("limits.case_cap"), contact_id=contact.id)
-                    )
-                    tr.state = intake.State.MESSAGE.value
-                    continue
+                before = person.case
                 out.extend(await svc.open_case(person, effect, t))
+                if effect.data["route"].opens_case and person.case is before:
+                    tr.state = intake.State.MESSAGE.value  # a cap: the answers are kept
+                    continue
                 # The case keeps the categories it needs; the answers themselves go.
                 tr.profile = {}
             elif kind == "restart":

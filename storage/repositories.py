@@ -18,6 +18,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     inspect,
     literal,
     select,
@@ -258,8 +259,16 @@ class Held(_Repository):
 
     async def count(self, case_id: str) -> int:
         """How many messages wait on a case."""
-        stmt = select(HeldMessage.id).where(HeldMessage.case_id == case_id)
-        return len((await self.session.execute(stmt)).all())
+        return (await self.usage(case_id))[0]
+
+    async def usage(self, case_id: str) -> tuple[int, int]:
+        """How many messages wait on a case, and their stored size in bytes."""
+        stmt = select(
+            func.count(HeldMessage.id),
+            func.coalesce(func.sum(func.length(HeldMessage.text_ct)), 0),
+        ).where(HeldMessage.case_id == case_id)
+        count, size = (await self.session.execute(stmt)).one()
+        return int(count), int(size)
 
     async def of_case(self, case_id: str) -> list[HeldMessage]:
         """The waiting messages, oldest first."""
