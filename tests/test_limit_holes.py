@@ -169,3 +169,24 @@ async def test_queue_says_the_total_and_pages(world: World) -> None:
     assert seen == set(codes)  # nothing hidden
     last = texts(await w.staff("a1", "/queue 3"))
     assert len(set(CODE.findall(last))) == 5
+
+
+def test_account_counter_outlives_erasure_and_is_forgotten_after_its_window() -> None:
+    limits = Limits(LimitSettings(cases_per_account=2, account_window=100.0))
+    assert limits.case_refusal("alpha", "acc", 0.0, urgent=False) is None
+    assert limits.case_refusal("alpha", "acc", 1.0, urgent=True) is None
+    assert limits.case_refusal("alpha", "acc", 2.0, urgent=False) == "limits.account_cap"
+    assert limits.case_refusal("alpha", "acc", 100.5, urgent=False) is None  # first one aged out
+    limits.case_refusal("alpha", "other", 500.0, urgent=False)
+    assert len(limits.accounts) == 1  # "acc" is not kept past its window
+
+
+def test_urgent_and_ordinary_cases_have_separate_caps() -> None:
+    limits = Limits(
+        LimitSettings(cases_per_programme_per_hour=1, urgent_cases_per_programme_per_hour=1)
+    )
+    assert limits.allow_case("alpha", 0.0, urgent=True)
+    assert not limits.allow_case("alpha", 1.0, urgent=True)
+    assert limits.allow_case("alpha", 2.0)
+    assert not limits.allow_case("alpha", 3.0)
+    assert limits.allow_case("alpha", 3601.0, urgent=True)
