@@ -155,3 +155,13 @@ async def test_staff_commands_only_in_own_rooms_and_private_chat(world: World) -
     assert texts(w.t.pop("a1")) == HINT
     assert w.t.pop("p1") == []
     assert w.t.left == []
+
+
+async def test_crisis_words_in_an_unknown_group_still_get_the_numbers(world: World) -> None:
+    w = world
+    await w.staff("x9", "Ich will mich umbringen", room="random-group")
+    said = [m for m in w.t.sent if m.address.chat_id == "random-group"]
+    assert said[0].urgent
+    assert "110" in said[0].text
+    assert [m.kind for m in said] == [OutKind.TEXT, OutKind.TEXT, OutKind.LEAVE]
+    assert await w.count(Contact) == 0
