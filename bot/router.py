@@ -47,6 +47,8 @@ from storage.vault import Vault, aad
 log = logging.getLogger(__name__)
 #: Unconfigured groups remembered as told (a redelivered or late message says nothing).
 LEAVING_REMEMBERED = 4096
+#: A group that still sends messages this long after the bot left it is left again.
+LEAVE_AGAIN_SECONDS = 60.0
 #: A Core insert on the unit's connection: storing replies needs no ORM session.
 _STASH = insert(OutboxEntry)
 _UNSTASH = delete(OutboxEntry).where(OutboxEntry.id.in_(bindparam("ids", expanding=True)))
@@ -127,8 +129,8 @@ class Router:
         #: Outbox entries whose replies were handed over; deleted in the next unit of work
         #: (no commit of their own) or by :meth:`forget_delivered`.
         self.delivered: set[str] = set()
-        #: Unconfigured groups already told that the bot leaves (told once, in memory).
-        self._leaving: BoundedDict[tuple[str, str], None] = BoundedDict(LEAVING_REMEMBERED)
+        #: Unconfigured groups told that the bot leaves (once), with when it last left them.
+        self._leaving: BoundedDict[tuple[str, str], float] = BoundedDict(LEAVING_REMEMBERED)
         self._ctx = intake.IntakeContext(
             directory,
             {
@@ -204,17 +206,21 @@ class Router:
         stored; the notice names no programme. Crisis words still get the numbers.
         """
         place = (msg.platform.value, msg.address.chat_id)
-        if place in self._leaving:
-            return Handled()
-        self._leaving[place] = None
-        log.info("message in a group that is not configured: leaving it")
-        t = translator(pick_locale(msg.locale))
-        out = [
-            OutboundMessage(msg.address, t("group.leaving"), protect=False),
-            OutboundMessage(Address(msg.platform, msg.address.chat_id), "", kind=OutKind.LEAVE),
-        ]
+        now = time.monotonic()
+        leave = OutboundMessage(Address(msg.platform, msg.address.chat_id), "", kind=OutKind.LEAVE)
+        out: list[OutboundMessage] = []
+        told = self._leaving.get(place)
+        if told is None:
+            log.info("message in a group that is not configured: leaving it")
+            t = translator(pick_locale(msg.locale))
+            out = [OutboundMessage(msg.address, t("group.leaving"), protect=False), leave]
+            self._leaving[place] = now
+        elif now - told >= LEAVE_AGAIN_SECONDS:  # added again, or the leave failed: no notice
+            out = [leave]
+            self._leaving[place] = now
         if msg.text and is_crisis(msg.text):
-            out.insert(0, OutboundMessage(msg.address, t("crisis"), urgent=True, protect=False))
+            crisis = translator(pick_locale(msg.locale))("crisis")
+            out.insert(0, OutboundMessage(msg.address, crisis, urgent=True, protect=False))
         return Handled(out)
 
     def _fallback(self, msg: InboundMessage, key: str) -> Handled:

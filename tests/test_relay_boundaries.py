@@ -8,6 +8,7 @@ up for, after telling them once, and writes nothing per message there.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from bot.app import App
 from bot.clock import FakeClock
 from bot.messages import Address, OutKind
+from bot.router import LEAVE_AGAIN_SECONDS
 from bot.transports.memory import MemoryTransport
 from config.i18n import translator
 from config.settings import Settings
@@ -165,3 +167,18 @@ async def test_crisis_words_in_an_unknown_group_still_get_the_numbers(world: Wor
     assert "110" in said[0].text
     assert [m.kind for m in said] == [OutKind.TEXT, OutKind.TEXT, OutKind.LEAVE]
     assert await w.count(Contact) == 0
+
+
+async def test_a_group_that_keeps_writing_is_left_again_without_a_second_notice(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world
+    await w.staff("x9", "hallo", room="random-group")
+    await w.staff("x9", "noch da?", room="random-group")  # at once: nothing more
+    assert len(w.t.left) == 1
+    real = time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: real() + LEAVE_AGAIN_SECONDS + 1)
+    await w.staff("x9", "hallo?", room="random-group")  # re-added later: left again
+    assert len(w.t.left) == 2
+    notices = [m for m in w.t.sent if m.address.chat_id == "random-group" and m.text]
+    assert [m.text for m in notices] == [DE("group.leaving")]
