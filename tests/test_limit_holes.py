@@ -78,7 +78,7 @@ async def test_crisis_word_over_the_newcomer_limit_gets_numbers_and_no_contact(
     assert await w.count(Contact) == 1  # no contact was created for it
 
 
-async def test_forty_threat_accounts_cannot_pass_the_urgent_cap(
+async def test_check_20_forty_threat_accounts_cannot_pass_the_urgent_cap(
     make_world: MakeWorld,
 ) -> None:
     w: World = await make_world(
@@ -101,7 +101,7 @@ async def test_forty_threat_accounts_cannot_pass_the_urgent_cap(
     assert not (await w.case(code)).urgent
 
 
-async def test_cycling_account_cannot_fill_the_programme_cap(
+async def test_check_20_cycling_account_cannot_fill_the_programme_cap(
     make_world: MakeWorld,
 ) -> None:
     w: World = await make_world(
