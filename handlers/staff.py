@@ -234,16 +234,15 @@ async def _attachment(
 
 async def _queue(svc: CaseService, roles: list[StaffRole], rest: str, st: Translator) -> str:
     """Waiting cases, one page at a time (``/queue 2``), always with the total."""
-    cases = await svc.uow.cases.queue([r.programme.id for r in roles])
-    if not cases:
+    programmes = [r.programme.id for r in roles]
+    total = await svc.uow.cases.queue_size(programmes)
+    if not total:
         return st("staff.queue.empty")
-    pages = -(-len(cases) // QUEUE_PAGE)
+    pages = -(-total // QUEUE_PAGE)
     asked = int(rest) if rest.isascii() and rest.isdigit() and len(rest) < 7 else 1
     page = min(max(asked, 1), pages)
-    shown = cases[(page - 1) * QUEUE_PAGE : page * QUEUE_PAGE]
-    text = st(
-        "staff.queue", count=len(cases), cases="\n\n".join(svc.describe(c, st) for c in shown)
-    )
+    shown = await svc.uow.cases.queue(programmes, offset=(page - 1) * QUEUE_PAGE, limit=QUEUE_PAGE)
+    text = st("staff.queue", count=total, cases="\n\n".join(svc.describe(c, st) for c in shown))
     if pages > 1:
         text += "\n\n" + st("staff.queue.page", page=page, pages=pages, next=page % pages + 1)
     return text

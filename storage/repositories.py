@@ -234,14 +234,25 @@ class Cases(_Repository):
         stmt = select(Case.id).where(Case.code == code)
         return (await self.session.execute(stmt)).first() is not None
 
-    async def queue(self, programme_ids: Sequence[str]) -> list[Case]:
-        """Unclaimed cases: urgent first, then oldest first."""
+    async def queue(
+        self, programme_ids: Sequence[str], *, offset: int = 0, limit: int | None = None
+    ) -> list[Case]:
+        """Unclaimed cases: urgent first, then oldest first (a page of them with ``limit``)."""
         stmt = (
             select(Case)
             .where(Case.programme_id.in_(programme_ids), Case.status == "new")
             .order_by(Case.urgent.desc(), Case.opened_at, Case.code)
+            .offset(offset)
+            .limit(limit)
         )
         return list((await self.session.execute(stmt)).scalars())
+
+    async def queue_size(self, programme_ids: Sequence[str]) -> int:
+        """How many unclaimed cases there are."""
+        stmt = select(func.count(Case.id)).where(
+            Case.programme_id.in_(programme_ids), Case.status == "new"
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
 
     async def claim(self, case_id: str, staff_key: str, now: datetime) -> bool:
         """Claim an unclaimed case; exactly one of concurrent claimers wins."""
