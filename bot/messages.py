@@ -44,6 +44,8 @@ class OutKind(enum.StrEnum):
     * ``COPY``: copy the platform message ``refs[0]`` of chat ``copy_from`` into
       ``address`` with ``text`` as its label (photos, voice, files: relayed, never
       stored, never forwarded). Across platforms only the label can be sent.
+    * ``LEAVE``: leave the group / room ``address`` (the bot was added to a chat
+      that is not a configured staff room or case room); no text is sent.
     """
 
     TEXT = "text"
@@ -52,6 +54,7 @@ class OutKind(enum.StrEnum):
     VANISH = "vanish"
     FORGET = "forget"
     COPY = "copy"
+    LEAVE = "leave"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,11 +17,14 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select
 
+from bot.bounded import BoundedDict
 from bot.clock import Clock, hour
 from bot.messages import (
+    Address,
     ChatKind,
     InboundMessage,
     OutboundMessage,
+    OutKind,
     outbound_from_dict,
     outbound_to_dict,
 )
@@ -42,6 +45,10 @@ from storage.threads import ThreadMap
 from storage.vault import Vault, aad
 
 log = logging.getLogger(__name__)
+#: Unconfigured groups remembered as told (a redelivered or late message says nothing).
+LEAVING_REMEMBERED = 4096
+#: A group that still sends messages this long after the bot left it is left again.
+LEAVE_AGAIN_SECONDS = 60.0
 #: A Core insert on the unit's connection: storing replies needs no ORM session.
 _STASH = insert(OutboxEntry)
 _UNSTASH = delete(OutboxEntry).where(OutboxEntry.id.in_(bindparam("ids", expanding=True)))
@@ -122,6 +129,8 @@ class Router:
         #: Outbox entries whose replies were handed over; deleted in the next unit of work
         #: (no commit of their own) or by :meth:`forget_delivered`.
         self.delivered: set[str] = set()
+        #: Unconfigured groups told that the bot leaves (once), with when it last left them.
+        self._leaving: BoundedDict[tuple[str, str], float] = BoundedDict(LEAVING_REMEMBERED)
         self._ctx = intake.IntakeContext(
             directory,
             {
@@ -147,6 +156,15 @@ class Router:
             StaffRole(p, m)
             for p, m in self.directory.staff_roles(msg.platform.value, msg.sender_id)
         ]
+        case_hint = self.threads.case_at(msg.address)
+        if msg.chat_kind is ChatKind.GROUP and case_hint is None:
+            here = self.directory.programmes_of_room(msg.platform.value, msg.address.chat_id)
+            if not here:  # before any database work: nothing is written for such a group
+                return self._unknown_group(msg)
+            # In a staff room a counsellor acts only for the programmes whose room it is.
+            ids = {p.id for p in here}
+            if roles and not (roles := [r for r in roles if r.programme.id in ids]):
+                return Handled()
         pseudonyms: list[str] = []  # current key version first
         if not roles and msg.chat_kind is ChatKind.PRIVATE:
             pseudonyms = [
@@ -164,14 +182,10 @@ class Router:
                 ):
                     log.info("duplicate update skipped")
                     return await self._unsent(uow, key)
-                svc = CaseService(uow, self.directory, self.retention)
+                svc = CaseService(uow, self.directory, self.retention, self.limits)
                 if roles:
                     out = await staff.handle(
-                        svc,
-                        roles,
-                        msg,
-                        self.threads.case_at(msg.address),
-                        relay_attachments=self.relay_attachments,
+                        svc, roles, msg, case_hint, relay_attachments=self.relay_attachments
                     )
                     return Handled(out, None, uow.jobs, await self._stash(uow, out, key))
                 if msg.chat_kind is ChatKind.GROUP:
@@ -184,6 +198,30 @@ class Router:
         except Exception as exc:  # one bad update must never stop the bot
             log.error("handling failed: %s", type(exc).__name__, exc_info=True)
             return self._fallback(msg, "error.generic")
+
+    def _unknown_group(self, msg: InboundMessage) -> Handled:
+        """A group that is neither a staff room nor a case's thread: say so once, leave.
+
+        Nothing there is relayed or answered (staff commands included), and nothing is
+        stored; the notice names no programme. Crisis words still get the numbers.
+        """
+        place = (msg.platform.value, msg.address.chat_id)
+        now = time.monotonic()
+        leave = OutboundMessage(Address(msg.platform, msg.address.chat_id), "", kind=OutKind.LEAVE)
+        out: list[OutboundMessage] = []
+        told = self._leaving.get(place)
+        if told is None:
+            log.info("message in a group that is not configured: leaving it")
+            t = translator(pick_locale(msg.locale))
+            out = [OutboundMessage(msg.address, t("group.leaving"), protect=False), leave]
+            self._leaving[place] = now
+        elif now - told >= LEAVE_AGAIN_SECONDS:  # added again, or the leave failed: no notice
+            out = [leave]
+            self._leaving[place] = now
+        if msg.text and is_crisis(msg.text):
+            crisis = translator(pick_locale(msg.locale))("crisis")
+            out.insert(0, OutboundMessage(msg.address, crisis, urgent=True, protect=False))
+        return Handled(out)
 
     def _fallback(self, msg: InboundMessage, key: str) -> Handled:
         """A kind answer when nothing could be stored - with the crisis numbers if needed."""
@@ -259,7 +297,7 @@ class Router:
         """Run a scheduled job (``followup`` with an id, or ``escalate``) in one transaction."""
         try:
             async with unit(self.db, self.keystore, self.clock.now()) as uow:
-                svc = CaseService(uow, self.directory, self.retention)
+                svc = CaseService(uow, self.directory, self.retention, self.limits)
                 if job == "followup" and arg:
                     out = await FollowUpService(svc).fire(arg)
                 elif job == "escalate":
@@ -287,8 +325,8 @@ class Router:
             if contact.state in intake.INTAKE_STATES and contact.delete_after <= uow.now:
                 contact.state, contact.urgent, profile = intake.State.NEW.value, False, {}
             return person, profile
-        if not self.limits.allow_newcomer(time.monotonic()) and not is_crisis(msg.text):
-            raise Busy
+        if not self.limits.allow_newcomer(time.monotonic()):
+            raise Busy  # crisis words too: the numbers go out (``_fallback``), no contact
         expiry = hour(uow.now) + timedelta(hours=self.retention.intake_hours)
         key_id, dek = uow.keys.create(expiry)
         contact_id = new_id()
@@ -339,16 +377,11 @@ class Router:
             elif kind == "relay":
                 out.extend(await svc.from_person(person, effect.data["text"], t))
             elif kind == "open_case":
-                programme_id = effect.data["route"].programme.id
-                if not contact.urgent and not self.limits.allow_case(
-                    programme_id, time.monotonic()
-                ):
-                    out.append(
-                        OutboundMessage(msg.address, t("limits.case_cap"), contact_id=contact.id)
-                    )
-                    tr.state = intake.State.MESSAGE.value
-                    continue
+                before = person.case
                 out.extend(await svc.open_case(person, effect, t))
+                if effect.data["route"].opens_case and person.case is before:
+                    tr.state = intake.State.MESSAGE.value  # a cap: the answers are kept
+                    continue
                 # The case keeps the categories it needs; the answers themselves go. After a
                 # referral they stay (encrypted, until the intake expiry) for "chat instead".
                 if tr.state != intake.State.REFERRED:

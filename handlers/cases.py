@@ -9,6 +9,7 @@ can put them into the case's topic or room.
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from config.settings import RetentionSettings
 from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Kind
 from handlers.base import Effect
 from handlers.intake import contact_lines
+from handlers.limits import Limits
 from handlers.routing import Profile, Route, chat_fallback
 from storage.models import (
     Case,
@@ -83,10 +85,18 @@ def _loc(t: Translator) -> Any:
 class CaseService:
     """Applies case effects and staff actions for one unit of work."""
 
-    def __init__(self, uow: UnitOfWork, directory: Directory, retention: RetentionSettings) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        directory: Directory,
+        retention: RetentionSettings,
+        limits: Limits | None = None,
+    ) -> None:
         self.uow = uow
         self.directory = directory
         self.retention = retention
+        #: The app's abuse limits (in memory, shared by all units of work).
+        self.limits = limits or Limits()
 
     # -- helpers ------------------------------------------------------------------
     @property
@@ -178,6 +188,19 @@ class CaseService:
         profile: Profile = effect.data["profile"]
         message: str | None = effect.data.get("message")
         programme = route.programme
+        if route.opens_case:
+            # The caps apply to every way a case opens (urgent ones have their own).
+            refusal = self.limits.case_refusal(
+                programme.id,
+                person.contact.pseudonym,
+                time.monotonic(),
+                urgent=person.contact.urgent,
+            )
+            if refusal is not None:
+                refused = [self.to_person(person, t(refusal))]
+                if person.contact.urgent:  # no case now, but the numbers again, first
+                    refused.insert(0, replace(self.to_person(person, t("crisis")), urgent=True))
+                return refused
         out: list[OutboundMessage] = []
         reasons = self.explain(route, t)
         if programme.notice:
@@ -368,8 +391,13 @@ class CaseService:
         touch(case, last_activity_at=hour(self.now), delete_after=expiry)
         touch(person.contact, delete_after=expiry)
         if case.status == "new" or programme is None:
+            seq, size = await self.uow.held.usage(case.id)
+            if self.limits.held_full(seq, size + len(text.encode())):
+                # Kept bounded: a claim must not flood the staff room (told once).
+                if self.limits.tell_held_full(case.id):
+                    return [self.to_person(person, t("limits.held_full"))]
+                return []
             dek = await self.uow.keys.get(case.key_id or "")
-            seq = await self.uow.held.count(case.id)
             self._hold(case, dek, text, seq)
             ack = t("case.held")
             if programme is not None and first_this_hour:
@@ -600,17 +628,7 @@ class CaseService:
             kind=OutKind.CASE_CLAIMED,
             invite=accounts,
         )
-        held = await self.uow.held.of_case(case.id)
-        if held:
-            dek = await self.uow.keys.get(case.key_id or "")
-            for msg in held:
-                text = self.uow.keys.open_json(dek, "held_messages", "text", msg.id, msg.text_ct)
-                out.extend(
-                    self.to_staff(
-                        role.programme, st("staff.relay.held", code=case.code, text=text), case=case
-                    )
-                )
-            await self.uow.held.drop([case.id])
+        out.extend(await self._held_digest(case, role.programme, st))
         person = await self.person_of(case)
         if person is not None:
             pt = translator(person.contact.locale)
@@ -624,6 +642,28 @@ class CaseService:
                 )
             )
         return out
+
+    async def _held_digest(
+        self, case: Case, programme: Programme, st: Translator
+    ) -> list[OutboundMessage]:
+        """The messages held for a case as ONE staff message (bounded by the held caps)."""
+        held = await self.uow.held.of_case(case.id)
+        self.limits.held_taken(case.id)
+        if not held:
+            return []
+        dek = await self.uow.keys.get(case.key_id or "")
+        texts = [
+            str(self.uow.keys.open_json(dek, "held_messages", "text", m.id, m.text_ct))
+            for m in held
+        ]
+        await self.uow.held.drop([case.id])
+        if len(texts) == 1:
+            return self.to_staff(
+                programme, st("staff.relay.held", code=case.code, text=texts[0]), case=case
+            )
+        messages = "\n\n".join(f"({n}) {text}" for n, text in enumerate(texts, 1))
+        digest = st("staff.relay.held_digest", code=case.code, count=len(texts), messages=messages)
+        return self.to_staff(programme, digest, case=case)
 
     async def release(self, case: Case, role: StaffRole) -> list[OutboundMessage]:
         """Put a claimed case back into the queue."""

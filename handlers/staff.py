@@ -1,6 +1,8 @@
 """Staff commands. Authorisation is by programme: a counsellor acts only on cases of
 programmes the directory lists them for; a denied attempt is answered plainly and
-changes nothing. In a case's topic or room the case code may be left out.
+changes nothing. In a case's topic or room the case code may be left out, and only
+there does plain text (or an attachment) reach the person; elsewhere it takes
+``/r K-XXXX text`` (the case is never guessed).
 
 Commands (German aliases in brackets): queue, claim, release, r / reply, note, notes,
 invite, transfer, followup, canned, pause, close, erase, away, hours, help.
@@ -44,6 +46,8 @@ _ALIASES = {
     "löschen": "erase",
     "loeschen": "erase",
 }
+#: Cases per ``/queue`` page (a page stays well below one platform message).
+QUEUE_PAGE = 10
 #: Words that confirm ``/erase K-XXXX <word>`` typed instead of pressing the button.
 CONFIRM = frozenset({"confirm", "bestätigen", "bestaetigen", "ja", "yes"})
 #: Commands that act on one case, and whether they need text after the code.
@@ -98,7 +102,19 @@ async def handle(
     *,
     relay_attachments: bool = False,
 ) -> list[OutboundMessage]:
-    """Answer one staff message."""
+    """Answer one staff message.
+
+    ``case_hint`` is the case whose own thread (topic / case room) the message was
+    written in: only there does plain text (or an attachment) go to the person;
+    anywhere else it gets a hint, and only ``/r K-XXXX text`` reaches a person.
+    """
+    if case_hint is not None:
+        # In a case's thread a counsellor acts only for that case's programme.
+        case = await svc.uow.cases.by_code(case_hint)
+        if case is not None:
+            roles = [r for r in roles if r.programme.id == case.programme_id]
+            if not roles:
+                return []
     st = translator(roles[0].member.locale)
     here = msg.address
 
@@ -111,20 +127,13 @@ async def handle(
     if cmd is None:
         if not rest:
             return []
+        if case_hint is None:  # never guess the case: the wrong person could read it
+            return say("staff.reply_where")
         cmd = "r"
-        if case_hint is None:
-            latest = await svc.uow.cases.latest_claimed_by([r.key for r in roles])
-            if latest is None:
-                return say("staff.no_current")
-            case_hint = latest.code
     if cmd == "help":
         return say("help.staff")
     if cmd == "queue":
-        cases = await svc.uow.cases.queue([r.programme.id for r in roles])
-        if not cases:
-            return say("staff.queue.empty")
-        lines = [svc.describe(c, st) for c in cases[:20]]
-        return say("staff.queue", count=len(cases), cases="\n\n".join(lines))
+        return [OutboundMessage(here, await _queue(svc, roles, rest, st), protect=False)]
     if cmd == "hours":
         return say("staff.hours", lines=_hours(roles, st))
     if cmd == "away":
@@ -209,19 +218,34 @@ async def _attachment(
     enabled: bool,
     say: Say,
 ) -> list[OutboundMessage]:
-    """A counsellor's photo / file in a case's thread (or after /claim): copy it over."""
+    """A counsellor's photo / file in a case's own thread: copy it over."""
     if not enabled or not msg.message_ref:
         return say("staff.attachment.off")
     if case_hint is None:
-        latest = await svc.uow.cases.latest_claimed_by([r.key for r in roles])
-        case_hint = latest.code if latest else None
-    case = await svc.uow.cases.by_code(case_hint) if case_hint else None
+        return say("staff.reply_where")
+    case = await svc.uow.cases.by_code(case_hint)
     role = _authorise(case, roles)
     if case is None or role is None or not role.counsellor:
-        return say("staff.no_current")
+        return say("staff.denied")
     if case.status in ("new", "closed") or role.key not in await svc.members(case):
         return say("staff.not_yours", code=case.code)
     return await svc.attachment_to_person(case, role, msg.address, msg.message_ref)
+
+
+async def _queue(svc: CaseService, roles: list[StaffRole], rest: str, st: Translator) -> str:
+    """Waiting cases, one page at a time (``/queue 2``), always with the total."""
+    programmes = [r.programme.id for r in roles]
+    total = await svc.uow.cases.queue_size(programmes)
+    if not total:
+        return st("staff.queue.empty")
+    pages = -(-total // QUEUE_PAGE)
+    asked = int(rest) if rest.isascii() and rest.isdigit() and len(rest) < 7 else 1
+    page = min(max(asked, 1), pages)
+    shown = await svc.uow.cases.queue(programmes, offset=(page - 1) * QUEUE_PAGE, limit=QUEUE_PAGE)
+    text = st("staff.queue", count=total, cases="\n\n".join(svc.describe(c, st) for c in shown))
+    if pages > 1:
+        text += "\n\n" + st("staff.queue.page", page=page, pages=pages, next=page % pages + 1)
+    return text
 
 
 def _code_and_text(rest: str, hint: str | None) -> tuple[str | None, str]:

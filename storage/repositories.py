@@ -18,6 +18,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     inspect,
     literal,
     select,
@@ -233,26 +234,25 @@ class Cases(_Repository):
         stmt = select(Case.id).where(Case.code == code)
         return (await self.session.execute(stmt)).first() is not None
 
-    async def queue(self, programme_ids: Sequence[str]) -> list[Case]:
-        """Unclaimed cases: urgent first, then oldest first."""
+    async def queue(
+        self, programme_ids: Sequence[str], *, offset: int = 0, limit: int | None = None
+    ) -> list[Case]:
+        """Unclaimed cases: urgent first, then oldest first (a page of them with ``limit``)."""
         stmt = (
             select(Case)
             .where(Case.programme_id.in_(programme_ids), Case.status == "new")
             .order_by(Case.urgent.desc(), Case.opened_at, Case.code)
+            .offset(offset)
+            .limit(limit)
         )
         return list((await self.session.execute(stmt)).scalars())
 
-    async def latest_claimed_by(self, staff_keys: Sequence[str]) -> Case | None:
-        """The case a counsellor worked on most recently."""
-        stmt = (
-            select(Case)
-            .where(
-                Case.claimed_by.in_(staff_keys), Case.status.in_(("claimed", "active", "waiting"))
-            )
-            .order_by(Case.last_activity_at.desc())
-            .limit(1)
+    async def queue_size(self, programme_ids: Sequence[str]) -> int:
+        """How many unclaimed cases there are."""
+        stmt = select(func.count(Case.id)).where(
+            Case.programme_id.in_(programme_ids), Case.status == "new"
         )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        return int((await self.session.execute(stmt)).scalar_one())
 
     async def claim(self, case_id: str, staff_key: str, now: datetime) -> bool:
         """Claim an unclaimed case; exactly one of concurrent claimers wins."""
@@ -270,8 +270,16 @@ class Held(_Repository):
 
     async def count(self, case_id: str) -> int:
         """How many messages wait on a case."""
-        stmt = select(HeldMessage.id).where(HeldMessage.case_id == case_id)
-        return len((await self.session.execute(stmt)).all())
+        return (await self.usage(case_id))[0]
+
+    async def usage(self, case_id: str) -> tuple[int, int]:
+        """How many messages wait on a case, and their stored size in bytes."""
+        stmt = select(
+            func.count(HeldMessage.id),
+            func.coalesce(func.sum(func.length(HeldMessage.text_ct)), 0),
+        ).where(HeldMessage.case_id == case_id)
+        count, size = (await self.session.execute(stmt)).one()
+        return int(count), int(size)
 
     async def of_case(self, case_id: str) -> list[HeldMessage]:
         """The waiting messages, oldest first."""

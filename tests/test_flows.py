@@ -73,7 +73,8 @@ async def test_right_wing_mv_reaches_jump_and_counsellor_replies(harness: Harnes
     assert any("JUMP!" in m.text and "übernommen" in m.text for m in person)
     assert await count(h, HeldMessage) == 0
 
-    await h.staff("counsellor", "Hallo, ich bin für dich da.")
+    # Plain text in the staff room (no case topic here) is never relayed: /r names the case.
+    await h.staff("counsellor", f"/r {code.group()} Hallo, ich bin für dich da.")
     reply = h.transport.pop("p1")
     assert len(reply) == 1
     alias = h.app.router.directory.by_id["jump"].staff[0].alias  # type: ignore[union-attr]
@@ -101,7 +102,7 @@ async def test_left_wing_nrw_reaches_left(harness: Harness) -> None:
     assert any("übernommen" in m.text for m in first)
     second = await h.staff("counsellor", f"/claim {code.group()}")
     assert any("schon übernommen" in m.text for m in second)
-    await h.staff("counsellor2", "Hi, hier ist LEFT.")
+    await h.staff("counsellor2", f"/r {code.group()} Hi, hier ist LEFT.")
     assert "Hi, hier ist LEFT." in texts(h.transport.pop("p2"))
 
 

@@ -13,7 +13,15 @@ import secrets
 import sys
 from typing import TextIO
 
-from bot.messages import Address, Button, ChatKind, InboundMessage, OutboundMessage, Platform
+from bot.messages import (
+    Address,
+    Button,
+    ChatKind,
+    InboundMessage,
+    OutboundMessage,
+    OutKind,
+    Platform,
+)
 from bot.transports.base import InboundHandler
 
 PERSON_ACCOUNT = "person"
@@ -23,7 +31,8 @@ STAFF_ROOM = "staff"
 
 INTRO = """Ausweg demo - you play both sides.
   You start as the PERSON who writes to the bot (just type; numbers pick a button).
-  #c  switch to the COUNSELLOR in the staff room (try /queue, /claim K-XXXX, /help)
+  #c  switch to the COUNSELLOR in the staff room (try /queue, /claim K-XXXX,
+      /r K-XXXX text to answer, /help)
   #p  switch back to the person      c> text / p> text  send one line as the other role
   #q  quit
 """
@@ -57,6 +66,8 @@ class ConsoleTransport:
 
     async def send(self, message: OutboundMessage) -> None:
         """Print a message for the person or the staff room."""
+        if message.kind is OutKind.LEAVE:  # the demo has no other groups to leave
+            return
         who = "Team-Raum" if message.address.chat_id == STAFF_ROOM else "Person"
         lines = [f"[Bot → {who}] " + message.text.replace("\n", "\n    ")]
         buttons = message.flat_buttons

@@ -108,7 +108,7 @@ METHODS = (
     "deleteMessages", "copyMessage", "copyMessages", "forwardMessage", "forwardMessages",
     "setMyCommands", "getMyCommands", "deleteMyCommands", "createForumTopic", "editForumTopic",
     "closeForumTopic", "reopenForumTopic", "deleteForumTopic", "sendChatAction", "getChat",
-    "sendPhoto", "sendDocument", "sendVoice", "getFile",
+    "sendPhoto", "sendDocument", "sendVoice", "getFile", "leaveChat",
 )  # fmt: skip
 """Bot API methods the fake implements; any other answers 404 like an unknown method."""
 
@@ -191,6 +191,7 @@ class _Chat:
     next_message_id: int = 1
     topics: dict[int, _Topic] = field(default_factory=dict)
     blocked: bool = False
+    left: bool = False
 
     @property
     def id(self) -> int:
@@ -749,11 +750,17 @@ class FakeBotApi:
             self._chats[chat_id] = _Chat(info=info, next_message_id=2 if is_forum else 1)
         else:
             chat.info = info
+            chat.left = False  # registering again = the bot was added again
         return dict(info)
 
     def register_forum(self, chat_id: int, title: str = "Ausweg staff") -> JSON:
         """Register a supergroup with topics enabled (needed for the forum-topic methods)."""
         return self.register_chat(chat_id, "supergroup", title=title, is_forum=True)
+
+    def has_left(self, chat_id: int) -> bool:
+        """Whether the bot left the group (``leaveChat``) and was not added again."""
+        chat = self._chats.get(chat_id)
+        return chat is not None and chat.left
 
     def block_bot(self, user_id: int, blocked: bool = True) -> None:
         """Make sends to the private chat with ``user_id`` fail with 403 (user blocked)."""
@@ -1283,6 +1290,8 @@ class FakeBotApi:
         chat = self._chat_from(params.values[name])
         if chat.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat.left:
+            raise ApiError(403, f"Forbidden: bot is not a member of the {chat.info['type']} chat")
         return chat
 
     def _message(self, chat: _Chat, message_id: int | None, error: str) -> JSON:
@@ -1811,6 +1820,13 @@ class FakeBotApi:
         if params.get_str("action") not in _CHAT_ACTIONS:
             raise _bad("wrong parameter action in request")
         self._thread(chat, params)
+        return True
+
+    async def _m_leaveChat(self, params: _Params) -> bool:
+        chat = self._target_chat(params)
+        if chat.info["type"] == "private":
+            raise _bad("chat member status can't be changed in private chats")
+        chat.left = True
         return True
 
     async def _m_getChat(self, params: _Params) -> JSON:

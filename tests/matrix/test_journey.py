@@ -234,7 +234,8 @@ async def test_person_on_matrix_counsellor_on_memory(
             assert any("Hallo Team" in m.text for m in staff_side)
             assert all(m.kind is not OutKind.VANISH for m in staff_side)
             before = len(person.bodies(dm))
-            await memory.push("counsellor", "Wie geht es dir?", chat="staff", group=True)
+            # The memory staff room has no topics: the case is named (check 16).
+            await memory.push("counsellor", f"/r {code} Wie geht es dir?", chat="staff", group=True)
             got = await person.expect(dm, "Wie geht es dir?", before=before)
             assert any(b.endswith("Wie geht es dir?") and b.startswith("Alex:\n") for b in got)
             await send_text(person.client, dm, "Gut, danke")

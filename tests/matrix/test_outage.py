@@ -67,7 +67,8 @@ async def test_homeserver_down_at_start_and_later_loses_nothing(
 
             # Down again while the counsellor writes: the reply waits in the outbox ...
             await proxy.down()
-            await memory.push("counsellor", "Bist du noch da?", chat="staff", group=True)
+            # A staff room without topics: the case is named (check 16).
+            await memory.push("counsellor", f"/r {code} Bist du noch da?", chat="staff", group=True)
             assert app.waiting == 1
             before = len(person.bodies(dm))
             # ... and goes out once the homeserver is back.
@@ -76,7 +77,7 @@ async def test_homeserver_down_at_start_and_later_loses_nothing(
             assert app.waiting == 0
             got = await person.expect(dm, "Bist du noch da?", before=before, seconds=30)
             assert sum("Bist du noch da?" in b for b in got) == 1
-            await memory.push("counsellor", "Gut.", chat="staff", group=True)
+            await memory.push("counsellor", f"/r {code} Gut.", chat="staff", group=True)
             got = await person.expect(dm, "Gut.", before=before, seconds=30)
             assert sum("Bist du noch da?" in b for b in got) == 1, "sent twice"
     finally:

@@ -863,6 +863,9 @@ class MatrixTransport:
         if message.kind is OutKind.FORGET:
             await self._forget(message.address.chat_id)
             return None
+        if message.kind is OutKind.LEAVE:
+            await self._leave(message.address.chat_id)
+            return None
         if message.kind is OutKind.COPY:
             return await self._copy(message)
         if message.kind is OutKind.CASE_CLAIMED:
@@ -1121,6 +1124,18 @@ class MatrixTransport:
                 log.info("matrix: room could not be forgotten: %s", type(exc).__name__)
             if self._settings.matrix.admin_purge:
                 await self._purge_on_server(client, room_id)
+        self._last_buttons.pop(room_id, None)
+
+    async def _leave(self, room_id: str) -> None:
+        """Leave and forget a room that is neither a staff room nor a case room."""
+        client = self._require_client()
+        async with self._lock:
+            try:
+                await client.room_leave(room_id)
+                await client.room_forget(room_id)
+            except Exception as exc:
+                log.info("matrix: room could not be left: %s", type(exc).__name__)
+        self.staff_rooms.discard(room_id)
         self._last_buttons.pop(room_id, None)
 
     async def _purge_on_server(self, client: AsyncClient, room_id: str) -> None:

@@ -714,6 +714,9 @@ class TelegramTransport:
             if message.kind is OutKind.FORGET:
                 await self._forget(message)
                 return None
+            if message.kind is OutKind.LEAVE:
+                await self._leave(message)
+                return None
             if message.kind is OutKind.COPY:
                 return await self._copy(message)
             if (
@@ -895,6 +898,13 @@ class TelegramTransport:
                 what="deleteForumTopic",
                 quiet=True,
             )
+
+    async def _leave(self, message: OutboundMessage) -> None:
+        """Leave a group the bot was added to but is not configured for."""
+        chat = chat_id(message.address.chat_id)
+        with contextlib.suppress(SendFailed):
+            await self._call(partial(self.bot.leave_chat, chat), what="leaveChat", quiet=True)
+        self._forum.pop(chat, None)
 
     # ------------------------------------------------------------------ retries
 
