@@ -33,6 +33,7 @@ from storage.models import (
     HeldMessage,
     MessageRef,
     StaffAway,
+    StaffThread,
     touch,
 )
 from storage.repositories import UnitOfWork, drop_followups, new_case_code, new_id
@@ -122,6 +123,7 @@ class CaseService:
                     protect=False,
                     kind=kind,
                     case_code=case.code if case else None,
+                    programme=programme.id,
                     invite=tuple(acc.split(":", 1)[1] for acc in accounts),
                 )
             )
@@ -488,11 +490,14 @@ class CaseService:
         out = self.to_staff(
             old, st("staff.transfer.done", code=case.code, programme=target.name), case=case
         )
+        out.extend(await self._close_threads(case, old))
         self.event(case, old.id, f"transfer_out:{target.id}")
         case.programme_id, case.claimed_by, case.escalated = target.id, None, 0
         case.status = "new"
         self.event(case, target.id, "transfer_in")
         await self.uow.session.execute(delete(CaseMember).where(CaseMember.case_id == case.id))
+        # Check-ins were the old counsellor's; the new programme decides its own.
+        await drop_followups(self.uow, [case.id])
         out.append(
             self.to_person(
                 person,
@@ -504,6 +509,37 @@ class CaseService:
             )
         )
         out.extend(self.announce(case, target))
+        return out
+
+    async def _close_threads(self, case: Case, programme: Programme) -> list[OutboundMessage]:
+        """Close the case's topics / rooms of a programme it leaves; forget them here."""
+        rows = (
+            (
+                await self.uow.session.execute(
+                    select(StaffThread).where(
+                        StaffThread.case_id == case.id, StaffThread.programme_id == programme.id
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        out = [
+            OutboundMessage(
+                Address(Platform(r.platform), r.chat_id, r.thread_id),
+                "",
+                protect=False,
+                kind=OutKind.CLOSE,
+                case_code=case.code,
+                programme=programme.id,
+            )
+            for r in rows
+        ]
+        await self.uow.session.execute(
+            delete(StaffThread).where(
+                StaffThread.case_id == case.id, StaffThread.programme_id == programme.id
+            )
+        )
         return out
 
     async def person_followups(

@@ -34,6 +34,8 @@ class MemoryTransport:
         self.sent: list[OutboundMessage] = []
         self.vanished: list[tuple[str, tuple[str, ...]]] = []
         self.forgotten: list[Address] = []
+        #: Threads closed because their case moved to another programme.
+        self.closed: list[Address] = []
         self._by_chat: dict[str, list[OutboundMessage]] = defaultdict(list)
         self._ids = itertools.count(1)
         self._run = secrets.token_hex(4)  # update ids stay unique across restarts
@@ -60,6 +62,9 @@ class MemoryTransport:
             return SendResult()
         if message.kind is OutKind.FORGET:
             self.forgotten.append(message.address)
+            return SendResult()
+        if message.kind is OutKind.CLOSE:
+            self.closed.append(message.address)
             return SendResult()
         thread = None
         if self._threads and message.kind is OutKind.CASE_OPENED and message.case_code:
