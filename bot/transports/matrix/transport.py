@@ -40,6 +40,7 @@ from nio import (
     BadEvent,
     EncryptionError,
     InviteMemberEvent,
+    JoinedMembersResponse,
     JoinedRoomsResponse,
     JoinResponse,
     LoginResponse,
@@ -212,8 +213,10 @@ class MatrixTransport:
         self._since: str | None = None
         self._session: StoredSession | None = None
         self._keys: dict[int, bytes] = {}
-        #: case code -> case room, and every room known to be a case room.
-        self.case_rooms: dict[str, str] = {}
+        #: (case code, staff room it was claimed from) -> case room (per programme: a
+        #: transferred case never reuses the old programme's room), and every room known
+        #: to be a case room.
+        self.case_rooms: dict[tuple[str, str], str] = {}
         self._case_room_ids: set[str] = set()
         self._marked: BoundedDict[str, bool] = BoundedDict(_MAX_REMEMBERED)
         self._last_buttons: BoundedDict[str, tuple[Button, ...]] = BoundedDict(_MAX_REMEMBERED)
@@ -863,6 +866,9 @@ class MatrixTransport:
         if message.kind is OutKind.FORGET:
             await self._forget(message.address.chat_id)
             return None
+        if message.kind is OutKind.CLOSE:
+            await self._close_case_room(message.address.chat_id)
+            return None
         if message.kind is OutKind.COPY:
             return await self._copy(message)
         if message.kind is OutKind.CASE_CLAIMED:
@@ -1001,8 +1007,8 @@ class MatrixTransport:
         client = self._require_client()
         code = message.case_code
         invite = sorted({a for a in message.invite if is_matrix_id(a) and a != self.user_id})
-        room_id = self.case_rooms.get(code) if code else None
         address = message.address.chat_id
+        room_id = self.case_rooms.get((code, address)) if code else None
         if (
             room_id is None
             and address not in self.staff_rooms
@@ -1028,7 +1034,7 @@ class MatrixTransport:
                 room_id = response.room_id
                 self._register_room(room_id, invite)
         if code:
-            self.case_rooms[code] = room_id
+            self.case_rooms[(code, address)] = room_id
         self._case_room_ids.add(room_id)
         event_id = await self._post(room_id, message.text, message.flat_buttons, _txn(message))
         if address != room_id:
@@ -1121,6 +1127,41 @@ class MatrixTransport:
                 log.info("matrix: room could not be forgotten: %s", type(exc).__name__)
             if self._settings.matrix.admin_purge:
                 await self._purge_on_server(client, room_id)
+        self._last_buttons.pop(room_id, None)
+
+    async def _close_case_room(self, room_id: str) -> None:
+        """A case moved to another programme: remove everyone from its old case room
+        (joined and invited), then leave and forget it. Only case rooms: never a staff room.
+
+        Raises:
+            MatrixError: a member could not be removed (the core keeps the message and
+                tries again; the bot stays in the room until everyone is out).
+        """
+        if room_id in self.staff_rooms or not await self._is_case_room(room_id):
+            log.warning("matrix: a room to close is not a case room; left alone")
+            return
+        client = self._require_client()
+        async with self._lock:
+            present: set[str] = set()
+            members = await client.joined_members(room_id)
+            if isinstance(members, JoinedMembersResponse):
+                present = {m.user_id for m in members.members}
+            room = client.rooms.get(room_id)
+            if room is not None:
+                present |= set(room.users) | set(room.invited_users)
+            for user_id in sorted(present - {self.user_id}):
+                response = await client.room_kick(room_id, user_id, reason="Fall übergeben")
+                if type(response).__name__ != "RoomKickResponse":
+                    raise MatrixError(
+                        "a member could not be removed from a case room",
+                        status=http_status(response),
+                    )
+            with contextlib.suppress(Exception):
+                client.invalidate_outbound_session(room_id)
+            await client.room_leave(room_id)
+            await client.room_forget(room_id)
+        for key in [k for k, r in self.case_rooms.items() if r == room_id]:
+            del self.case_rooms[key]
         self._last_buttons.pop(room_id, None)
 
     async def _purge_on_server(self, client: AsyncClient, room_id: str) -> None:
