@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 
 from bot.clock import day, hour
 from bot.messages import Address, Button, OutboundMessage, OutKind, Platform
+from bot.staff_text import quote
 from config.directory import Directory, Programme, StaffMember
 from config.i18n import Translator, translator
 from config.settings import RetentionSettings
@@ -348,7 +349,7 @@ class CaseService:
             self.set_status(case, "active")
         st = self.staff_t(programme)
         out = self.to_staff(
-            programme, st("staff.relay.from_person", code=case.code, text=text), case=case
+            programme, st("staff.relay.from_person", code=case.code, text=quote(text)), case=case
         )
         if first_this_hour and case.claimed_by:
             away = await self.uow.session.get(StaffAway, case.claimed_by)
@@ -592,7 +593,9 @@ class CaseService:
                 text = self.uow.keys.open_json(dek, "held_messages", "text", msg.id, msg.text_ct)
                 out.extend(
                     self.to_staff(
-                        role.programme, st("staff.relay.held", code=case.code, text=text), case=case
+                        role.programme,
+                        st("staff.relay.held", code=case.code, text=quote(text)),
+                        case=case,
                     )
                 )
             await self.uow.held.drop([case.id])
@@ -812,8 +815,8 @@ class CaseService:
             return self.to_staff(role.programme, st("staff.note.none", code=case.code), case=case)
         dek = await self.uow.keys.get(case.key_id)
         lines = [
-            f"{r.created_at:%d.%m. %H}h {r.author}: "
-            + str(self.uow.keys.open_json(dek, "case_notes", "text", r.id, r.text_ct))
+            f"{r.created_at:%d.%m. %H}h {r.author}:\n"
+            + quote(str(self.uow.keys.open_json(dek, "case_notes", "text", r.id, r.text_ct)))
             for r in rows
         ]
         return self.to_staff(

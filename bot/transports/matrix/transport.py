@@ -79,6 +79,7 @@ from bot.transports.matrix.render import (
     BUTTON_KEYCAPS,
     attachment_kind,
     is_matrix_id,
+    media_content,
     notice_content,
     reaction_choice,
     strip_reply_fallback,
@@ -1107,7 +1108,10 @@ class MatrixTransport:
         if source is None or source.platform is not Platform.MATRIX or content is None:
             return SendResult(ref=event_id)
         response = await self._room_send(
-            message.address.chat_id, "m.room.message", dict(content), _txn(message, "copy")
+            message.address.chat_id,
+            "m.room.message",
+            media_content(content),
+            _txn(message, "copy"),
         )
         if not isinstance(response, RoomSendResponse):
             raise MatrixError(
