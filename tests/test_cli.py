@@ -69,7 +69,8 @@ def test_demo_journey_to_counsellor_reply(name: str, tmp_path: Path) -> None:
     assert re.search(rf"Deine Anfrage ist bei [^\n]*{re.escape(programme)}", out), out[-3000:]
     code = re.search(r"Dein Fallcode: (K-\w{4})", out)
     assert code is not None
-    assert f"[Bot → Team-Raum] [{code.group(1)}] (wartende Nachricht)\n    > Ich brauche Hilfe." in out
+    held = f"[Bot → Team-Raum] [{code.group(1)}] (wartende Nachricht)\n    > Ich brauche Hilfe."
+    assert held in out
     reply = re.search(r"\[Bot → Person\] (\w+) \((.+)\):\n    Hallo, ich bin da\.", out)
     assert reply is not None, out[-2000:]
     assert programme in reply.group(2)
