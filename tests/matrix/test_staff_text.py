@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from bot.transports.matrix import MatrixTransport
 from config.directory import Directory
 from tests.fakes.synapse import SynapseServer
 from tests.matrix.journey import (
+    Peer,
     accept_invite,
     bot_settings,
     create_room,
@@ -25,9 +28,11 @@ from tests.matrix.nio_helpers import send_text
 from tests.test_staff_text import ATTACK, BIDI, FORGED, assert_safe, bot_lines
 
 
-async def test_person_text_is_quoted_and_media_content_filtered_in_the_case_room(
+@asynccontextmanager
+async def claimed_case(
     synapse: SynapseServer, tmp_path: Path, directory: Directory
-) -> None:
+) -> AsyncIterator[tuple[Peer, Peer, str, str, str]]:
+    """A person's case claimed on Matrix: (person, counsellor, dm, case room, code)."""
     tag = secrets.token_hex(3)
     bot = await synapse.register_async(f"bot-{tag}", secrets.token_urlsafe(12))
     person = await new_peer(synapse, "quoted")
@@ -47,59 +52,67 @@ async def test_person_text_is_quoted_and_media_content_filtered_in_the_case_room
             await counsellor.say(staff_room, f"/claim {code}", "übernommen")
             case_room = await accept_invite(counsellor)
             await counsellor.expect(case_room, f"hallo {tag}")
-
-            before = len(counsellor.bodies(case_room))
-            await send_text(person.client, dm, ATTACK)
-            await counsellor.expect(case_room, FORGED, before=before)
-            [event] = [
-                e for e in counsellor.events[case_room][before:] if FORGED in e["content"]["body"]
-            ]
-            content = event["content"]
-            assert bot_lines(content["body"]) == [f"[{code}]"]
-            assert_safe(content["body"], code)
-            formatted = content["formatted_body"]
-            assert formatted.startswith(f"[{code}]<blockquote>")
-            outside = re.sub(r"<blockquote>.*</blockquote>", "", formatted, flags=re.DOTALL)
-            assert outside == f"[{code}]"
-            assert not BIDI & set(formatted)
-            assert "\n" not in formatted
-
-            image = {
-                "msgtype": "m.image",
-                "body": f"{tag}\u202egnp.exe",
-                "file": {  # an encrypted attachment as Element sends it
-                    "url": f"mxc://localhost/{tag}",
-                    "hashes": {"sha256": "aGFzaA"},
-                    "iv": "aXY",
-                    "key": {
-                        "alg": "A256CTR",
-                        "k": "a2V5",
-                        "ext": True,
-                        "kty": "oct",
-                        "key_ops": ["encrypt", "decrypt"],
-                    },
-                    "v": "v2",
-                },
-                "info": {"mimetype": "image/png", "size": 10},
-                "format": "org.matrix.custom.html",
-                "formatted_body": f'<a href="https://evil.example/{tag}">Hilfe</a>',
-                "m.mentions": {"room": True, "user_ids": [counsellor.user_id]},
-                "m.relates_to": {"m.in_reply_to": {"event_id": event["event_id"]}},
-            }
-            before = len(counsellor.bodies(case_room))
-            await person.client.room_send(
-                dm, "m.room.message", image, ignore_unverified_devices=True
-            )
-            await counsellor.expect(case_room, f"{tag}gnp.exe", before=before)
-            [copied] = [
-                e["content"]
-                for e in counsellor.events[case_room][before:]
-                if e["content"].get("msgtype") == "m.image"
-            ]
-            assert set(copied) <= {"msgtype", "body", "filename", "info", "url", "file"}
-            assert copied["file"]["url"] == f"mxc://localhost/{tag}"
-            assert "\u202e" not in copied["body"]
-            assert "evil.example" not in str(copied)
+            yield person, counsellor, dm, case_room, code
     finally:
         await person.close()
         await counsellor.close()
+
+
+async def test_person_text_is_quoted_in_the_case_room(
+    synapse: SynapseServer, tmp_path: Path, directory: Directory
+) -> None:
+    async with claimed_case(synapse, tmp_path, directory) as (person, counsellor, dm, room, code):
+        before = len(counsellor.bodies(room))
+        await send_text(person.client, dm, ATTACK)
+        await counsellor.expect(room, FORGED, before=before)
+        [event] = [e for e in counsellor.events[room][before:] if FORGED in e["content"]["body"]]
+        content = event["content"]
+        assert bot_lines(content["body"]) == [f"[{code}]"]
+        assert_safe(content["body"], code)
+        formatted = content["formatted_body"]
+        assert formatted.startswith(f"[{code}]<blockquote>")
+        outside = re.sub(r"<blockquote>.*</blockquote>", "", formatted, flags=re.DOTALL)
+        assert outside == f"[{code}]"
+        assert not BIDI & set(formatted)
+        assert "\n" not in formatted
+
+
+async def test_relayed_media_keeps_only_safe_keys(
+    synapse: SynapseServer, tmp_path: Path, directory: Directory
+) -> None:
+    tag = secrets.token_hex(3)
+    async with claimed_case(synapse, tmp_path, directory) as (person, counsellor, dm, room, _):
+        image = {
+            "msgtype": "m.image",
+            "body": f"{tag}\u202egnp.exe",
+            "file": {  # an encrypted attachment as Element sends it
+                "url": f"mxc://localhost/{tag}",
+                "hashes": {"sha256": "aGFzaA"},
+                "iv": "aXY",
+                "key": {
+                    "alg": "A256CTR",
+                    "k": "a2V5",
+                    "ext": True,
+                    "kty": "oct",
+                    "key_ops": ["encrypt", "decrypt"],
+                },
+                "v": "v2",
+            },
+            "info": {"mimetype": "image/png", "size": 10},
+            "format": "org.matrix.custom.html",
+            "formatted_body": f'<a href="https://evil.example/{tag}">Hilfe</a>',
+            "m.mentions": {"room": True, "user_ids": [counsellor.user_id]},
+            "m.relates_to": {"m.in_reply_to": {"event_id": "$elsewhere"}},
+        }
+        before = len(counsellor.bodies(room))
+        await person.client.room_send(dm, "m.room.message", image, ignore_unverified_devices=True)
+        await counsellor.expect(room, "gnp.exe", before=before)
+        [copied] = [
+            e["content"]
+            for e in counsellor.events[room][before:]
+            if e["content"].get("msgtype") == "m.image"
+        ]
+        assert set(copied) <= {"msgtype", "body", "filename", "info", "url", "file"}
+        assert copied["file"]["url"] == f"mxc://localhost/{tag}"
+        assert "\u202e" not in copied["body"]
+        assert "evil.example" not in str(copied)
