@@ -11,14 +11,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bot.app import App
-from bot.clock import FakeClock
+from bot.clock import FakeClock, hour
 from bot.messages import Address, OutKind, Platform
 from bot.transports.memory import MemoryTransport
 from config.settings import Settings
-from storage.models import FollowUp, StaffThread
+from storage.db import Database
+from storage.migrate import upgrade
+from storage.models import Case, FollowUp, StaffThread
+from storage.repositories import new_id
+from storage.threads import ThreadMap
+from tests.conftest import OFFICE_TIME
 from tests.world import World, directory_without, texts
 
 
@@ -137,3 +142,50 @@ async def test_followups_of_the_old_programme_are_dropped_on_transfer(threaded: 
     await w.staff("a1", f"/transfer {code} beta", thread=code)
     await w.person("p1", "b:transfer:yes")
     assert await w.count(FollowUp) == 0
+
+
+async def test_migration_gives_existing_threads_their_cases_programme(settings: Settings) -> None:
+    db = Database(settings.database_url, connect_args=settings.database.connect_args)
+    try:
+        await upgrade(db.engine, "0004")
+        now = FakeClock(OFFICE_TIME).now()
+        case_id, thread_id = new_id(), new_id()
+        async with db.transaction() as s:
+            s.add(
+                Case(
+                    id=case_id,
+                    code="K-MIGR",
+                    contact_id=None,
+                    key_id=None,
+                    programme_id="alpha",
+                    status="claimed",
+                    audience="self",
+                    scene="right",
+                    region="MV",
+                    district=None,
+                    language="de",
+                    in_prison=False,
+                    urgent=False,
+                    route_step="match",
+                    opened_at=hour(now),
+                    last_activity_at=hour(now),
+                    delete_after=hour(now),
+                    escalated=0,
+                )
+            )
+            await s.flush()
+            await s.execute(
+                text(
+                    "INSERT INTO staff_threads (id, case_id, platform, chat_id, thread_id,"
+                    " delete_after) VALUES (:id, :case, 'memory', 'alpha-room', 'K-MIGR', :until)"
+                ),
+                {"id": thread_id, "case": case_id, "until": hour(now)},
+            )
+        await upgrade(db.engine)
+        threads = ThreadMap()
+        await threads.load(db)
+        assert threads.thread_of("K-MIGR", "alpha", Platform.MEMORY) == topic(
+            "alpha-room", "K-MIGR"
+        )
+    finally:
+        await db.dispose()
