@@ -78,6 +78,13 @@ async def test_transfer_announces_in_new_programme_and_old_gets_nothing(threaded
     w.t.sent.clear()
     await w.person("p1", "nach dem Wechsel")
     assert w.t.pop("alpha-room") == []
+    # Unclaimed past beta's promised time: the reminder goes to beta's thread only.
+    w.clock.advance(hours=49)
+    await w.app.escalate()
+    assert w.t.pop("alpha-room") == []
+    reminder = [m for m in w.t.pop("beta-room") if code in m.text]
+    assert reminder
+    assert all(m.address == topic("beta-room", code) for m in reminder)
     claimed = await w.staff("b1", f"/claim {code}", room="beta-room", thread=code)
     assert "nach dem Wechsel" in texts(claimed)
     assert all(m.address == topic("beta-room", code) for m in claimed)
