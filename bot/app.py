@@ -392,8 +392,9 @@ class App:
         Returns False only when the platform could not take the message now
         (:class:`SendLater`); a permanent refusal is logged and counts as done.
         """
-        if out.case_code:
-            thread = self.threads.thread_of(out.case_code, out.address.platform)
+        if out.case_code and out.programme:
+            # Per programme: after a transfer the old programme's thread is never used.
+            thread = self.threads.thread_of(out.case_code, out.programme, out.address.platform)
             if thread is not None:
                 out = replace(out, address=thread)
         pending: list[str] = []
@@ -417,32 +418,35 @@ class App:
             return True
         if result is not None:
             await self._remember(out, result)
+        if out.kind is OutKind.CLOSE:
+            self.threads.drop(out.address)  # its row went with the transfer's transaction
         return True
 
     async def _remember(self, out: OutboundMessage, result: SendResult) -> None:
         if result.ref and out.contact_id and out.kind is not OutKind.VANISH:
             self._note_ref(out.contact_id, result.ref)
-        if result.thread is not None and out.case_code and self.db is not None:
-            await self._store_thread(out.case_code, result.thread)
+        if result.thread is not None and out.case_code and out.programme and self.db is not None:
+            await self._store_thread(out.case_code, out.programme, result.thread)
 
-    async def _store_thread(self, code: str, thread: Address) -> None:
+    async def _store_thread(self, code: str, programme: str, thread: Address) -> None:
         if self.db is None:
             return
         async with self.db.transaction() as s:
             case = (await s.execute(select(Case).where(Case.code == code))).scalar_one_or_none()
-            if case is None:
-                return
+            if case is None or case.programme_id != programme:
+                return  # moved on meanwhile: the old programme gets no thread of it
             s.add(
                 StaffThread(
                     id=new_id(),
                     case_id=case.id,
+                    programme_id=programme,
                     platform=thread.platform.value,
                     chat_id=thread.chat_id,
                     thread_id=thread.thread_id,
                     delete_after=case.delete_after,
                 )
             )
-        self.threads.add(code, thread)
+        self.threads.add(code, programme, thread)
 
     # -- message refs for /vanish ----------------------------------------------------------
     def _note_ref(self, contact_id: str, ref: str) -> None:

@@ -41,6 +41,10 @@ class OutKind(enum.StrEnum):
       as the platform allows); no text is sent.
     * ``FORGET``: a case's thread (topic / case room) has passed its retention:
       leave, close or delete it as far as the platform allows; no text is sent.
+    * ``CLOSE``: a case moved to another programme: close its thread of the old
+      programme (``address``) so that programme reads nothing more of it (Telegram:
+      close the forum topic; Matrix: remove the staff from the case room, then
+      leave and forget it); no text is sent.
     * ``COPY``: copy the platform message ``refs[0]`` of chat ``copy_from`` into
       ``address`` with ``text`` as its label (photos, voice, files: relayed, never
       stored, never forwarded). Across platforms only the label can be sent.
@@ -55,6 +59,7 @@ class OutKind(enum.StrEnum):
     FORGET = "forget"
     COPY = "copy"
     LEAVE = "leave"
+    CLOSE = "close"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +122,9 @@ class OutboundMessage:
         protect: ask the platform to prevent forwarding / saving (person chats).
         kind: see :class:`OutKind`.
         case_code: the case a staff-side message is about (thread routing).
+        programme: the programme whose staff a staff-side message is for; a case's
+            threads are kept per programme, so after a transfer the new programme's
+            messages never land in the old programme's topic or room.
         contact_id: internal id of the person a message goes to (opaque; lets the
             core remember platform message refs for /vanish). Never rendered.
         refs: platform message ids to delete (``VANISH``).
@@ -135,6 +143,7 @@ class OutboundMessage:
     protect: bool = True
     kind: OutKind = OutKind.TEXT
     case_code: str | None = None
+    programme: str | None = None
     contact_id: str | None = field(default=None, repr=False)
     refs: tuple[str, ...] = field(default=(), repr=False)
     invite: tuple[str, ...] = field(default=(), repr=False)
@@ -172,6 +181,7 @@ def outbound_to_dict(m: OutboundMessage) -> dict[str, Any]:
         "p": m.protect,
         "k": m.kind.value,
         "c": m.case_code,
+        "g": m.programme,
         "i": m.contact_id,
         "r": list(m.refs),
         "v": list(m.invite),
@@ -194,6 +204,7 @@ def outbound_from_dict(d: dict[str, Any]) -> OutboundMessage:
         protect=bool(d["p"]),
         kind=OutKind(d["k"]),
         case_code=d["c"],
+        programme=d.get("g"),
         contact_id=d["i"],
         refs=tuple(d["r"]),
         invite=tuple(d["v"]),

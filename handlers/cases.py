@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 
 from bot.clock import day, hour
 from bot.messages import Address, Button, OutboundMessage, OutKind, Platform
+from bot.staff_text import quote
 from config.directory import Directory, Programme, StaffMember
 from config.i18n import Translator, translator
 from config.settings import RetentionSettings
@@ -35,6 +36,7 @@ from storage.models import (
     HeldMessage,
     MessageRef,
     StaffAway,
+    StaffThread,
     touch,
 )
 from storage.repositories import UnitOfWork, drop_followups, new_case_code, new_id
@@ -132,6 +134,7 @@ class CaseService:
                     protect=False,
                     kind=kind,
                     case_code=case.code if case else None,
+                    programme=programme.id,
                     invite=tuple(acc.split(":", 1)[1] for acc in accounts),
                 )
             )
@@ -407,7 +410,7 @@ class CaseService:
             self.set_status(case, "active")
         st = self.staff_t(programme)
         out = self.to_staff(
-            programme, st("staff.relay.from_person", code=case.code, text=text), case=case
+            programme, st("staff.relay.from_person", code=case.code, text=quote(text)), case=case
         )
         if first_this_hour and case.claimed_by:
             away = await self.uow.session.get(StaffAway, case.claimed_by)
@@ -549,11 +552,14 @@ class CaseService:
         out = self.to_staff(
             old, st("staff.transfer.done", code=case.code, programme=target.name), case=case
         )
+        out.extend(await self._close_threads(case, old))
         self.event(case, old.id, f"transfer_out:{target.id}")
         case.programme_id, case.claimed_by, case.escalated = target.id, None, 0
         case.status = "new"
         self.event(case, target.id, "transfer_in")
         await self.uow.session.execute(delete(CaseMember).where(CaseMember.case_id == case.id))
+        # Check-ins were the old counsellor's; the new programme decides its own.
+        await drop_followups(self.uow, [case.id])
         out.append(
             self.to_person(
                 person,
@@ -584,6 +590,37 @@ class CaseService:
                 "who.case", alias=member.alias, programme=programme.name, description=description
             )
         return [self.to_person(person, one_stop(text, programme.name))]
+
+    async def _close_threads(self, case: Case, programme: Programme) -> list[OutboundMessage]:
+        """Close the case's topics / rooms of a programme it leaves; forget them here."""
+        rows = (
+            (
+                await self.uow.session.execute(
+                    select(StaffThread).where(
+                        StaffThread.case_id == case.id, StaffThread.programme_id == programme.id
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        out = [
+            OutboundMessage(
+                Address(Platform(r.platform), r.chat_id, r.thread_id),
+                "",
+                protect=False,
+                kind=OutKind.CLOSE,
+                case_code=case.code,
+                programme=programme.id,
+            )
+            for r in rows
+        ]
+        await self.uow.session.execute(
+            delete(StaffThread).where(
+                StaffThread.case_id == case.id, StaffThread.programme_id == programme.id
+            )
+        )
+        return out
 
     async def person_followups(
         self,
@@ -659,9 +696,9 @@ class CaseService:
         await self.uow.held.drop([case.id])
         if len(texts) == 1:
             return self.to_staff(
-                programme, st("staff.relay.held", code=case.code, text=texts[0]), case=case
+                programme, st("staff.relay.held", code=case.code, text=quote(texts[0])), case=case
             )
-        messages = "\n\n".join(f"({n}) {text}" for n, text in enumerate(texts, 1))
+        messages = "\n\n".join(f"({n})\n{quote(text)}" for n, text in enumerate(texts, 1))
         digest = st("staff.relay.held_digest", code=case.code, count=len(texts), messages=messages)
         return self.to_staff(programme, digest, case=case)
 
@@ -875,8 +912,8 @@ class CaseService:
             return self.to_staff(role.programme, st("staff.note.none", code=case.code), case=case)
         dek = await self.uow.keys.get(case.key_id)
         lines = [
-            f"{r.created_at:%d.%m. %H}h {r.author}: "
-            + str(self.uow.keys.open_json(dek, "case_notes", "text", r.id, r.text_ct))
+            f"{r.created_at:%d.%m. %H}h {r.author}:\n"
+            + quote(str(self.uow.keys.open_json(dek, "case_notes", "text", r.id, r.text_ct)))
             for r in rows
         ]
         return self.to_staff(

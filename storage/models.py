@@ -10,7 +10,7 @@
   after a key was shredded.
 * ``processed_updates``: hashed platform update ids for de-duplication.
 * ``message_refs``: encrypted platform message ids for /vanish (48 h).
-* ``staff_threads``: forum topic / case room of a case on a platform.
+* ``staff_threads``: forum topic / case room of a case on a platform, per programme.
 * ``referrals``: opaque deep-link codes (programme + outreach source).
 * ``case_members``, ``case_notes``, ``followups``: counsellors' teamwork.
 """
@@ -216,13 +216,18 @@ class MessageRef(Base):
 
 
 class StaffThread(Base):
-    """Where a case's staff conversation lives: a forum topic or a case room."""
+    """Where a case's staff conversation lives: a forum topic or a case room.
+
+    One per programme: after a transfer the new programme gets its own thread and the
+    old programme's row is deleted (its topic closed, its case room left).
+    """
 
     __tablename__ = "staff_threads"
     __table_args__ = (Index("ix_staff_threads_place", "platform", "chat_id", "thread_id"),)
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    programme_id: Mapped[str] = mapped_column(String(32))
     platform: Mapped[str] = mapped_column(String(16))
     chat_id: Mapped[str] = mapped_column(String(255))
     thread_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

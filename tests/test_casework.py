@@ -479,7 +479,7 @@ async def test_case_thread_is_forgotten_once_retention_passed(settings: Settings
         clock.advance(hours=1)  # no grace period by default: gone at the next purge
         await app.purge()
         assert [(a.chat_id, a.thread_id) for a in transport.forgotten] == [("alpha-room", code)]
-        assert app.threads.thread_of(code, transport.platform) is None
+        assert app.threads.thread_of(code, "alpha", transport.platform) is None
     finally:
         await app.stop()
 

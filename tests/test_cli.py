@@ -70,10 +70,11 @@ def test_demo_journey_to_counsellor_reply(name: str, tmp_path: Path) -> None:
     assert re.search(rf"Das ist \w+ von [^\n]*{re.escape(programme)}", out), out[-3000:]
     code = re.search(r"Dein Fallcode: (K-\w{4})", out)
     assert code is not None
-    assert f"[Bot → Team-Raum] [{code.group(1)}] (wartende Nachricht) Ich brauche Hilfe." in out
+    held = f"[Bot → Team-Raum] [{code.group(1)}] (wartende Nachricht)\n    > Ich brauche Hilfe."
+    assert held in out
     reply = re.search(r"\[Bot → Person\] (\w+):\n    Hallo, ich bin da\.", out)
     assert reply is not None, out[-2000:]  # alias only on the lock screen
-    assert f"[Bot → Team-Raum] [{code.group(1)}] Danke" in out
+    assert f"[Bot → Team-Raum] [{code.group(1)}]\n    > Danke" in out
     assert "counsellor" not in out.split("#q")[0].replace("COUNSELLOR", "")
     keys = tmp_path / "data" / "demo-keys.json"
     assert oct(keys.stat().st_mode & 0o777) == "0o600"

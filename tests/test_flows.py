@@ -84,7 +84,7 @@ async def test_right_wing_mv_reaches_jump_and_counsellor_replies(harness: Harnes
     assert "counsellor" not in reply[0].text
 
     await h.say("p1", "Danke!")
-    assert any(f"[{code.group()}] Danke!" == m.text for m in h.room())
+    assert any(f"[{code.group()}]\n> Danke!" == m.text for m in h.room())
 
 
 async def test_left_wing_nrw_reaches_left(harness: Harness) -> None:

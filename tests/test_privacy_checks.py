@@ -200,7 +200,7 @@ async def test_forced_expiry_purges_person_and_dependents_from_every_table_and_f
     w = world
     assert w.app.db is not None
     code = await full_journey(w)
-    assert w.app.threads.thread_of(code, Platform.MEMORY) is not None
+    assert w.app.threads.thread_of(code, "alpha", Platform.MEMORY) is not None
     t = await trace(w.app, WHO)
     before = await linked_rows(w.app, t)
     assert before["contacts"] == before["cases"] == before["case_notes"] == 1
@@ -227,7 +227,7 @@ async def test_forced_expiry_purges_person_and_dependents_from_every_table_and_f
     assert (await w.case(other)).status == "new"
     assert w.app.scheduler is not None
     assert w.app.scheduler.followup_jobs() == {}
-    assert w.app.threads.thread_of(code, Platform.MEMORY) is None
+    assert w.app.threads.thread_of(code, "alpha", Platform.MEMORY) is None
     if backend == "sqlite":
         assert leftovers(data_dir, t, (USER_ID, HELD, RELAY, NOTE, COUNSELLOR)) == []
         assert (data_dir / "ausweg.db-wal").stat().st_size == 0

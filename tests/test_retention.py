@@ -123,6 +123,7 @@ def children(of: Case, until: datetime) -> list[Any]:
         StaffThread(
             id=new_id(),
             case_id=of.id,
+            programme_id=of.programme_id,
             platform="memory",
             chat_id="alpha-room",
             thread_id=of.code,

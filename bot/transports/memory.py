@@ -36,6 +36,8 @@ class MemoryTransport:
         self.forgotten: list[Address] = []
         #: Groups the bot was told to leave (``OutKind.LEAVE``), in order.
         self.left: list[Address] = []
+        #: Threads closed because their case moved to another programme.
+        self.closed: list[Address] = []
         self._by_chat: dict[str, list[OutboundMessage]] = defaultdict(list)
         self._ids = itertools.count(1)
         self._run = secrets.token_hex(4)  # update ids stay unique across restarts
@@ -66,6 +68,9 @@ class MemoryTransport:
         if message.kind is OutKind.LEAVE:
             self.left.append(message.address)
             self.sent.append(message)
+            return SendResult()
+        if message.kind is OutKind.CLOSE:
+            self.closed.append(message.address)
             return SendResult()
         thread = None
         if self._threads and message.kind is OutKind.CASE_OPENED and message.case_code:

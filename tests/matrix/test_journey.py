@@ -117,7 +117,7 @@ async def test_encrypted_journey_claim_and_relay_without_account_data(
             assert counsellor.user_id not in json.dumps(person.events[dm])
             before = len(counsellor.bodies(case_room))
             await send_text(person.client, dm, f"Danke {tag}")
-            await counsellor.expect(case_room, f"[{code}] Danke {tag}", before=before)
+            await counsellor.expect(case_room, f"[{code}]\n> Danke {tag}", before=before)
     finally:
         await person.close()
         await counsellor.close()
@@ -244,7 +244,7 @@ async def test_person_on_matrix_counsellor_on_memory(
                 lambda: any("Gut, danke" in m.text for m in memory.sent),
                 what="the relay to memory",
             )
-            assert any(f"[{code}] Gut, danke" in m.text for m in memory.pop("staff")), (
+            assert any(f"[{code}]\n> Gut, danke" in m.text for m in memory.pop("staff")), (
                 "the person's reply reached the memory staff room"
             )
     finally:

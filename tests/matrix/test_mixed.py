@@ -89,7 +89,7 @@ async def test_person_on_telegram_counsellor_on_matrix(
 
             before = len(counsellor.bodies(case_room))
             await person_says(api, f"Danke {tag}")
-            await counsellor.expect(case_room, f"[{code}] Danke {tag}", before=before)
+            await counsellor.expect(case_room, f"[{code}]\n> Danke {tag}", before=before)
             assert str(PERSON) not in "\n".join(counsellor.bodies(staff_room))
     finally:
         await counsellor.close()

@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.messages import Button
+from bot.staff_text import QUOTE, is_quoted, one_line
 
 __all__ = [
     "BUTTON_KEYCAPS",
     "attachment_kind",
     "is_matrix_id",
+    "media_content",
     "notice_content",
     "reaction_choice",
     "strip_reply_fallback",
@@ -35,13 +37,32 @@ _MEDIA = {
 }
 
 
+def _html(text: str) -> str:
+    """Escaped HTML; runs of quoted lines (person text, ``> ``) as one ``<blockquote>``."""
+    blocks: list[tuple[bool, list[str]]] = []  # (quoted, escaped lines)
+    for line in text.split("\n"):
+        quoted = is_quoted(line)
+        if quoted:
+            line = line[len(QUOTE) :] if line.startswith(QUOTE) else line[1:]
+        if blocks and blocks[-1][0] == quoted:
+            blocks[-1][1].append(html.escape(line))
+        else:
+            blocks.append((quoted, [html.escape(line)]))
+    return "".join(
+        f"<blockquote>{'<br>'.join(lines)}</blockquote>" if quoted else "<br>".join(lines)
+        for quoted, lines in blocks
+    )
+
+
 def notice_content(text: str, buttons: Sequence[Button] = ()) -> dict[str, Any]:
     """An ``m.notice`` with plain ``body`` and escaped HTML; buttons as a numbered list.
 
-    ``m.mentions`` is empty so that no word of the text pings anybody.
+    ``m.mentions`` is empty so that no word of the text pings anybody. Quoted person
+    text (lines starting with ``> ``) is a ``<blockquote>``: it cannot pass for a line
+    of the bot.
     """
     body = text
-    formatted = html.escape(text).replace("\n", "<br>")
+    formatted = _html(text)
     if buttons:
         lines = [f"{n}. {b.label}" for n, b in enumerate(buttons, 1)]
         body = f"{text}\n\n" + "\n".join(lines) if text else "\n".join(lines)
@@ -87,6 +108,28 @@ def strip_reply_fallback(body: str) -> str:
     if i < len(lines) and lines[i] == "":
         i += 1
     return "\n".join(lines[i:])
+
+
+#: What a relayed media event keeps of the person's content (no formatted_body, no
+#: mentions, no relations, no unknown keys).
+MEDIA_KEYS = ("msgtype", "body", "filename", "info", "url", "file")
+
+
+def media_content(content: dict[str, Any]) -> dict[str, Any]:
+    """A person's media event content reduced to what a copy needs.
+
+    The person controls every key: ``formatted_body`` could carry links, ``m.mentions``
+    ping a room, ``m.relates_to`` thread or replace the bot's messages. Names are
+    cleaned like any person text (no bidi overrides, one line).
+    """
+    kept = {k: content[k] for k in MEDIA_KEYS if k in content}
+    for key in ("body", "filename"):
+        value = kept.get(key)
+        if value is not None:
+            kept[key] = one_line(value) if isinstance(value, str) else ""
+    if not isinstance(kept.get("info", {}), dict):
+        del kept["info"]
+    return kept
 
 
 def attachment_kind(msgtype: str) -> str | None:

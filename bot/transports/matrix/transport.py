@@ -49,6 +49,7 @@ from nio import (
     RoomCreateResponse,
     RoomGetStateEventResponse,
     RoomGetStateResponse,
+    RoomKickResponse,
     RoomMessage,
     RoomMessagesResponse,
     RoomPreset,
@@ -78,6 +79,7 @@ from bot.transports.matrix.render import (
     BUTTON_KEYCAPS,
     attachment_kind,
     is_matrix_id,
+    media_content,
     notice_content,
     reaction_choice,
     strip_reply_fallback,
@@ -212,8 +214,10 @@ class MatrixTransport:
         self._since: str | None = None
         self._session: StoredSession | None = None
         self._keys: dict[int, bytes] = {}
-        #: case code -> case room, and every room known to be a case room.
-        self.case_rooms: dict[str, str] = {}
+        #: (case code, staff room it was claimed from) -> case room (per programme: a
+        #: transferred case never reuses the old programme's room), and every room known
+        #: to be a case room.
+        self.case_rooms: dict[tuple[str, str], str] = {}
         self._case_room_ids: set[str] = set()
         self._marked: BoundedDict[str, bool] = BoundedDict(_MAX_REMEMBERED)
         self._last_buttons: BoundedDict[str, tuple[Button, ...]] = BoundedDict(_MAX_REMEMBERED)
@@ -866,6 +870,9 @@ class MatrixTransport:
         if message.kind is OutKind.LEAVE:
             await self._leave(message.address.chat_id)
             return None
+        if message.kind is OutKind.CLOSE:
+            await self._close_case_room(message.address.chat_id)
+            return None
         if message.kind is OutKind.COPY:
             return await self._copy(message)
         if message.kind is OutKind.CASE_CLAIMED:
@@ -1004,8 +1011,8 @@ class MatrixTransport:
         client = self._require_client()
         code = message.case_code
         invite = sorted({a for a in message.invite if is_matrix_id(a) and a != self.user_id})
-        room_id = self.case_rooms.get(code) if code else None
         address = message.address.chat_id
+        room_id = self.case_rooms.get((code, address)) if code else None
         if (
             room_id is None
             and address not in self.staff_rooms
@@ -1031,7 +1038,7 @@ class MatrixTransport:
                 room_id = response.room_id
                 self._register_room(room_id, invite)
         if code:
-            self.case_rooms[code] = room_id
+            self.case_rooms[(code, address)] = room_id
         self._case_room_ids.add(room_id)
         event_id = await self._post(room_id, message.text, message.flat_buttons, _txn(message))
         if address != room_id:
@@ -1104,7 +1111,10 @@ class MatrixTransport:
         if source is None or source.platform is not Platform.MATRIX or content is None:
             return SendResult(ref=event_id)
         response = await self._room_send(
-            message.address.chat_id, "m.room.message", dict(content), _txn(message, "copy")
+            message.address.chat_id,
+            "m.room.message",
+            media_content(content),
+            _txn(message, "copy"),
         )
         if not isinstance(response, RoomSendResponse):
             raise MatrixError(
@@ -1136,6 +1146,44 @@ class MatrixTransport:
             except Exception as exc:
                 log.info("matrix: room could not be left: %s", type(exc).__name__)
         self.staff_rooms.discard(room_id)
+
+    async def _close_case_room(self, room_id: str) -> None:
+        """A case moved to another programme: remove everyone from its old case room
+        (joined and invited, as the server lists them), then leave and forget it.
+
+        Only case rooms the bot made, never a staff room. A member the server refuses to
+        remove is logged; the bot leaves anyway, so nothing new reaches the room.
+        """
+        if room_id in self.staff_rooms or not await self._is_case_room(room_id):
+            log.warning("matrix: a room to close is not a case room; left alone")
+            return
+        client = self._require_client()
+        async with self._lock:
+            present: set[str] = set()
+            state = await client.room_get_state(room_id)
+            if isinstance(state, RoomGetStateResponse):
+                present = {
+                    str(e.get("state_key"))
+                    for e in state.events
+                    if e.get("type") == "m.room.member"
+                    and e.get("content", {}).get("membership") in ("join", "invite")
+                }
+            room = client.rooms.get(room_id)
+            if room is not None:
+                present |= set(room.users) | set(room.invited_users)
+            failed = 0
+            for user_id in sorted(present - {self.user_id}):
+                response = await client.room_kick(room_id, user_id, reason="Fall übergeben")
+                if not isinstance(response, RoomKickResponse):
+                    failed += 1
+            if failed:
+                log.warning("matrix: %d member(s) could not be removed from a case room", failed)
+            with contextlib.suppress(Exception):
+                client.invalidate_outbound_session(room_id)
+            await client.room_leave(room_id)
+            await client.room_forget(room_id)
+        for key in [k for k, r in self.case_rooms.items() if r == room_id]:
+            del self.case_rooms[key]
         self._last_buttons.pop(room_id, None)
 
     async def _purge_on_server(self, client: AsyncClient, room_id: str) -> None:

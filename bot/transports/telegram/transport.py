@@ -717,6 +717,9 @@ class TelegramTransport:
             if message.kind is OutKind.LEAVE:
                 await self._leave(message)
                 return None
+            if message.kind is OutKind.CLOSE:
+                await self._close_topic(message)
+                return None
             if message.kind is OutKind.COPY:
                 return await self._copy(message)
             if (
@@ -905,6 +908,25 @@ class TelegramTransport:
         with contextlib.suppress(SendFailed):
             await self._call(partial(self.bot.leave_chat, chat), what="leaveChat", quiet=True)
         self._forum.pop(chat, None)
+
+    async def _close_topic(self, message: OutboundMessage) -> None:
+        """Close a case's forum topic of a programme the case left (plain groups: nothing).
+
+        Closed, not deleted: the old programme keeps its own record until retention,
+        but nobody (the bot included) writes there again.
+        """
+        if message.address.thread_id is None:
+            return
+        with contextlib.suppress(SendFailed):
+            await self._call(
+                partial(
+                    self.bot.close_forum_topic,
+                    chat_id(message.address.chat_id),
+                    int(message.address.thread_id),
+                ),
+                what="closeForumTopic",
+                quiet=True,
+            )
 
     # ------------------------------------------------------------------ retries
 

@@ -5,8 +5,8 @@ its "opened" event, and the wait to the first counsellor reply (in days) onto it
 "first_reply" event, so the funder report still counts them after the case itself
 was deleted. Nothing here identifies a person: no contact, no text, day precision.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
