@@ -70,11 +70,12 @@ def test_demo_journey_to_counsellor_reply(name: str, tmp_path: Path) -> None:
     assert re.search(rf"Das ist \w+ von [^\n]*{re.escape(programme)}", out), out[-3000:]
     code = re.search(r"Dein Fallcode: (K-\w{4})", out)
     assert code is not None
-    held = f"[Bot → Team-Raum] [{code.group(1)}] (wartende Nachricht)\n    > Ich brauche Hilfe."
+    topic = f"[Bot → Team-Raum › {code.group(1)}] [{code.group(1)}]"  # the case's own topic
+    held = f"{topic} (wartende Nachricht)\n    > Ich brauche Hilfe."
     assert held in out
     reply = re.search(r"\[Bot → Person\] (\w+):\n    Hallo, ich bin da\.", out)
     assert reply is not None, out[-2000:]  # alias only on the lock screen
-    assert f"[Bot → Team-Raum] [{code.group(1)}]\n    > Danke" in out
+    assert f"{topic}\n    > Danke" in out
     assert "counsellor" not in out.split("#q")[0].replace("COUNSELLOR", "")
     keys = tmp_path / "data" / "demo-keys.json"
     assert oct(keys.stat().st_mode & 0o777) == "0o600"

@@ -29,7 +29,7 @@ async def test_counsellor_messages_carry_the_alias_only(phone: Phone) -> None:
     code = await open_jump_case(p)
     await p.staff("counsellor", f"/claim {code}")
     p.t.pop("p")  # the takeover message
-    await p.staff("counsellor", "Hallo, ich bin für dich da.")
+    await p.staff("counsellor", f"/r {code} Hallo, ich bin für dich da.")
     [relayed] = p.t.pop("p")
     assert relayed.text == "Alex:\nHallo, ich bin für dich da."
     for name in ("JUMP!", "CJD Waren"):
@@ -95,7 +95,7 @@ async def test_operator_can_name_the_programme_on_every_message(tmp_path: Path) 
         assert code is not None
         await p.staff("counsellor", f"/claim {code.group()}")
         p.t.pop("p")
-        await p.staff("counsellor", "Hallo")
+        await p.staff("counsellor", f"/r {code.group()} Hallo")
         [relayed] = p.t.pop("p")
         assert relayed.text == "Alex (JUMP!):\nHallo"
     finally:

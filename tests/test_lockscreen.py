@@ -128,7 +128,7 @@ async def test_check_19_journeys_for_every_audience(phone: Phone) -> None:
     code = CODE.search(text)
     assert code is not None
     await p.staff("counsellor", f"/claim {code.group()}")
-    await p.staff("counsellor", "JUMP! ist für dich da. Wie geht es dir?")
+    await p.staff("counsellor", f"/r {code.group()} JUMP! ist für dich da. Wie geht es dir?")
     await p.staff("counsellor", "/away JUMP! ist bis Montag nicht besetzt")
     await p.say("self", "Danke")
     await p.say("self", "/who")

@@ -91,7 +91,7 @@ async def test_transfer_announces_in_new_programme_and_old_gets_nothing(threaded
 
     # Relay both ways in beta's thread; alpha's old thread is no longer the case's.
     await w.staff("b1", "Hallo, hier ist Robin.", room="beta-room", thread=code)
-    assert "Robin (Beta NRW):\nHallo, hier ist Robin." in texts(w.t.pop("p1"))
+    assert "Robin:\nHallo, hier ist Robin." in texts(w.t.pop("p1"))  # alias only
     await w.person("p1", "Hallo Robin")
     assert "Hallo Robin" in texts(w.t.pop("beta-room"))
     await w.staff("a1", "noch da?", thread=code)

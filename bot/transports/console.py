@@ -21,6 +21,7 @@ from bot.messages import (
     OutboundMessage,
     OutKind,
     Platform,
+    SendResult,
 )
 from bot.transports.base import InboundHandler
 
@@ -31,8 +32,9 @@ STAFF_ROOM = "staff"
 
 INTRO = """Ausweg demo - you play both sides.
   You start as the PERSON who writes to the bot (just type; numbers pick a button).
-  #c  switch to the COUNSELLOR in the staff room (try /queue, /claim K-XXXX,
-      /r K-XXXX text to answer, /help)
+  #c  switch to the COUNSELLOR in the staff room (try /queue, /claim K-XXXX, /help);
+      each case has its own topic: after claiming you write in it, and what you type
+      there reaches the person (#c K-XXXX enters a topic, #c alone the staff room)
   #p  switch back to the person      c> text / p> text  send one line as the other role
   #q  quit
 """
@@ -52,6 +54,8 @@ class ConsoleTransport:
         self._handler: InboundHandler | None = None
         self._buttons: dict[str, list[Button]] = {}
         self._role = "p"
+        #: The case topic the counsellor writes in (None: the staff room itself).
+        self._topic: str | None = None
         self._ids = itertools.count(1)
         self._run = secrets.token_hex(4)
 
@@ -64,17 +68,26 @@ class ConsoleTransport:
         """Nothing to release."""
         self._handler = None
 
-    async def send(self, message: OutboundMessage) -> None:
-        """Print a message for the person or the staff room."""
+    async def send(self, message: OutboundMessage) -> SendResult | None:
+        """Print a message for the person or the staff room (a new case gets a topic, as
+        in a Telegram forum: ``Team-Raum › K-XXXX``)."""
         if message.kind is OutKind.LEAVE:  # the demo has no other groups to leave
-            return
+            return None
+        result = None
+        thread = message.address.thread_id
+        if message.kind is OutKind.CASE_OPENED and message.case_code and thread is None:
+            thread = message.case_code
+            result = SendResult(thread=Address(self.platform, STAFF_ROOM, thread))
         who = "Team-Raum" if message.address.chat_id == STAFF_ROOM else "Person"
+        if who == "Team-Raum" and thread:
+            who += f" › {thread}"
         lines = [f"[Bot → {who}] " + message.text.replace("\n", "\n    ")]
         buttons = message.flat_buttons
         if buttons:
             self._buttons[message.address.chat_id] = buttons
             lines.append("    " + "  ".join(f"[{i}] {b.label}" for i, b in enumerate(buttons, 1)))
         self._print("\n".join(lines))
+        return result
 
     async def run(self) -> None:
         """Read lines until end of input or ``#q``."""
@@ -91,9 +104,11 @@ class ConsoleTransport:
     async def feed(self, line: str) -> None:
         """Handle one typed line."""
         stripped = line.strip()
-        if stripped in ("#c", "#counsellor"):
-            self._role = "c"
-            self._print("(Du bist jetzt die Beraterin / der Berater im Team-Raum.)")
+        head, _, code = stripped.partition(" ")
+        if head in ("#c", "#counsellor"):
+            self._role, self._topic = "c", code.strip().upper() or None
+            where = f"im Thema {self._topic}" if self._topic else "im Team-Raum"
+            self._print(f"(Du bist jetzt die Beraterin / der Berater {where}.)")
             return
         if stripped in ("#p", "#person"):
             self._role = "p"
@@ -110,10 +125,14 @@ class ConsoleTransport:
         shown = self._buttons.get(chat, [])
         if stripped.isdigit() and 0 < int(stripped) <= len(shown):
             button = shown[int(stripped) - 1].data
+        topic = self._topic if role == "c" else None
+        if role == "c" and button and button.startswith("claim:"):
+            topic = self._topic = button.split(":", 1)[1]  # write in the case's topic now
+            self._print(f"(Du schreibst jetzt im Thema {topic}; #c allein: zurück.)")
         msg = InboundMessage(
             platform=self.platform,
             sender_id=sender,
-            address=Address(self.platform, chat),
+            address=Address(self.platform, chat, topic),
             text="" if button else stripped,
             button=button,
             locale=self._locale,
