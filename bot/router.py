@@ -33,7 +33,7 @@ from handlers.base import Transition
 from handlers.cases import CaseService, Person, StaffRole
 from handlers.followups import FollowUpService
 from handlers.limits import Limits
-from handlers.safety import is_crisis
+from handlers.safety import detect
 from storage.db import Database
 from storage.keystore import KeyStore
 from storage.models import Contact, OutboxEntry, Referral, touch
@@ -68,6 +68,18 @@ def clean(msg: InboundMessage) -> InboundMessage:
         locale=_valid(msg.locale) if msg.locale else msg.locale,
         update_id=_valid(msg.update_id),
     )
+
+
+def _crisis(msg: InboundMessage) -> str | None:
+    """The crisis reply's key for a message that cannot be handled in full (rate limit,
+    busy, database down): the category's numbers, or all of them for a pressed
+    "contact me now" / "yes, right now" (no case can be opened, so no one would call)."""
+    danger = detect(msg.text) if msg.text else None
+    if danger is not None:
+        return f"crisis.{danger.value}"
+    if msg.button and (msg.button.startswith(intake.CONTACT_NOW) or msg.button == "safety:yes"):
+        return "crisis"
+    return None
 
 
 class Busy(Exception):
@@ -189,8 +201,9 @@ class Router:
         """A kind answer when nothing could be stored - with the crisis numbers if needed."""
         t = translator(pick_locale(msg.locale))
         out = [OutboundMessage(msg.address, t(key))]
-        if msg.text and is_crisis(msg.text):
-            out.insert(0, OutboundMessage(msg.address, t("crisis"), urgent=True))
+        crisis = _crisis(msg)
+        if crisis is not None:
+            out.insert(0, OutboundMessage(msg.address, t(crisis), urgent=True))
         return Handled(out)
 
     async def _stash(
@@ -249,8 +262,9 @@ class Router:
     def _limited(self, msg: InboundMessage, pseudonym: str) -> Handled:
         """Over the rate: crisis words still get the numbers at once; others a kind note."""
         t = translator(pick_locale(msg.locale))
-        if msg.text and is_crisis(msg.text):
-            return Handled([OutboundMessage(msg.address, t("crisis"), urgent=True)])
+        crisis = _crisis(msg)
+        if crisis is not None:
+            return Handled([OutboundMessage(msg.address, t(crisis), urgent=True)])
         if self.limits.notice(pseudonym, time.monotonic()):
             return Handled([OutboundMessage(msg.address, t("limits.slow_down"))])
         return Handled()
@@ -287,7 +301,7 @@ class Router:
             if contact.state in intake.INTAKE_STATES and contact.delete_after <= uow.now:
                 contact.state, contact.urgent, profile = intake.State.NEW.value, False, {}
             return person, profile
-        if not self.limits.allow_newcomer(time.monotonic()) and not is_crisis(msg.text):
+        if not self.limits.allow_newcomer(time.monotonic()) and detect(msg.text) is None:
             raise Busy
         expiry = hour(uow.now) + timedelta(hours=self.retention.intake_hours)
         key_id, dek = uow.keys.create(expiry)
@@ -335,7 +349,7 @@ class Router:
                 contact.locale = effect.data["locale"]
                 t = translator(contact.locale)
             elif kind == "mark_urgent":
-                out.extend(await svc.mark_urgent(person))
+                out.extend(await svc.mark_urgent(person, effect.data.get("danger"), t))
             elif kind == "relay":
                 out.extend(await svc.from_person(person, effect.data["text"], t))
             elif kind == "open_case":

@@ -77,7 +77,8 @@ class StaffRole:
 
 
 def _loc(t: Translator) -> Any:
-    return t.locale
+    """The key of directory texts (German and English only) for a reader's locale."""
+    return t.locale if t.locale in ("de", "en") else "en"
 
 
 class CaseService:
@@ -171,6 +172,7 @@ class CaseService:
         route: Route = effect.data["route"]
         profile: Profile = effect.data["profile"]
         message: str | None = effect.data.get("message")
+        danger: str | None = effect.data.get("danger")
         programme = route.programme
         out: list[OutboundMessage] = []
         reasons = self.explain(route, t)
@@ -198,13 +200,17 @@ class CaseService:
             key_id=key_id,
             programme_id=programme.id,
             status="new",
-            audience=profile.audience.value,
+            audience=(
+                profile.audience.value if effect.data.get("audience_known", True) else "unknown"
+            ),
             scene=profile.scene.value if profile.scene else None,
             region=profile.state,
             district=profile.district,
             language=profile.language,
             in_prison=profile.in_prison,
             urgent=person.contact.urgent,
+            danger=danger if person.contact.urgent else None,
+            urgent_due=self.urgent_due(programme) if person.contact.urgent else None,
             route_step=route.step,
             opened_at=hour(self.now),
             last_activity_at=hour(self.now),
@@ -227,8 +233,31 @@ class CaseService:
         )
         out.append(self.to_person(person, text))
         out.extend(self._extras(person, route, profile, t))
+        if case.urgent:
+            out.extend(self.closed_notice(person, programme, t))
         out.extend(self.announce(case, programme, route))
         return out
+
+    def urgent_due(self, programme: Programme) -> datetime:
+        """When an unclaimed urgent case goes to the coordinator (office time counted)."""
+        window = programme.urgent_window_minutes
+        oh = programme.office_hours
+        if oh is None:
+            return self.now + timedelta(minutes=window)
+        return oh.after_open_time(self.now, window)
+
+    def closed_notice(
+        self, person: Person, programme: Programme, t: Translator
+    ) -> list[OutboundMessage]:
+        """Outside office hours, say honestly that nobody may read it now, and who helps."""
+        oh = programme.office_hours
+        if oh is None or oh.is_open(self.now):
+            return []
+        nxt = oh.next_opening(self.now)
+        when = (
+            nxt.astimezone(oh.zone).strftime("%d.%m. %H:%M") if nxt else t("availability.unknown")
+        )
+        return [self.to_person(person, t("crisis.closed", when=when))]
 
     async def _free_code(self) -> str:
         for _ in range(20):
@@ -287,6 +316,11 @@ class CaseService:
         """Tell the programme's staff rooms about a new case (no account data)."""
         st = self.staff_t(programme)
         text = self.describe(case, st)
+        if case.urgent and case.urgent_due is not None:
+            local = case.urgent_due.astimezone(
+                programme.office_hours.zone if programme.office_hours else case.urgent_due.tzinfo
+            )
+            text += "\n" + st("staff.urgent.window", due=local.strftime("%d.%m. %H:%M"))
         if route is not None:
             text += "\n" + st("staff.case.why", reasons=self.explain(route, st))
         buttons = ((Button(st("staff.claim.button"), f"claim:{case.code}"),),)
@@ -308,7 +342,9 @@ class CaseService:
         return st(
             "staff.case.summary",
             code=case.code,
-            urgent=st("staff.case.urgent") if case.urgent else "",
+            urgent=(
+                st("staff.case.urgent", danger=self.danger_label(case, st)) if case.urgent else ""
+            ),
             audience=st(f"reason.audience.{case.audience}"),
             scene=st(f"reason.scene.{case.scene}") if case.scene else "-",
             region=region,
@@ -376,20 +412,66 @@ class CaseService:
             for m in self.to_staff(programme, label, case=case)
         ]
 
-    async def mark_urgent(self, person: Person) -> list[OutboundMessage]:
-        """Flag the person (and an open case) urgent; alert staff at once."""
+    def danger_label(self, case: Case, st: Translator) -> str:
+        """The kind of danger in staff words (never the person's text)."""
+        return st(f"staff.danger.{case.danger}" if case.danger else "staff.danger.unknown")
+
+    async def mark_urgent(
+        self, person: Person, danger: str | None = None, t: Translator | None = None
+    ) -> list[OutboundMessage]:
+        """Flag the person (and an open case) urgent; alert staff at once, every time.
+
+        Claimed: the claimer is called by alias in the case's thread. Unclaimed: the
+        staff room, and the coordinator too. Staff read the kind of danger only.
+        """
         person.contact.urgent = True
         case = await self.open_case_of(person)
-        if case is None or case.urgent:
+        if case is None:
             return []
         case.urgent = True
+        case.danger = danger or case.danger
         programme = self.programme_of(case)
         if programme is None:
             return []
         st = self.staff_t(programme)
-        return self.to_staff(
-            programme, st("staff.case.now_urgent", code=case.code), case=case, urgent=True
+        label = self.danger_label(case, st)
+        out: list[OutboundMessage] = []
+        if t is not None:
+            out.extend(self.closed_notice(person, programme, t))
+        if case.claimed_by and case.status != "new":
+            member = self.directory.member(*case.claimed_by.split("/", 1))
+            alias = member.alias if member else "-"
+            text = st("staff.urgent.claimed", code=case.code, danger=label, alias=alias)
+            return out + self.to_staff(programme, text, case=case, urgent=True)
+        if case.urgent_due is None:
+            case.urgent_due = self.urgent_due(programme)
+        text = st("staff.urgent.unclaimed", code=case.code, danger=label)
+        out.extend(self.to_staff(programme, text, case=case, urgent=True))
+        out.extend(self.alert_coordinator(case, programme, "staff.urgent.coordinator"))
+        return out
+
+    def alert_coordinator(
+        self, case: Case, programme: Programme, key: str, *, always: bool = False, **params: object
+    ) -> list[OutboundMessage]:
+        """Tell the coordinator about an urgent case (by alias in the programme's room,
+        or in the state coordination office's room). Without any coordinator the
+        programme's room reads it only if ``always`` (it was told already otherwise)."""
+        coordinator = self.coordinator_of(programme, case)
+        ct = self.staff_t(coordinator)
+        alias = next((m.alias for m in coordinator.staff if m.role == "coordinator"), None)
+        if alias is None and not always:
+            return []
+        alias = alias or ct("staff.urgent.team")
+        text = ct(
+            key,
+            code=case.code,
+            danger=self.danger_label(case, ct),
+            programme=programme.name,
+            alias=alias,
+            **params,
         )
+        same = coordinator.id == programme.id
+        return self.to_staff(coordinator, text, case=case if same else None, urgent=True)
 
     async def erase(
         self,
@@ -817,9 +899,39 @@ class CaseService:
         return self.to_staff(role.programme, st("staff.away.cleared", alias=role.member.alias))
 
     # -- escalation ------------------------------------------------------------------
-    async def escalate_overdue(self) -> list[OutboundMessage]:
-        """Remind staff of unclaimed cases past the promised time, then the coordinator."""
+    async def escalate_urgent(self) -> list[OutboundMessage]:
+        """Unclaimed urgent cases past their window go to the coordinator (once)."""
         out: list[OutboundMessage] = []
+        rows = (
+            (
+                await self.uow.session.execute(
+                    select(Case).where(Case.status == "new", Case.urgent_due <= self.now)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for case in rows:
+            case.urgent_due = None
+            programme = self.programme_of(case)
+            if programme is None:
+                continue
+            self.event(case, programme.id, "escalated_urgent")
+            out.extend(
+                self.alert_coordinator(
+                    case,
+                    programme,
+                    "staff.urgent.escalated",
+                    always=True,
+                    minutes=programme.urgent_window_minutes,
+                )
+            )
+        return out
+
+    async def escalate_overdue(self) -> list[OutboundMessage]:
+        """Remind staff of unclaimed cases past the promised time, then the coordinator;
+        urgent cases past their (much shorter) window first."""
+        out: list[OutboundMessage] = await self.escalate_urgent()
         rows = (
             (
                 await self.uow.session.execute(

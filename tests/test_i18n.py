@@ -34,7 +34,11 @@ def test_text_present_and_placeholders_match(key: str) -> None:
         ("de", "de"),
         ("de-AT", "de"),
         ("en-US", "en"),
-        ("ar", "en"),
+        ("ar", "ar"),
+        ("ru-RU", "ru"),
+        ("uk", "uk"),
+        ("tr_TR", "tr"),
+        ("fr", "en"),
         ("", "de"),
     ],
 )
