@@ -186,6 +186,22 @@ def step(
     ctx: IntakeContext, state_name: str, profile: dict[str, Any], locale: str, msg: InboundMessage
 ) -> Transition:
     """Decide the next step of a person's conversation."""
+    tr = _step(ctx, state_name, profile, locale, msg)
+    offer = [r for r in tr.replies if _offers_contact(r)]
+    if offer:
+        # The "contact me now" question goes last: it is what a lock screen and the chat
+        # list show, and where options are typed as numbers (Matrix), "1" picks it.
+        tr.replies = [r for r in tr.replies if not _offers_contact(r)] + offer[:1]
+    return tr
+
+
+def _offers_contact(reply: Reply) -> bool:
+    return any(b.data.startswith(CONTACT_NOW) for row in reply.buttons for b in row)
+
+
+def _step(
+    ctx: IntakeContext, state_name: str, profile: dict[str, Any], locale: str, msg: InboundMessage
+) -> Transition:
     t = translator(locale)
     state = _state(state_name, State.NEW)
     profile = dict(profile)

@@ -267,9 +267,11 @@ def test_crisis_text_gets_numbers_first_and_the_same_question(state: State, text
     assert tr.replies[0].urgent
     assert tr.replies[0].text == numbers(text)
     assert [r.urgent for r in tr.replies[1:]] == [False] * (len(tr.replies) - 1)
-    assert tr.replies[1].text == DE("crisis.contact.question")
-    assert buttons(tr.replies[1]) == [f"crisis:contact:{detect(text)}"]
-    assert asks(tr, state), "a crisis text is not taken as an answer"
+    offer = tr.replies[-1]
+    assert offer.text == DE("crisis.contact.question"), "last: the lock screen shows it"
+    assert buttons(offer) == [f"crisis:contact:{detect(text)}"]
+    asked = Transition(tr.state, tr.profile, tr.replies[:-1])
+    assert asks(asked, state), "a crisis text is not taken as an answer"
     if state is State.CONSENT:
         assert tr.profile == before, "nothing is kept before consent"
         assert kinds(tr) == []
@@ -290,8 +292,8 @@ def test_crisis_text_as_the_closing_message_is_passed_on_urgently(text: str) -> 
 def test_crisis_text_as_first_message_before_greeting_without_marking() -> None:
     tr = Chat().send("they threatened me with a knife")
     assert tr.replies[0].urgent
-    assert texts(tr)[1] == DE("crisis.contact.question")
-    assert texts(tr)[2] == DE("greeting")
+    assert texts(tr)[1] == DE("greeting")
+    assert texts(tr)[-1] == DE("crisis.contact.question")
     assert tr.effects == []
     assert tr.state == State.CONSENT.value
 
@@ -332,7 +334,7 @@ def test_contact_now_before_consent_is_consent_for_an_urgent_case_only() -> None
     first = chat.send("they threatened me with a knife")
     assert first.replies[0].text == numbers("they threatened me with a knife")
     assert first.effects == []
-    (button,) = buttons(first.replies[1])
+    (button,) = buttons(first.replies[-1])
     tr = chat.send(Press(button))
     assert kinds(tr) == ["mark_urgent", "open_case"]
     assert opened(tr).data["danger"] == Danger.THREAT
@@ -344,7 +346,7 @@ def test_contact_now_before_consent_is_consent_for_an_urgent_case_only() -> None
 def test_contact_now_keeps_what_is_known_for_routing() -> None:
     chat = at(State.PRISON)  # answered: self, right-wing, MV, no district
     tr = chat.send("Ich will mich umbringen")
-    tr = chat.send(Press(buttons(tr.replies[1])[0]))
+    tr = chat.send(Press(buttons(tr.replies[-1])[0]))
     route = opened(tr).data["route"]
     assert route.programme.id == "jump", "the region and scene already given decide"
     assert opened(tr).data["audience_known"] is True
@@ -368,7 +370,8 @@ def test_too_long_crisis_text_still_gets_numbers() -> None:
     chat = at(State.SCENE)
     tr = chat.send("Ich will mich umbringen. " + "x" * MAX_TEXT)
     assert tr.replies[0].urgent
-    assert texts(tr)[-1] == DE("error.too_long", max=MAX_TEXT)
+    assert texts(tr)[-2] == DE("error.too_long", max=MAX_TEXT)
+    assert texts(tr)[-1] == DE("crisis.contact.question")
     assert kinds(tr) == ["mark_urgent"]
     assert tr.state == State.SCENE.value
 
