@@ -160,7 +160,9 @@ class App:
         await self.threads.load(self.db)
         if self.scheduler is not None:
             self.scheduler.start(self.fire_followup)
-            self.scheduler.every("escalate", 15, self.escalate)
+            # Every minute: an unclaimed urgent case must reach the coordinator within
+            # minutes of its window (a small query over unclaimed cases).
+            self.scheduler.every("escalate", 1, self.escalate)
             self.scheduler.every("purge", 60, self.purge)
             await self.rebuild_jobs()
         self._flusher = asyncio.create_task(self._flush_loop())

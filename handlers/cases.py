@@ -500,7 +500,7 @@ class CaseService:
             self.event(case, case.programme_id, "erased")
             case.status, case.outcome = "closed", case.outcome or "erased"
             case.contact_id, case.key_id, case.claimed_by = None, None, None
-            case.pending_transfer = None
+            case.pending_transfer, case.danger, case.urgent_due = None, None, None
         await self.uow.session.flush()
         if case_ids:
             await drop_followups(self.uow, case_ids)
@@ -573,6 +573,8 @@ class CaseService:
         self.event(case, old.id, f"transfer_out:{target.id}")
         case.programme_id, case.claimed_by, case.escalated = target.id, None, 0
         case.status = "new"
+        if case.urgent:  # the new programme's window, from now
+            case.urgent_due = self.urgent_due(target)
         self.event(case, target.id, "transfer_in")
         await self.uow.session.execute(delete(CaseMember).where(CaseMember.case_id == case.id))
         out.append(
@@ -657,6 +659,8 @@ class CaseService:
         """Put a claimed case back into the queue."""
         case.claimed_by = None
         self.set_status(case, "new")
+        if case.urgent:  # back in the queue: the window starts again
+            case.urgent_due = self.urgent_due(role.programme)
         await self.uow.session.execute(delete(CaseMember).where(CaseMember.case_id == case.id))
         st = self.staff_t(role.programme)
         out = self.to_staff(role.programme, st("staff.released", code=case.code), case=case)
@@ -718,6 +722,7 @@ class CaseService:
         """Close a case with an outcome; its keys are shredded after the grace period."""
         self.set_status(case, "closed")
         case.outcome = outcome
+        case.danger, case.urgent_due = None, None  # the kind of danger is not kept past the case
         self.event(case, case.programme_id, f"outcome:{outcome}")
         grace = hour(self.now) + timedelta(days=self.retention.closed_grace_days)
         case.delete_after = grace

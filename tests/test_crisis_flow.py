@@ -339,3 +339,36 @@ async def test_crisis_protocol_answers_in_the_person_language(
     assert CODE.search(texts(got)) is not None
     contact_locale = await w.count(Contact, Contact.locale == locale)
     assert contact_locale == 1
+
+
+async def test_released_urgent_case_gets_a_new_window(world: World) -> None:
+    w = world
+    code = await w.open("p1")
+    await w.person("p1", THREAT)
+    await w.staff("a1", f"/claim {code}")
+    assert (await w.case(code)).urgent_due is None
+    w.clock.advance(minutes=30)
+    await w.staff("a1", f"/release {code}")
+    case = await w.case(code)
+    assert case.urgent_due is not None
+    assert case.urgent_due > w.clock.now()
+    w.t.pop("alpha-room")
+    w.clock.advance(minutes=16)
+    await w.app.escalate()
+    assert any(code in m.text and "Kim" in m.text for m in w.t.pop("alpha-room"))
+
+
+async def test_erasure_and_closing_drop_the_kind_of_danger(world: World) -> None:
+    w = world
+    first = await w.open("p1")
+    await w.person("p1", THREAT)
+    await w.staff("a1", f"/claim {first}")
+    await w.staff("a1", f"/close {first} other")
+    case = await w.case(first)
+    assert (case.urgent, case.danger) == (True, None)
+    second = await w.open("p2")
+    await w.person("p2", THREAT)
+    assert (await w.case(second)).danger == "threat"
+    await w.person("p2", "/delete", "b:delete:yes")
+    case = await w.case(second)
+    assert (case.contact_id, case.danger, case.urgent_due) == (None, None, None)
