@@ -210,7 +210,6 @@ class CaseService:
             in_prison=profile.in_prison,
             urgent=person.contact.urgent,
             danger=danger if person.contact.urgent else None,
-            urgent_due=self.urgent_due(programme) if person.contact.urgent else None,
             route_step=route.step,
             opened_at=hour(self.now),
             last_activity_at=hour(self.now),
@@ -223,6 +222,7 @@ class CaseService:
         self.event(case, programme.id, "opened")
         if message:
             self._hold(case, dek, message, 0)
+        due = self.set_urgent_due(case, programme, dek) if case.urgent else None
         person.contact.delete_after = expiry
         text = t(
             "route.case",
@@ -235,8 +235,22 @@ class CaseService:
         out.extend(self._extras(person, route, profile, t))
         if case.urgent:
             out.extend(self.closed_notice(person, programme, t))
-        out.extend(self.announce(case, programme, route))
+        out.extend(self.announce(case, programme, route, due))
         return out
+
+    def set_urgent_due(self, case: Case, programme: Programme, dek: bytes) -> datetime:
+        """Start the urgent window of an unclaimed case; returns when it ends."""
+        due = self.urgent_due(programme)
+        case.urgent_due_ct = self.uow.keys.seal_json(
+            dek, "cases", "urgent_due", case.id, due.isoformat()
+        )
+        return due
+
+    async def restart_urgent_window(self, case: Case, programme: Programme) -> datetime | None:
+        """An urgent case back in a queue (released, transferred): a new window from now."""
+        if not case.urgent or case.key_id is None:
+            return None
+        return self.set_urgent_due(case, programme, await self.uow.keys.get(case.key_id))
 
     def urgent_due(self, programme: Programme) -> datetime:
         """When an unclaimed urgent case goes to the coordinator (office time counted)."""
@@ -311,15 +325,19 @@ class CaseService:
         return t("availability.closed", when=when, hours=hours)
 
     def announce(
-        self, case: Case, programme: Programme, route: Route | None = None
+        self,
+        case: Case,
+        programme: Programme,
+        route: Route | None = None,
+        due: datetime | None = None,
     ) -> list[OutboundMessage]:
-        """Tell the programme's staff rooms about a new case (no account data)."""
+        """Tell the programme's staff rooms about a new case (no account data); an urgent
+        one says until when it must be claimed (``due``)."""
         st = self.staff_t(programme)
         text = self.describe(case, st)
-        if case.urgent and case.urgent_due is not None:
-            local = case.urgent_due.astimezone(
-                programme.office_hours.zone if programme.office_hours else case.urgent_due.tzinfo
-            )
+        if case.urgent and due is not None:
+            zone = programme.office_hours.zone if programme.office_hours else None
+            local = due.astimezone(zone) if zone else due
             text += "\n" + st("staff.urgent.window", due=local.strftime("%d.%m. %H:%M"))
         if route is not None:
             text += "\n" + st("staff.case.why", reasons=self.explain(route, st))
@@ -443,8 +461,8 @@ class CaseService:
             alias = member.alias if member else "-"
             text = st("staff.urgent.claimed", code=case.code, danger=label, alias=alias)
             return out + self.to_staff(programme, text, case=case, urgent=True)
-        if case.urgent_due is None:
-            case.urgent_due = self.urgent_due(programme)
+        if case.urgent_due_ct is None and case.key_id is not None:
+            self.set_urgent_due(case, programme, await self.uow.keys.get(case.key_id))
         text = st("staff.urgent.unclaimed", code=case.code, danger=label)
         out.extend(self.to_staff(programme, text, case=case, urgent=True))
         out.extend(self.alert_coordinator(case, programme, "staff.urgent.coordinator"))
@@ -500,7 +518,7 @@ class CaseService:
             self.event(case, case.programme_id, "erased")
             case.status, case.outcome = "closed", case.outcome or "erased"
             case.contact_id, case.key_id, case.claimed_by = None, None, None
-            case.pending_transfer, case.danger, case.urgent_due = None, None, None
+            case.pending_transfer, case.danger, case.urgent_due_ct = None, None, None
         await self.uow.session.flush()
         if case_ids:
             await drop_followups(self.uow, case_ids)
@@ -573,8 +591,7 @@ class CaseService:
         self.event(case, old.id, f"transfer_out:{target.id}")
         case.programme_id, case.claimed_by, case.escalated = target.id, None, 0
         case.status = "new"
-        if case.urgent:  # the new programme's window, from now
-            case.urgent_due = self.urgent_due(target)
+        due = await self.restart_urgent_window(case, target)  # the new programme's window
         self.event(case, target.id, "transfer_in")
         await self.uow.session.execute(delete(CaseMember).where(CaseMember.case_id == case.id))
         out.append(
@@ -587,7 +604,7 @@ class CaseService:
                 ),
             )
         )
-        out.extend(self.announce(case, target))
+        out.extend(self.announce(case, target, due=due))
         return out
 
     async def person_followups(
@@ -659,12 +676,11 @@ class CaseService:
         """Put a claimed case back into the queue."""
         case.claimed_by = None
         self.set_status(case, "new")
-        if case.urgent:  # back in the queue: the window starts again
-            case.urgent_due = self.urgent_due(role.programme)
+        due = await self.restart_urgent_window(case, role.programme)  # back in the queue
         await self.uow.session.execute(delete(CaseMember).where(CaseMember.case_id == case.id))
         st = self.staff_t(role.programme)
         out = self.to_staff(role.programme, st("staff.released", code=case.code), case=case)
-        return out + self.announce(case, role.programme)
+        return out + self.announce(case, role.programme, due=due)
 
     async def members(self, case: Case) -> set[str]:
         """Staff keys allowed to write on a case: the claimer and invited counsellors."""
@@ -722,7 +738,7 @@ class CaseService:
         """Close a case with an outcome; its keys are shredded after the grace period."""
         self.set_status(case, "closed")
         case.outcome = outcome
-        case.danger, case.urgent_due = None, None  # the kind of danger is not kept past the case
+        case.danger, case.urgent_due_ct = None, None  # the kind of danger ends with the case
         self.event(case, case.programme_id, f"outcome:{outcome}")
         grace = hour(self.now) + timedelta(days=self.retention.closed_grace_days)
         case.delete_after = grace
@@ -910,14 +926,21 @@ class CaseService:
         rows = (
             (
                 await self.uow.session.execute(
-                    select(Case).where(Case.status == "new", Case.urgent_due <= self.now)
+                    select(Case).where(Case.status == "new", Case.urgent_due_ct.is_not(None))
                 )
             )
             .scalars()
             .all()
         )
+        keys = await self.uow.keys.get_many([c.key_id for c in rows if c.key_id])
         for case in rows:
-            case.urgent_due = None
+            dek = keys.get(case.key_id or "")
+            if dek is None or case.urgent_due_ct is None:
+                continue
+            due = self.uow.keys.open_json(dek, "cases", "urgent_due", case.id, case.urgent_due_ct)
+            if datetime.fromisoformat(str(due)) > self.now:
+                continue
+            case.urgent_due_ct = None
             programme = self.programme_of(case)
             if programme is None:
                 continue

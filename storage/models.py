@@ -93,21 +93,6 @@ def _ts() -> UTCDateTime:
     return UTCDateTime()
 
 
-class UTCMinute(UTCDateTime):
-    """Like :class:`UTCDateTime`, truncated to the minute: only for a deadline that must
-    fire within minutes (an urgent case's escalation), cleared once it is no longer due."""
-
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the database")
-        value = value.astimezone(UTC).replace(second=0, microsecond=0)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-
 class Contact(Base):
     """A person (pseudonymous) and their conversation."""
 
@@ -153,9 +138,10 @@ class Case(Base):
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     #: Kind of danger last signalled (handlers.safety.Danger value; no text, no time).
     danger: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    #: When an unclaimed urgent case goes to the coordinator (office time counted);
-    #: None once claimed or escalated.
-    urgent_due: Mapped[datetime | None] = mapped_column(UTCMinute(), nullable=True)
+    #: When an unclaimed urgent case goes to the coordinator (office time counted), to
+    #: the minute, so encrypted under the case key: no clear time finer than an hour.
+    #: NULL once claimed or escalated.
+    urgent_due_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     route_step: Mapped[str] = mapped_column(String(16))
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)

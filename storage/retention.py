@@ -298,7 +298,7 @@ async def _anonymise(
             claimed_by=None,
             pending_transfer=None,
             danger=None,  # statistics keep "urgent", never the kind of danger
-            urgent_due=None,
+            urgent_due_ct=None,
         )
         .execution_options(synchronize_session=False)
     )

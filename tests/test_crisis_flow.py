@@ -87,7 +87,7 @@ async def test_crisis_before_consent_numbers_then_one_press_opens_an_urgent_case
     assert SUICIDE not in texts(room), "staff never read the text sent before consent"
     case = await w.case(code.group())
     assert (case.urgent, case.danger, case.audience) == (True, "suicide", "unknown")
-    assert case.urgent_due is not None
+    assert case.urgent_due_ct is not None, "the urgent window runs (encrypted deadline)"
     # the remaining questions are skipped: the next message waits for the counsellor
     got = await w.person("p1", "Hallo?")
     assert DE("case.held") in texts(got)
@@ -184,7 +184,7 @@ async def test_danger_in_a_claimed_case_alerts_the_claimer(
     assert any("Alex" in m.text and DE("staff.danger.others") in m.text for m in alerts)
     # the message itself is relayed as before (the person consented; the case is claimed)
     assert any(m.text.endswith("Ich habe ein Messer dabei") for m in room)
-    assert (await w.case(code)).urgent_due is None, "claimed: nothing to escalate"
+    assert (await w.case(code)).urgent_due_ct is None, "claimed: nothing to escalate"
 
 
 # ---------------------------------------------------------------- escalation
@@ -346,14 +346,15 @@ async def test_released_urgent_case_gets_a_new_window(world: World) -> None:
     code = await w.open("p1")
     await w.person("p1", THREAT)
     await w.staff("a1", f"/claim {code}")
-    assert (await w.case(code)).urgent_due is None
+    assert (await w.case(code)).urgent_due_ct is None
     w.clock.advance(minutes=30)
     await w.staff("a1", f"/release {code}")
-    case = await w.case(code)
-    assert case.urgent_due is not None
-    assert case.urgent_due > w.clock.now()
+    assert (await w.case(code)).urgent_due_ct is not None
     w.t.pop("alpha-room")
-    w.clock.advance(minutes=16)
+    w.clock.advance(minutes=14)
+    await w.app.escalate()
+    assert not any(code in m.text for m in w.t.pop("alpha-room")), "a new window, not the old"
+    w.clock.advance(minutes=2)
     await w.app.escalate()
     assert any(code in m.text and "Kim" in m.text for m in w.t.pop("alpha-room"))
 
@@ -371,4 +372,4 @@ async def test_erasure_and_closing_drop_the_kind_of_danger(world: World) -> None
     assert (await w.case(second)).danger == "threat"
     await w.person("p2", "/delete", "b:delete:yes")
     case = await w.case(second)
-    assert (case.contact_id, case.danger, case.urgent_due) == (None, None, None)
+    assert (case.contact_id, case.danger, case.urgent_due_ct) == (None, None, None)

@@ -1,4 +1,4 @@
-"""crisis flag: kind of danger and the urgent escalation deadline on cases
+"""crisis flag: kind of danger and the (encrypted) urgent escalation deadline on cases
 
 Revision ID: 0005
 Revises: 0004
@@ -18,10 +18,10 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.add_column(sa.Column("danger", sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column("urgent_due", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("urgent_due_ct", sa.LargeBinary(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("cases", schema=None) as batch_op:
-        batch_op.drop_column("urgent_due")
+        batch_op.drop_column("urgent_due_ct")
         batch_op.drop_column("danger")
