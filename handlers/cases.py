@@ -463,7 +463,13 @@ class CaseService:
             return out + self.to_staff(programme, text, case=case, urgent=True)
         if case.urgent_due_ct is None and case.key_id is not None:
             self.set_urgent_due(case, programme, await self.uow.keys.get(case.key_id))
-        text = st("staff.urgent.unclaimed", code=case.code, danger=label)
+        coordinator = self.coordinator_of(programme, case)
+        if coordinator.id == programme.id:  # one message in the room, calling the coordinator
+            alias = next((m.alias for m in programme.staff if m.role == "coordinator"), None)
+            cc = st("staff.urgent.cc", alias=alias) if alias else ""
+            text = st("staff.urgent.unclaimed", code=case.code, danger=label, cc=cc)
+            return [*out, *self.to_staff(programme, text, case=case, urgent=True)]
+        text = st("staff.urgent.unclaimed", code=case.code, danger=label, cc="")
         out.extend(self.to_staff(programme, text, case=case, urgent=True))
         out.extend(self.alert_coordinator(case, programme, "staff.urgent.coordinator"))
         return out

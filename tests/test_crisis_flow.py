@@ -24,6 +24,7 @@ from config.settings import Settings
 from handlers.limits import Limits, LimitSettings
 from handlers.safety import Danger
 from storage.models import Case, CaseEvent, Contact
+from tests.conftest import Harness
 from tests.world import CODE, World, directory_without, texts
 
 DE, EN, RU = translator("de"), translator("en"), translator("ru")
@@ -159,7 +160,8 @@ async def test_danger_in_an_unclaimed_case_alerts_room_and_coordinator(world: Wo
     room = w.t.pop("alpha-room")
     alerts = urgent_announcements(room, code)
     assert alerts, texts(room)
-    assert any("Kim" in m.text for m in alerts), "the coordinator is called by alias"
+    assert len(alerts) == 1, "one alert in the room, calling the coordinator by alias"
+    assert "Kim" in alerts[0].text
     assert all(THREAT not in m.text for m in alerts)
     case = await w.case(code)
     assert (case.urgent, case.danger) == (True, "threat")
@@ -373,3 +375,25 @@ async def test_erasure_and_closing_drop_the_kind_of_danger(world: World) -> None
     await w.person("p2", "/delete", "b:delete:yes")
     case = await w.case(second)
     assert (case.contact_id, case.danger, case.urgent_due_ct) == (None, None, None)
+
+
+async def test_programme_without_coordinator_alerts_the_state_coordination_office(
+    harness: Harness,
+) -> None:
+    h = harness  # the example directory: JUMP! has no coordinator, lks-mv coordinates MV
+    await h.say("p1", "/start")
+    for answer in ("consent:yes", "safety:no", "audience:self", "scene:right", "state:MV",
+                   "district:LUP", "prison:no", "language:de", "message:skip"):  # fmt: skip
+        got = await h.press("p1", answer)
+    code = CODE.search(texts(got))
+    assert code is not None
+    h.room()
+    await h.say("p1", THREAT)
+    room = h.room()
+    pat = h.app.router.directory.by_id["lks-mv"].staff[0].alias  # type: ignore[union-attr]
+    to_office = [m for m in room if pat in m.text]
+    assert len(to_office) == 1, texts(room)
+    assert code.group() in to_office[0].text
+    assert "JUMP!" in to_office[0].text
+    assert to_office[0].urgent
+    assert to_office[0].case_code is None, "not in the case's topic of another programme"

@@ -89,3 +89,22 @@ def test_crisis_numbers_come_in_the_first_two_lines(locale: str, key: str) -> No
     }[key]
     assert expected in head
     assert "112" in catalog(locale)["crisis.medical"].splitlines()[0]
+
+
+#: Words a lock screen must not show in the first line (privacy check 19), per language.
+GIVEAWAYS = {
+    "de": ("ausstieg", "extrem", "szene", "programm"),
+    "en": ("exit", "extrem", "scene", "programme"),
+    "ru": ("экстрем", "сцен", "выход", "программ"),
+    "uk": ("екстрем", "сцен", "вихід", "програм"),
+    "ar": ("تطرف", "متطرف", "الخروج", "برنامج"),
+    "tr": ("aşırı", "radikal", "çevre", "program"),
+}
+
+
+@pytest.mark.parametrize("locale", sorted(GIVEAWAYS))
+def test_first_line_of_crisis_texts_gives_nothing_away(locale: str) -> None:
+    texts = catalog(locale)
+    for key in CRISIS_KEYS:
+        first = texts[key].splitlines()[0].casefold()
+        assert not [w for w in GIVEAWAYS[locale] if w in first], (key, first)
