@@ -465,8 +465,8 @@ class CaseService:
             self.set_urgent_due(case, programme, await self.uow.keys.get(case.key_id))
         coordinator = self.coordinator_of(programme, case)
         if coordinator.id == programme.id:  # one message in the room, calling the coordinator
-            alias = next((m.alias for m in programme.staff if m.role == "coordinator"), None)
-            cc = st("staff.urgent.cc", alias=alias) if alias else ""
+            lead = next((m.alias for m in programme.staff if m.role == "coordinator"), None)
+            cc = st("staff.urgent.cc", alias=lead) if lead else ""
             text = st("staff.urgent.unclaimed", code=case.code, danger=label, cc=cc)
             return [*out, *self.to_staff(programme, text, case=case, urgent=True)]
         text = st("staff.urgent.unclaimed", code=case.code, danger=label, cc="")
