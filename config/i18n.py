@@ -30,6 +30,7 @@ CRISIS_KEYS = (
     "crisis.contact.question",
     "crisis.contact.yes",
     "crisis.contact.opened",
+    "crisis.case.alerted",
     "crisis.closed",
     "limits.slow_down",
     "limits.busy",

@@ -455,6 +455,7 @@ class CaseService:
         label = self.danger_label(case, st)
         out: list[OutboundMessage] = []
         if t is not None:
+            out.append(self.to_person(person, t("crisis.case.alerted")))
             out.extend(self.closed_notice(person, programme, t))
         if case.claimed_by and case.status != "new":
             member = self.directory.member(*case.claimed_by.split("/", 1))

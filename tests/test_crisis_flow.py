@@ -157,6 +157,7 @@ async def test_danger_in_an_unclaimed_case_alerts_room_and_coordinator(world: Wo
     assert got[0].urgent
     assert got[0].text == DE("crisis.threat")
     assert DE("crisis.contact.question") not in texts(got), "a case exists already"
+    assert got[1].text == DE("crisis.case.alerted"), "the person knows staff were told"
     room = w.t.pop("alpha-room")
     alerts = urgent_announcements(room, code)
     assert alerts, texts(room)
