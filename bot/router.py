@@ -270,7 +270,8 @@ class Router:
         return Handled()
 
     async def run(self, job: str, arg: str | None = None) -> Handled:
-        """Run a scheduled job (``followup`` with an id, or ``escalate``) in one transaction."""
+        """Run a scheduled job (``followup`` with an id, ``escalate`` or ``urgent``) in one
+        transaction."""
         try:
             async with unit(self.db, self.keystore, self.clock.now()) as uow:
                 svc = CaseService(uow, self.directory, self.retention)
@@ -278,6 +279,8 @@ class Router:
                     out = await FollowUpService(svc).fire(arg)
                 elif job == "escalate":
                     out = await svc.escalate_overdue()
+                elif job == "urgent":
+                    out = await svc.escalate_urgent()
                 else:
                     raise ValueError(f"unknown job {job}")
                 return Handled(out, None, uow.jobs, await self._stash(uow, out, None))

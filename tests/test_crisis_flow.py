@@ -398,3 +398,16 @@ async def test_programme_without_coordinator_alerts_the_state_coordination_offic
     assert "JUMP!" in to_office[0].text
     assert to_office[0].urgent
     assert to_office[0].case_code is None, "not in the case's topic of another programme"
+
+
+async def test_the_minute_job_escalates_urgent_cases_only(world: World) -> None:
+    w = world
+    urgent = await w.open("p1")
+    await w.person("p1", THREAT)
+    ordinary = await w.open("p2")
+    w.clock.advance(hours=72)  # both far past their windows and response times
+    w.t.pop("alpha-room")
+    await w.app.escalate_urgent()
+    room = texts(w.t.pop("alpha-room"))
+    assert urgent in room
+    assert ordinary not in room, "ordinary cases wait for the 15-minute job"
