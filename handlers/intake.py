@@ -228,6 +228,10 @@ def _step(
             replies.append(contact_now(t, danger))
 
     if msg.button and (msg.button == CONTACT_NOW or msg.button.startswith(CONTACT_NOW + ":")):
+        if state is State.NEW:  # no notice was shown to this chat yet: no informed consent
+            return Transition(
+                State.CONSENT.value, {}, [*replies, *greeting(t, ctx.retention, msg.platform.value)]
+            )
         if state in INTAKE_STATES or state is State.REFERRED:
             return urgent_case(ctx, profile, t, danger_of_button(msg.button), replies, effects)
         return Transition(state.value, profile, [*replies, Reply(t("start.has_case"))], effects)

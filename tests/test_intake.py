@@ -352,6 +352,13 @@ def test_contact_now_keeps_what_is_known_for_routing() -> None:
     assert opened(tr).data["audience_known"] is True
 
 
+def test_contact_now_press_without_any_notice_shown_opens_nothing() -> None:
+    tr = Chat().send(Press("crisis:contact:threat"))  # a forged press as the first update
+    assert tr.effects == []
+    assert tr.state == State.CONSENT.value
+    assert texts(tr)[0] == DE("greeting")
+
+
 def test_contact_now_button_with_a_forged_category_is_still_urgent() -> None:
     tr = at(State.CONSENT).send(Press("crisis:contact:<script>"))
     assert kinds(tr) == ["mark_urgent", "open_case"]
