@@ -161,6 +161,9 @@ class App:
         if self.scheduler is not None:
             self.scheduler.start(self.fire_followup)
             self.scheduler.every("escalate", 15, self.escalate)
+            # Every minute: an unclaimed urgent case must reach the coordinator within
+            # minutes of its window (reads only cases whose window runs).
+            self.scheduler.every("urgent", 1, self.escalate_urgent)
             self.scheduler.every("purge", 60, self.purge)
             self.scheduler.every("followup-window", REFRESH_MINUTES, self.load_followup_window)
             await self.load_followup_window()
@@ -509,6 +512,11 @@ class App:
         """Scheduler callback: remind staff of overdue cases."""
         if self.router is not None:
             await self._finish(await self.router.run("escalate"))
+
+    async def escalate_urgent(self) -> None:
+        """Scheduler callback: unclaimed urgent cases past their window to the coordinator."""
+        if self.router is not None:
+            await self._finish(await self.router.run("urgent"))
 
     async def purge(self, *, vacuum: bool | None = None) -> None:
         """Scheduler callback: retention by the app's clock (see storage.retention).

@@ -36,7 +36,7 @@ from handlers.base import Transition
 from handlers.cases import CaseService, Person, StaffRole
 from handlers.followups import FollowUpService
 from handlers.limits import Limits
-from handlers.safety import is_crisis
+from handlers.safety import detect
 from storage.db import Database
 from storage.keystore import KeyStore
 from storage.models import Contact, OutboxEntry, Referral, touch
@@ -75,6 +75,18 @@ def clean(msg: InboundMessage) -> InboundMessage:
         locale=_valid(msg.locale) if msg.locale else msg.locale,
         update_id=_valid(msg.update_id),
     )
+
+
+def _crisis(msg: InboundMessage) -> str | None:
+    """The crisis reply's key for a message that cannot be handled in full (rate limit,
+    busy, database down): the category's numbers, or all of them for a pressed
+    "contact me now" / "yes, right now" (no case can be opened, so no one would call)."""
+    danger = detect(msg.text) if msg.text else None
+    if danger is not None:
+        return f"crisis.{danger.value}"
+    if msg.button and (msg.button.startswith(intake.CONTACT_NOW) or msg.button == "safety:yes"):
+        return "crisis"
+    return None
 
 
 class Busy(Exception):
@@ -218,17 +230,19 @@ class Router:
         elif now - told >= LEAVE_AGAIN_SECONDS:  # added again, or the leave failed: no notice
             out = [leave]
             self._leaving[place] = now
-        if msg.text and is_crisis(msg.text):
-            crisis = translator(pick_locale(msg.locale))("crisis")
-            out.insert(0, OutboundMessage(msg.address, crisis, urgent=True, protect=False))
+        crisis = _crisis(msg)
+        if crisis is not None:
+            text = translator(pick_locale(msg.locale))(crisis)
+            out.insert(0, OutboundMessage(msg.address, text, urgent=True, protect=False))
         return Handled(out)
 
     def _fallback(self, msg: InboundMessage, key: str) -> Handled:
         """A kind answer when nothing could be stored - with the crisis numbers if needed."""
         t = translator(pick_locale(msg.locale))
         out = [OutboundMessage(msg.address, t(key))]
-        if msg.text and is_crisis(msg.text):
-            out.insert(0, OutboundMessage(msg.address, t("crisis"), urgent=True))
+        crisis = _crisis(msg)
+        if crisis is not None:
+            out.insert(0, OutboundMessage(msg.address, t(crisis), urgent=True))
         return Handled(out)
 
     async def _stash(
@@ -287,14 +301,16 @@ class Router:
     def _limited(self, msg: InboundMessage, pseudonym: str) -> Handled:
         """Over the rate: crisis words still get the numbers at once; others a kind note."""
         t = translator(pick_locale(msg.locale))
-        if msg.text and is_crisis(msg.text):
-            return Handled([OutboundMessage(msg.address, t("crisis"), urgent=True)])
+        crisis = _crisis(msg)
+        if crisis is not None:
+            return Handled([OutboundMessage(msg.address, t(crisis), urgent=True)])
         if self.limits.notice(pseudonym, time.monotonic()):
             return Handled([OutboundMessage(msg.address, t("limits.slow_down"))])
         return Handled()
 
     async def run(self, job: str, arg: str | None = None) -> Handled:
-        """Run a scheduled job (``followup`` with an id, or ``escalate``) in one transaction."""
+        """Run a scheduled job (``followup`` with an id, ``escalate`` or ``urgent``) in one
+        transaction."""
         try:
             async with unit(self.db, self.keystore, self.clock.now()) as uow:
                 svc = CaseService(uow, self.directory, self.retention, self.limits)
@@ -302,6 +318,8 @@ class Router:
                     out = await FollowUpService(svc).fire(arg)
                 elif job == "escalate":
                     out = await svc.escalate_overdue()
+                elif job == "urgent":
+                    out = await svc.escalate_urgent()
                 else:
                     raise ValueError(f"unknown job {job}")
                 return Handled(out, None, uow.jobs, await self._stash(uow, out, None))
@@ -373,7 +391,7 @@ class Router:
                 contact.locale = effect.data["locale"]
                 t = translator(contact.locale)
             elif kind == "mark_urgent":
-                out.extend(await svc.mark_urgent(person))
+                out.extend(await svc.mark_urgent(person, effect.data.get("danger"), t))
             elif kind == "relay":
                 out.extend(await svc.from_person(person, effect.data["text"], t))
             elif kind == "open_case":

@@ -169,6 +169,34 @@ class OfficeHours(_Strict):
                     return max(begin, local)
         return None
 
+    def after_open_time(self, when: datetime, minutes: int) -> datetime:
+        """The moment ``minutes`` of open (staffed) time have passed since ``when``.
+
+        Closed time does not count: a case that turns urgent at 16:55 with a 15-minute
+        window in hours ending at 17:00 is due ten minutes after the next opening.
+        Without an opening in the next three weeks, wall-clock time counts.
+        """
+        left = timedelta(minutes=minutes)
+        cursor = when
+        while left > timedelta(0):
+            start = self.next_opening(cursor)
+            if start is None:
+                return cursor + left
+            local = start.astimezone(self.zone)
+            end = next(
+                datetime.combine(local.date(), e, self.zone)
+                for s, e in self._spans_on(local.date())
+                if datetime.combine(local.date(), s, self.zone)
+                <= local
+                < datetime.combine(local.date(), e, self.zone)
+            )
+            if end.time() == time.max:  # "24:00": the span ends at midnight
+                end = datetime.combine(local.date() + timedelta(days=1), time(), self.zone)
+            step = min(left, end - local)
+            left -= step
+            cursor = local + step
+        return cursor.astimezone(when.tzinfo)
+
 
 class StaffMember(_Strict):
     """A counsellor or coordinator. ``accounts`` maps platform -> account id."""
@@ -197,6 +225,12 @@ class Programme(_Strict):
     prison_support: bool | None = None
     office_hours: OfficeHours | None = None
     response_time_hours: int | None = Field(default=None, ge=1)
+    urgent_window_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=24 * 60,
+        description="an unclaimed urgent case goes to the coordinator after this much office time",
+    )
     contact: ContactInfo = Field(default_factory=ContactInfo)
     description: LocalText
     info: dict[Audience, LocalText] = Field(default_factory=dict)

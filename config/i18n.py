@@ -2,7 +2,9 @@
 
 Message ids are stable keys (``intake.consent.question``); German is the first
 language, English is complete. A test checks both catalogs have the same keys
-and placeholders.
+and placeholders. Russian, Ukrainian, Arabic and Turkish carry at least every
+key of the crisis protocol (:data:`CRISIS_KEYS`, machine-drafted, review by a
+native speaker pending); any other key falls back to English there.
 """
 
 from __future__ import annotations
@@ -14,8 +16,27 @@ from typing import Any
 from babel.messages.pofile import read_po
 
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
-SUPPORTED = ("de", "en")
+SUPPORTED = ("de", "en", "ru", "uk", "ar", "tr")
 DEFAULT = "de"
+#: Keys every catalog must have: what a person in danger reads (a test checks it).
+CRISIS_KEYS = (
+    "crisis",
+    "crisis.short",
+    "crisis.suicide",
+    "crisis.self_harm",
+    "crisis.threat",
+    "crisis.others",
+    "crisis.medical",
+    "crisis.contact.question",
+    "crisis.contact.yes",
+    "crisis.contact.opened",
+    "crisis.case.alerted",
+    "crisis.closed",
+    "limits.slow_down",
+    "limits.busy",
+    "limits.case_cap",
+    "error.generic",
+)
 
 
 @cache
@@ -27,7 +48,7 @@ def catalog(locale: str) -> dict[str, str]:
 
 
 def pick_locale(hint: str | None, default: str = DEFAULT) -> str:
-    """Choose the UI language from a platform hint: German for ``de*``, else English.
+    """Choose the UI language from a platform hint (``de``, ``ru-RU``, ...); else English.
 
     Without a hint the default (German) applies.
     """
@@ -38,14 +59,16 @@ def pick_locale(hint: str | None, default: str = DEFAULT) -> str:
 
 
 class Translator:
-    """Renders keys in one locale; missing keys fall back to German, then the key."""
+    """Renders keys in one locale; a missing key falls back to English (German only for
+    German: a person who reads neither gets the language they more likely read), then
+    the key itself."""
 
     __slots__ = ("_fallback", "_texts", "locale")
 
     def __init__(self, locale: str) -> None:
         self.locale = locale if locale in SUPPORTED else DEFAULT
         self._texts = catalog(self.locale)
-        self._fallback = catalog(DEFAULT)
+        self._fallback = catalog("de" if self.locale == "de" else "en")
 
     def __call__(self, key: str, **params: Any) -> str:
         text = self._texts.get(key) or self._fallback.get(key) or key

@@ -81,7 +81,8 @@ class StaffRole:
 
 
 def _loc(t: Translator) -> Any:
-    return t.locale
+    """The key of directory texts (German and English only) for a reader's locale."""
+    return t.locale if t.locale in ("de", "en") else "en"
 
 
 class CaseService:
@@ -190,6 +191,7 @@ class CaseService:
         route: Route = effect.data["route"]
         profile: Profile = effect.data["profile"]
         message: str | None = effect.data.get("message")
+        danger: str | None = effect.data.get("danger")
         programme = route.programme
         if route.opens_case:
             # The caps apply to every way a case opens (urgent ones have their own).
@@ -237,13 +239,16 @@ class CaseService:
             key_id=key_id,
             programme_id=programme.id,
             status="new",
-            audience=profile.audience.value,
+            audience=(
+                profile.audience.value if effect.data.get("audience_known", True) else "unknown"
+            ),
             scene=profile.scene.value if profile.scene else None,
             region=profile.state,
             district=profile.district,
             language=profile.language,
             in_prison=profile.in_prison,
             urgent=person.contact.urgent,
+            danger=danger if person.contact.urgent else None,
             route_step=route.step,
             opened_at=hour(self.now),
             last_activity_at=hour(self.now),
@@ -264,6 +269,7 @@ class CaseService:
         )
         if message:
             self._hold(case, dek, message, 0)
+        due = self.set_urgent_due(case, programme, dek) if case.urgent else None
         person.contact.delete_after = expiry
         text = t(
             "route.case.named" if self.name_programme else "route.case",
@@ -277,8 +283,45 @@ class CaseService:
         if own:  # the chat is one way in; the programme's own paths stay open
             out.append(self.to_person(person, t("route.contacts", contacts=own)))
         out.extend(self._extras(person, route, profile, t))
-        out.extend(self.announce(case, programme, route))
+        if case.urgent:
+            out.extend(self.closed_notice(person, programme, t))
+        out.extend(self.announce(case, programme, route, due))
         return out
+
+    def set_urgent_due(self, case: Case, programme: Programme, dek: bytes) -> datetime:
+        """Start the urgent window of an unclaimed case; returns when it ends."""
+        due = self.urgent_due(programme)
+        case.urgent_due_ct = self.uow.keys.seal_json(
+            dek, "cases", "urgent_due", case.id, due.isoformat()
+        )
+        return due
+
+    async def restart_urgent_window(self, case: Case, programme: Programme) -> datetime | None:
+        """An urgent case back in a queue (released, transferred): a new window from now."""
+        if not case.urgent or case.key_id is None:
+            return None
+        return self.set_urgent_due(case, programme, await self.uow.keys.get(case.key_id))
+
+    def urgent_due(self, programme: Programme) -> datetime:
+        """When an unclaimed urgent case goes to the coordinator (office time counted)."""
+        window = programme.urgent_window_minutes
+        oh = programme.office_hours
+        if oh is None:
+            return self.now + timedelta(minutes=window)
+        return oh.after_open_time(self.now, window)
+
+    def closed_notice(
+        self, person: Person, programme: Programme, t: Translator
+    ) -> list[OutboundMessage]:
+        """Outside office hours, say honestly that nobody may read it now, and who helps."""
+        oh = programme.office_hours
+        if oh is None or oh.is_open(self.now):
+            return []
+        nxt = oh.next_opening(self.now)
+        when = (
+            nxt.astimezone(oh.zone).strftime("%d.%m. %H:%M") if nxt else t("availability.unknown")
+        )
+        return [self.to_person(person, t("crisis.closed", when=when))]
 
     async def _free_code(self) -> str:
         for _ in range(20):
@@ -341,11 +384,20 @@ class CaseService:
         return " ".join(parts)
 
     def announce(
-        self, case: Case, programme: Programme, route: Route | None = None
+        self,
+        case: Case,
+        programme: Programme,
+        route: Route | None = None,
+        due: datetime | None = None,
     ) -> list[OutboundMessage]:
-        """Tell the programme's staff rooms about a new case (no account data)."""
+        """Tell the programme's staff rooms about a new case (no account data); an urgent
+        one says until when it must be claimed (``due``)."""
         st = self.staff_t(programme)
         text = self.describe(case, st)
+        if case.urgent and due is not None:
+            zone = programme.office_hours.zone if programme.office_hours else None
+            local = due.astimezone(zone) if zone else due
+            text += "\n" + st("staff.urgent.window", due=local.strftime("%d.%m. %H:%M"))
         if route is not None:
             text += "\n" + st("staff.case.why", reasons=self.explain(route, st))
         buttons = ((Button(st("staff.claim.button"), f"claim:{case.code}"),),)
@@ -367,7 +419,9 @@ class CaseService:
         return st(
             "staff.case.summary",
             code=case.code,
-            urgent=st("staff.case.urgent") if case.urgent else "",
+            urgent=(
+                st("staff.case.urgent", danger=self.danger_label(case, st)) if case.urgent else ""
+            ),
             audience=st(f"reason.audience.{case.audience}"),
             scene=st(f"reason.scene.{case.scene}") if case.scene else "-",
             region=region,
@@ -440,20 +494,73 @@ class CaseService:
             for m in self.to_staff(programme, label, case=case)
         ]
 
-    async def mark_urgent(self, person: Person) -> list[OutboundMessage]:
-        """Flag the person (and an open case) urgent; alert staff at once."""
+    def danger_label(self, case: Case, st: Translator) -> str:
+        """The kind of danger in staff words (never the person's text)."""
+        return st(f"staff.danger.{case.danger}" if case.danger else "staff.danger.unknown")
+
+    async def mark_urgent(
+        self, person: Person, danger: str | None = None, t: Translator | None = None
+    ) -> list[OutboundMessage]:
+        """Flag the person (and an open case) urgent; alert staff at once, every time.
+
+        Claimed: the claimer is called by alias in the case's thread. Unclaimed: the
+        staff room, and the coordinator too. Staff read the kind of danger only.
+        """
         person.contact.urgent = True
         case = await self.open_case_of(person)
-        if case is None or case.urgent:
+        if case is None:
             return []
         case.urgent = True
+        case.danger = danger or case.danger
         programme = self.programme_of(case)
         if programme is None:
             return []
         st = self.staff_t(programme)
-        return self.to_staff(
-            programme, st("staff.case.now_urgent", code=case.code), case=case, urgent=True
+        label = self.danger_label(case, st)
+        out: list[OutboundMessage] = []
+        if t is not None:
+            out.append(self.to_person(person, t("crisis.case.alerted")))
+            out.extend(self.closed_notice(person, programme, t))
+        if case.claimed_by and case.status != "new":
+            member = self.directory.member(*case.claimed_by.split("/", 1))
+            alias = member.alias if member else "-"
+            text = st("staff.urgent.claimed", code=case.code, danger=label, alias=alias)
+            return out + self.to_staff(programme, text, case=case, urgent=True)
+        if case.urgent_due_ct is None and case.key_id is not None:
+            self.set_urgent_due(case, programme, await self.uow.keys.get(case.key_id))
+        coordinator = self.coordinator_of(programme, case)
+        if coordinator.id == programme.id:  # one message in the room, calling the coordinator
+            lead = next((m.alias for m in programme.staff if m.role == "coordinator"), None)
+            cc = st("staff.urgent.cc", alias=lead) if lead else ""
+            text = st("staff.urgent.unclaimed", code=case.code, danger=label, cc=cc)
+            return [*out, *self.to_staff(programme, text, case=case, urgent=True)]
+        text = st("staff.urgent.unclaimed", code=case.code, danger=label, cc="")
+        out.extend(self.to_staff(programme, text, case=case, urgent=True))
+        out.extend(self.alert_coordinator(case, programme, "staff.urgent.coordinator"))
+        return out
+
+    def alert_coordinator(
+        self, case: Case, programme: Programme, key: str, *, always: bool = False, **params: object
+    ) -> list[OutboundMessage]:
+        """Tell the coordinator about an urgent case (by alias in the programme's room,
+        or in the state coordination office's room). Without any coordinator the
+        programme's room reads it only if ``always`` (it was told already otherwise)."""
+        coordinator = self.coordinator_of(programme, case)
+        ct = self.staff_t(coordinator)
+        alias = next((m.alias for m in coordinator.staff if m.role == "coordinator"), None)
+        if alias is None and not always:
+            return []
+        alias = alias or ct("staff.urgent.team")
+        text = ct(
+            key,
+            code=case.code,
+            danger=self.danger_label(case, ct),
+            programme=programme.name,
+            alias=alias,
+            **params,
         )
+        same = coordinator.id == programme.id
+        return self.to_staff(coordinator, text, case=case if same else None, urgent=True)
 
     async def erase(
         self,
@@ -482,7 +589,7 @@ class CaseService:
             self.event(case, case.programme_id, "erased")
             case.status, case.outcome = "closed", case.outcome or "erased"
             case.contact_id, case.key_id, case.claimed_by = None, None, None
-            case.pending_transfer = None
+            case.pending_transfer, case.danger, case.urgent_due_ct = None, None, None
         await self.uow.session.flush()
         if case_ids:
             await drop_followups(self.uow, case_ids)
@@ -556,6 +663,7 @@ class CaseService:
         self.event(case, old.id, f"transfer_out:{target.id}")
         case.programme_id, case.claimed_by, case.escalated = target.id, None, 0
         case.status = "new"
+        due = await self.restart_urgent_window(case, target)  # the new programme's window
         self.event(case, target.id, "transfer_in")
         await self.uow.session.execute(delete(CaseMember).where(CaseMember.case_id == case.id))
         # Check-ins were the old counsellor's; the new programme decides its own.
@@ -570,7 +678,7 @@ class CaseService:
                 ),
             )
         )
-        out.extend(self.announce(case, target))
+        out.extend(self.announce(case, target, due=due))
         return out
 
     async def who(self, person: Person, t: Translator) -> list[OutboundMessage]:
@@ -706,10 +814,11 @@ class CaseService:
         """Put a claimed case back into the queue."""
         case.claimed_by = None
         self.set_status(case, "new")
+        due = await self.restart_urgent_window(case, role.programme)  # back in the queue
         await self.uow.session.execute(delete(CaseMember).where(CaseMember.case_id == case.id))
         st = self.staff_t(role.programme)
         out = self.to_staff(role.programme, st("staff.released", code=case.code), case=case)
-        return out + self.announce(case, role.programme)
+        return out + self.announce(case, role.programme, due=due)
 
     async def members(self, case: Case) -> set[str]:
         """Staff keys allowed to write on a case: the claimer and invited counsellors."""
@@ -772,6 +881,7 @@ class CaseService:
         """Close a case with an outcome; its keys are shredded after the grace period."""
         self.set_status(case, "closed")
         case.outcome = outcome
+        case.danger, case.urgent_due_ct = None, None  # the kind of danger ends with the case
         self.event(case, case.programme_id, f"outcome:{outcome}")
         grace = hour(self.now) + timedelta(days=self.retention.closed_grace_days)
         case.delete_after = grace
@@ -953,9 +1063,46 @@ class CaseService:
         return self.to_staff(role.programme, st("staff.away.cleared", alias=role.member.alias))
 
     # -- escalation ------------------------------------------------------------------
-    async def escalate_overdue(self) -> list[OutboundMessage]:
-        """Remind staff of unclaimed cases past the promised time, then the coordinator."""
+    async def escalate_urgent(self) -> list[OutboundMessage]:
+        """Unclaimed urgent cases past their window go to the coordinator (once)."""
         out: list[OutboundMessage] = []
+        rows = (
+            (
+                await self.uow.session.execute(
+                    select(Case).where(Case.status == "new", Case.urgent_due_ct.is_not(None))
+                )
+            )
+            .scalars()
+            .all()
+        )
+        keys = await self.uow.keys.get_many([c.key_id for c in rows if c.key_id])
+        for case in rows:
+            dek = keys.get(case.key_id or "")
+            if dek is None or case.urgent_due_ct is None:
+                continue
+            due = self.uow.keys.open_json(dek, "cases", "urgent_due", case.id, case.urgent_due_ct)
+            if datetime.fromisoformat(str(due)) > self.now:
+                continue
+            case.urgent_due_ct = None
+            programme = self.programme_of(case)
+            if programme is None:
+                continue
+            self.event(case, programme.id, "escalated_urgent")
+            out.extend(
+                self.alert_coordinator(
+                    case,
+                    programme,
+                    "staff.urgent.escalated",
+                    always=True,
+                    minutes=programme.urgent_window_minutes,
+                )
+            )
+        return out
+
+    async def escalate_overdue(self) -> list[OutboundMessage]:
+        """Remind staff of unclaimed cases past the promised time, then the coordinator;
+        urgent cases past their (much shorter) window first."""
+        out: list[OutboundMessage] = await self.escalate_urgent()
         rows = (
             (
                 await self.uow.session.execute(

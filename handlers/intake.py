@@ -1,7 +1,10 @@
 """The intake conversation: consent, safety, a few questions, then routing.
 
 Pure decisions: (state, profile, message) -> Transition. Nothing is stored
-before consent; crisis words get emergency numbers at every step.
+before consent; a danger message gets the numbers for its category at every step,
+then (without a case) one button: "should someone contact you now?". Pressing it,
+or answering "yes, right now" to the safety question, opens an urgent case at once
+with only what is known; the remaining questions are skipped.
 """
 
 from __future__ import annotations
@@ -12,16 +15,19 @@ from typing import Any
 
 from bot.messages import Button, InboundMessage
 from config.directory import Directory, Programme
-from config.i18n import SUPPORTED, Translator, translator
-from config.vocabulary import Audience, Incident, Scene
+from config.i18n import Translator, translator
+from config.vocabulary import Audience, Incident, Kind, Scene
 from handlers.base import Effect, Reply, Transition
 from handlers.options import Option, match, options_for
 from handlers.routing import Profile, Route, chat_fallback, route
-from handlers.safety import is_crisis
+from handlers.safety import Danger, detect
 
 MAX_TEXT = 4000
 #: Profile keys allowed before consent: where a deep link came from (no personal data).
 REFERRAL_KEYS = ("ref", "source")
+#: Button data prefix of "yes, contact me now" (the category travels in the button:
+#: nothing is stored before that press, which is the consent).
+CONTACT_NOW = "crisis:contact"
 
 
 class State(enum.StrEnum):
@@ -152,9 +158,24 @@ def _ask(state: State, profile: dict[str, Any], t: Translator, replies: list[Rep
     return Transition(state.value, profile, [*replies, question_reply(state, t)])
 
 
-def crisis_reply(t: Translator) -> Reply:
-    """Emergency numbers; sent at once, never queued."""
-    return Reply(t("crisis"), urgent=True)
+def crisis_reply(t: Translator, danger: Danger | None = None) -> Reply:
+    """Emergency numbers for the kind of danger (all of them if unknown); never queued."""
+    return Reply(t(f"crisis.{danger.value}" if danger else "crisis"), urgent=True)
+
+
+def contact_now(t: Translator, danger: Danger | None) -> Reply:
+    """The one-button question: should someone contact the person now?"""
+    data = f"{CONTACT_NOW}:{danger.value}" if danger else CONTACT_NOW
+    return Reply(t("crisis.contact.question"), ((Button(t("crisis.contact.yes"), data),),))
+
+
+def danger_of_button(button: str) -> Danger | None:
+    """The category carried by a contact-now button (None if absent or unknown)."""
+    value = button[len(CONTACT_NOW) + 1 :]
+    try:
+        return Danger(value) if value else None
+    except ValueError:
+        return None
 
 
 def greeting(t: Translator, retention: dict[str, Any], platform: str = "") -> list[Reply]:
@@ -173,6 +194,22 @@ def step(
     ctx: IntakeContext, state_name: str, profile: dict[str, Any], locale: str, msg: InboundMessage
 ) -> Transition:
     """Decide the next step of a person's conversation."""
+    tr = _step(ctx, state_name, profile, locale, msg)
+    offer = [r for r in tr.replies if _offers_contact(r)]
+    if offer:
+        # The "contact me now" question goes last: it is what a lock screen and the chat
+        # list show, and where options are typed as numbers (Matrix), "1" picks it.
+        tr.replies = [r for r in tr.replies if not _offers_contact(r)] + offer[:1]
+    return tr
+
+
+def _offers_contact(reply: Reply) -> bool:
+    return any(b.data.startswith(CONTACT_NOW) for row in reply.buttons for b in row)
+
+
+def _step(
+    ctx: IntakeContext, state_name: str, profile: dict[str, Any], locale: str, msg: InboundMessage
+) -> Transition:
     t = translator(locale)
     state = _state(state_name, State.NEW)
     profile = dict(profile)
@@ -184,10 +221,28 @@ def step(
     consented = bool(profile.get("consent")) or state in (State.CASE, State.REFERRED)
 
     # Crisis first: numbers even for an over-long message or a caption.
-    if msg.text and is_crisis(msg.text):
-        replies.append(crisis_reply(t))
+    danger = detect(msg.text) if msg.text else None
+    if danger is not None:
+        replies.append(crisis_reply(t, danger))
         if consented:
-            effects.append(Effect("mark_urgent"))
+            effects.append(Effect("mark_urgent", {"danger": danger.value}))
+            if state is not State.CASE:
+                profile["danger"] = danger.value  # encrypted; the case opened later keeps it
+        if state is State.SAFETY and not msg.button and not command_of(msg):
+            # Danger typed as the answer to "are you in danger?" is a "yes, right now".
+            profile.setdefault("history", []).append(state.value)
+            return urgent_case(ctx, profile, t, danger, replies, effects)
+        if state not in (State.CASE, State.MESSAGE, State.DELETE):
+            replies.append(contact_now(t, danger))
+
+    if msg.button and (msg.button == CONTACT_NOW or msg.button.startswith(CONTACT_NOW + ":")):
+        if state is State.NEW:  # no notice was shown to this chat yet: no informed consent
+            return Transition(
+                State.CONSENT.value, {}, [*replies, *greeting(t, ctx.retention, msg.platform.value)]
+            )
+        if state in INTAKE_STATES or state is State.REFERRED:
+            return urgent_case(ctx, profile, t, danger_of_button(msg.button), replies, effects)
+        return Transition(state.value, profile, [*replies, Reply(t("start.has_case"))], effects)
 
     if msg.attachment:
         if state is State.CASE and ctx.relay_attachments and msg.message_ref:
@@ -246,9 +301,8 @@ def step(
 
     profile.setdefault("history", []).append(state.value)
     if state is State.SAFETY:
-        if answer.value == "yes":
-            replies.append(crisis_reply(t))
-            effects.append(Effect("mark_urgent"))
+        if answer.value == "yes":  # "yes, right now": an urgent case at once, no more questions
+            return urgent_case(ctx, profile, t, None, [*replies, crisis_reply(t)], effects)
     elif state is State.MESSAGE:
         return _finish(
             ctx, profile, msg.text if answer.value == "text" else None, t, replies, effects
@@ -344,6 +398,60 @@ def _finish(
     return Transition(nxt.value, profile, replies, effects)
 
 
+def urgent_case(
+    ctx: IntakeContext,
+    profile: dict[str, Any],
+    t: Translator,
+    danger: Danger | None,
+    replies: list[Reply],
+    effects: list[Effect],
+) -> Transition:
+    """Open an urgent case at once with only what is known; skip the other questions.
+
+    Before consent the press of "contact me now" is the consent, for this case and
+    only what it carries: the urgent mark, the kind of danger, a referral link.
+    """
+    if not profile.get("consent"):
+        profile = {k: profile[k] for k in REFERRAL_KEYS if k in profile}
+        profile["consent"] = True
+    known = danger.value if danger else profile.get("danger")
+    prof = to_profile(profile)
+    result = urgent_route(ctx.directory, prof)
+    if not any(e.kind == "mark_urgent" for e in effects):
+        effects.append(Effect("mark_urgent", {"danger": known}))
+    effects.append(
+        Effect(
+            "open_case",
+            {
+                "route": result,
+                "message": None,
+                "profile": prof,
+                "danger": known,
+                "audience_known": "audience" in profile,
+            },
+        )
+    )
+    replies.append(Reply(t("crisis.contact.opened")))
+    nxt = State.CASE if result.opens_case else State.REFERRED
+    return Transition(nxt.value, profile, replies, effects)
+
+
+def urgent_route(directory: Directory, profile: Profile) -> Route:
+    """Where an urgent case goes: the usual route if counsellors chat there, else the
+    state's coordination office if it chats, else the first chatting fallback."""
+    result = route(directory, profile)
+    if result.opens_case:
+        return result
+    for p in directory.programmes:
+        if p.kind is Kind.COORDINATION and profile.state in p.states and p.chat_enabled:
+            return Route(p, "coordination", (("state", profile.state or ""),))
+    for pid in directory.fallback:
+        p = directory.by_id[pid]
+        if p.chat_enabled:
+            return Route(p, "fallback", (("fallback", "directory"),))
+    return result
+
+
 def to_profile(profile: dict[str, Any]) -> Profile:
     """Turn stored answers into a routing profile."""
     state = profile.get("state")
@@ -393,7 +501,7 @@ def _command(
         key = "referred.again" if state is State.REFERRED else "who.none"
         return Transition(state.value, profile, [Reply(t(key))])
     if command == "language":
-        other = next(loc for loc in SUPPORTED if loc != t.locale)
+        other = "en" if t.locale == "de" else "de"  # the two complete catalogs
         new_t = translator(other)
         replies = [Reply(new_t("language.switched"))]
         if state is State.CONSENT:  # consent is informed only in a language the person reads

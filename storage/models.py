@@ -136,6 +136,12 @@ class Case(Base):
     language: Mapped[str] = mapped_column(String(8))
     in_prison: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Kind of danger last signalled (handlers.safety.Danger value; no text, no time).
+    danger: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    #: When an unclaimed urgent case goes to the coordinator (office time counted), to
+    #: the minute, so encrypted under the case key: no clear time finer than an hour.
+    #: NULL once claimed or escalated.
+    urgent_due_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     route_step: Mapped[str] = mapped_column(String(16))
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)

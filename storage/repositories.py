@@ -259,7 +259,9 @@ class Cases(_Repository):
         stmt = (
             update(Case)
             .where(Case.id == case_id, Case.status == "new")
-            .values(status="claimed", claimed_by=staff_key, last_activity_at=now)
+            .values(
+                status="claimed", claimed_by=staff_key, last_activity_at=now, urgent_due_ct=None
+            )
         )
         result = await self.session.execute(stmt)
         return bool(getattr(result, "rowcount", 0) == 1)

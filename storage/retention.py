@@ -300,7 +300,14 @@ async def _anonymise(
     await s.execute(
         update(Case)
         .where(Case.id.in_(ids))
-        .values(contact_id=None, key_id=None, claimed_by=None, pending_transfer=None)
+        .values(
+            contact_id=None,
+            key_id=None,
+            claimed_by=None,
+            pending_transfer=None,
+            danger=None,  # statistics keep "urgent", never the kind of danger
+            urgent_due_ct=None,
+        )
         .execution_options(synchronize_session=False)
     )
     await _drop_case_children(s, ids, report, threads=False)

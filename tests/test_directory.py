@@ -487,3 +487,41 @@ def test_next_opening_skips_holidays_and_dst_change() -> None:
 def test_next_opening_none_when_never_open() -> None:
     assert OfficeHours().next_opening(_berlin(2026, 11, 3, 10, 0)) is None
     assert not OfficeHours().is_open(_berlin(2026, 11, 3, 10, 0))
+
+
+# ---------------------------------------------------------------- urgent window (issue 11)
+
+
+@pytest.mark.parametrize(
+    ("start", "due"),
+    [
+        ((2026, 11, 3, 10, 0), (2026, 11, 3, 10, 15)),  # open: plain minutes
+        ((2026, 11, 3, 16, 55), (2026, 11, 4, 9, 10)),  # 5 today, 10 after the next opening
+        ((2026, 11, 6, 20, 0), (2026, 11, 9, 9, 15)),  # Friday night: Monday morning
+        ((2026, 12, 24, 16, 50), (2026, 12, 28, 9, 5)),  # Christmas holidays skipped
+    ],
+)
+def test_urgent_window_counts_office_time_only(
+    start: tuple[int, ...], due: tuple[int, ...]
+) -> None:
+    hours = OfficeHours(weekly=WEEKDAYS_9_TO_5, holidays_state="MV")
+    assert hours.after_open_time(_berlin(*start), 15) == _berlin(*due)
+
+
+def test_urgent_window_across_midnight_spans() -> None:
+    hours = OfficeHours(weekly={"mon": ["20:00-24:00"], "tue": ["00:00-02:00"]})
+    assert hours.after_open_time(_berlin(2026, 11, 2, 23, 50), 15) == _berlin(2026, 11, 3, 0, 5)
+
+
+def test_urgent_window_without_any_opening_is_wall_clock_time() -> None:
+    hours = OfficeHours(weekly={})
+    start = _berlin(2026, 11, 3, 10, 0)
+    assert hours.after_open_time(start, 15) == start + timedelta(minutes=15)
+
+
+def test_urgent_window_default_and_bounds(example: Directory) -> None:
+    assert all(p.urgent_window_minutes == 15 for p in example.programmes)
+    data = example.model_dump(mode="python")
+    data["programmes"][0]["urgent_window_minutes"] = 0
+    with pytest.raises(ValidationError, match="urgent_window_minutes"):
+        Directory.model_validate(data)

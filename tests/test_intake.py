@@ -19,7 +19,7 @@ from handlers.base import Effect, Reply, Transition
 from handlers.intake import MAX_TEXT, IntakeContext, State, step
 from handlers.options import fold, match, options_for
 from handlers.routing import Route
-from handlers.safety import is_crisis
+from handlers.safety import Danger, detect, is_crisis
 
 DIRECTORY = load_directory(EXAMPLE_DIRECTORY)
 RETENTION = {"intake_hours": 48, "held_days": 14, "case_days": 90}
@@ -244,10 +244,20 @@ def test_nothing_but_consent_is_kept_before_consent() -> None:
 CRISIS_TEXTS = ["Ich will mich umbringen", "they threatened me with a knife"]
 
 
+def numbers(text: str, t: Any = DE) -> str:
+    """The crisis reply a text should get: the one for its category."""
+    danger = detect(text)
+    assert danger is not None
+    return str(t(f"crisis.{danger.value}"))
+
+
+# Issue 11: the crisis reply fits the category, the person is offered one "contact me
+# now" button, and after consent the category is kept (encrypted) for the case; the
+# safety question itself is covered by the urgent-case tests below.
 @pytest.mark.parametrize("text", CRISIS_TEXTS, ids=["suicide-de", "knife-en"])
 @pytest.mark.parametrize(
     "state",
-    [s for s in PATHS if s is not State.MESSAGE],
+    [s for s in PATHS if s not in (State.MESSAGE, State.SAFETY)],
     ids=lambda s: s.value,
 )
 def test_crisis_text_gets_numbers_first_and_the_same_question(state: State, text: str) -> None:
@@ -255,19 +265,26 @@ def test_crisis_text_gets_numbers_first_and_the_same_question(state: State, text
     before = dict(chat.profile)
     tr = chat.send(text)
     assert tr.replies[0].urgent
-    assert tr.replies[0].text == DE("crisis")
+    assert tr.replies[0].text == numbers(text)
     assert [r.urgent for r in tr.replies[1:]] == [False] * (len(tr.replies) - 1)
-    assert asks(tr, state), "a crisis text is not taken as an answer"
-    assert tr.profile == before
-    expected = [] if state is State.CONSENT else ["mark_urgent"]
-    assert kinds(tr) == expected
+    offer = tr.replies[-1]
+    assert offer.text == DE("crisis.contact.question"), "last: the lock screen shows it"
+    assert buttons(offer) == [f"crisis:contact:{detect(text)}"]
+    asked = Transition(tr.state, tr.profile, tr.replies[:-1])
+    assert asks(asked, state), "a crisis text is not taken as an answer"
+    if state is State.CONSENT:
+        assert tr.profile == before, "nothing is kept before consent"
+        assert kinds(tr) == []
+    else:
+        assert tr.profile == {**before, "danger": str(detect(text))}
+        assert kinds(tr) == ["mark_urgent"]
 
 
 @pytest.mark.parametrize("text", CRISIS_TEXTS, ids=["suicide-de", "knife-en"])
 def test_crisis_text_as_the_closing_message_is_passed_on_urgently(text: str) -> None:
     tr = at(State.MESSAGE).send(text)
     assert tr.replies[0].urgent
-    assert tr.replies[0].text == DE("crisis")
+    assert tr.replies[0].text == numbers(text)
     assert kinds(tr) == ["mark_urgent", "open_case"], "urgent before the case opens"
     assert opened(tr).data["message"] == text
 
@@ -276,6 +293,7 @@ def test_crisis_text_as_first_message_before_greeting_without_marking() -> None:
     tr = Chat().send("they threatened me with a knife")
     assert tr.replies[0].urgent
     assert texts(tr)[1] == DE("greeting")
+    assert texts(tr)[-1] == DE("crisis.contact.question")
     assert tr.effects == []
     assert tr.state == State.CONSENT.value
 
@@ -289,13 +307,62 @@ def test_crisis_after_intake_is_marked_urgent(state: State) -> None:
     assert "erase" not in kinds(tr)
 
 
+# Issue 11: "yes, right now" no longer leads through five more questions.
 @pytest.mark.parametrize("answer", [Press("safety:yes"), "ja", "Ja, gerade jetzt"])
-def test_safety_yes_sends_numbers_and_marks_urgent(answer: str | Press) -> None:
+def test_safety_yes_opens_an_urgent_case_at_once(answer: str | Press) -> None:
     tr = at(State.SAFETY).send(answer)
     assert tr.replies[0].urgent
     assert tr.replies[0].text == DE("crisis")
-    assert kinds(tr) == ["mark_urgent"]
-    assert asks(tr, State.AUDIENCE)
+    assert kinds(tr) == ["mark_urgent", "open_case"]
+    assert opened(tr).data["route"].opens_case
+    assert opened(tr).data["audience_known"] is False
+    assert tr.state == State.CASE.value
+
+
+@pytest.mark.parametrize("text", CRISIS_TEXTS, ids=["suicide-de", "knife-en"])
+def test_danger_typed_at_the_safety_question_opens_an_urgent_case(text: str) -> None:
+    tr = at(State.SAFETY).send(text)
+    assert tr.replies[0].text == numbers(text)
+    assert DE("error.not_understood") not in texts(tr)
+    assert kinds(tr) == ["mark_urgent", "open_case"]
+    assert opened(tr).data["danger"] == detect(text)
+    assert tr.state == State.CASE.value
+
+
+def test_contact_now_before_consent_is_consent_for_an_urgent_case_only() -> None:
+    chat = Chat()
+    first = chat.send("they threatened me with a knife")
+    assert first.replies[0].text == numbers("they threatened me with a knife")
+    assert first.effects == []
+    (button,) = buttons(first.replies[-1])
+    tr = chat.send(Press(button))
+    assert kinds(tr) == ["mark_urgent", "open_case"]
+    assert opened(tr).data["danger"] == Danger.THREAT
+    assert tr.profile == {"consent": True}, "only what is known: nothing but the consent"
+    assert tr.state == State.CASE.value
+    assert texts(tr) == [DE("crisis.contact.opened")]
+
+
+def test_contact_now_keeps_what_is_known_for_routing() -> None:
+    chat = at(State.PRISON)  # answered: self, right-wing, MV, no district
+    tr = chat.send("Ich will mich umbringen")
+    tr = chat.send(Press(buttons(tr.replies[-1])[0]))
+    route = opened(tr).data["route"]
+    assert route.programme.id == "jump", "the region and scene already given decide"
+    assert opened(tr).data["audience_known"] is True
+
+
+def test_contact_now_press_without_any_notice_shown_opens_nothing() -> None:
+    tr = Chat().send(Press("crisis:contact:threat"))  # a forged press as the first update
+    assert tr.effects == []
+    assert tr.state == State.CONSENT.value
+    assert texts(tr)[0] == DE("greeting")
+
+
+def test_contact_now_button_with_a_forged_category_is_still_urgent() -> None:
+    tr = at(State.CONSENT).send(Press("crisis:contact:<script>"))
+    assert kinds(tr) == ["mark_urgent", "open_case"]
+    assert opened(tr).data["danger"] is None
 
 
 @pytest.mark.parametrize("answer", [Press("safety:no"), "nein", "keine Gefahr"])
@@ -310,7 +377,8 @@ def test_too_long_crisis_text_still_gets_numbers() -> None:
     chat = at(State.SCENE)
     tr = chat.send("Ich will mich umbringen. " + "x" * MAX_TEXT)
     assert tr.replies[0].urgent
-    assert texts(tr)[-1] == DE("error.too_long", max=MAX_TEXT)
+    assert texts(tr)[-2] == DE("error.too_long", max=MAX_TEXT)
+    assert texts(tr)[-1] == DE("crisis.contact.question")
     assert kinds(tr) == ["mark_urgent"]
     assert tr.state == State.SCENE.value
 

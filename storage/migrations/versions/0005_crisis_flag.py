@@ -1,0 +1,27 @@
+"""crisis flag: kind of danger and the (encrypted) urgent escalation deadline on cases
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("cases", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("danger", sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column("urgent_due_ct", sa.LargeBinary(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("cases", schema=None) as batch_op:
+        batch_op.drop_column("urgent_due_ct")
+        batch_op.drop_column("danger")
