@@ -86,14 +86,15 @@ async def test_check_20_forty_threat_accounts_cannot_pass_the_urgent_cap(
     )
     refused = 0
     for i in range(40):
+        # Danger typed at the safety question opens an urgent case at once (issue 11).
         got = await w.person(f"threat{i}", "/start", "b:consent:yes", "Sie wollen mich umbringen")
         assert crisis_numbers(got), i  # everyone gets the numbers at once
-        got = await w.person(f"threat{i}", "b:safety:no", *QUESTIONS, "b:message:skip")
         if CODE.search(texts(got)) is None:
             refused += 1
             assert DE("limits.case_cap") in texts(got)
             assert crisis_numbers(got)  # refused, but the numbers again
-    urgent = await w.count(Case, Case.programme_id == "alpha", Case.urgent.is_(True))
+    # No region known yet: every urgent case goes to the same fallback programme.
+    urgent = await w.count(Case, Case.urgent.is_(True))
     assert urgent == 3
     assert refused == 37
     # A genuine newcomer still finds room: urgent cases have their own cap.
