@@ -620,15 +620,13 @@ class MatrixTransport:
         configured staff rooms: the staff of the programmes using them; a case room of
         unknown programme (created before rooms carried it): the staff of any programme.
         """
+        if self._directory is None:
+            return None  # a bare transport (no directory handed over): nobody is known
         programme = self._room_programme.get(room_id)
         if programme is not None:
             return self._staff.get(programme, frozenset()) | {self.user_id}
         if room_id in self.staff_rooms:
-            using = (
-                self._directory.programmes_of_room(Platform.MATRIX.value, room_id)
-                if self._directory is not None
-                else []
-            )
+            using = self._directory.programmes_of_room(Platform.MATRIX.value, room_id)
             accounts = {a for p in using for a in self._staff.get(p.id, ())}
             return frozenset(accounts | {self.user_id})
         if room_id in self._case_room_ids:
