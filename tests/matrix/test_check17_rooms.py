@@ -257,3 +257,40 @@ async def test_check17_room_keys_only_to_staff_in_a_configured_staff_room(
     finally:
         await alex.close()
         await outsider.close()
+
+
+async def test_check17_counsellor_removed_while_the_bot_was_down_is_removed_at_start(
+    synapse: SynapseServer, tmp_path: Path
+) -> None:
+    bot_user = await synapse.register_async(f"bot-{secrets.token_hex(3)}", "bot-password-6")
+    alex = await new_peer(synapse, "alex")
+    sam = await new_peer(synapse, "sam")
+    settings = bot_settings(tmp_path / "data", synapse, bot_user)
+    team = with_matrix(directory_without(), {"a1": alex.user_id, "a2": sam.user_id})
+    try:
+        matrix = MatrixTransport(settings, sync_timeout_ms=2000)
+        memory = MemoryTransport()
+        async with running(settings, [matrix, memory], team) as app:
+            room = matrix.created_staff_rooms["alpha"]
+            assert await accept_invite(alex) == room
+            code = await World(app, memory, app.clock).open("p1", message="Hallo")  # type: ignore[arg-type]
+            await alex.expect(room, code)
+            await alex.say(room, f"/claim {code}", "Alex")
+            case_room = await accept_invite(alex)
+            await joined(alex, case_room, alex.user_id)
+
+        # Alex leaves the programme while the bot is down; the next start removes them.
+        fewer = with_matrix(directory_without("a1"), {"a2": sam.user_id})
+        again = MatrixTransport(settings, sync_timeout_ms=2000)
+        async with running(settings, [again, MemoryTransport()], fewer):
+            assert again.client is not None
+            assert alex.user_id not in again.client.rooms[case_room].users
+            # Done before the bot reports ready: the homeserver has Alex out.
+            member = await again.client.room_get_state_event(
+                case_room, "m.room.member", alex.user_id
+            )
+            assert isinstance(member, RoomGetStateEventResponse), member
+            assert member.content["membership"] == "leave"
+    finally:
+        await alex.close()
+        await sam.close()

@@ -1247,6 +1247,8 @@ class MatrixTransport:
         room_id = self.case_rooms.get(code) if code else None
         address = message.address.chat_id
         programme = self._programme_of(address, invite)
+        if room_id is not None and self._room_programme.get(room_id, programme) != programme:
+            room_id = None  # another programme's room (a transfer): never reused across
         if (
             room_id is None
             and address not in self.staff_rooms
