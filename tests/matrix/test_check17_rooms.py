@@ -30,7 +30,7 @@ from tests.matrix.journey import (
     new_peer,
     running,
 )
-from tests.matrix.nio_helpers import sync_until
+from tests.matrix.nio_helpers import logged_in_client, sync_until
 from tests.matrix.test_team_rooms import in_room, with_matrix
 from tests.world import World, directory_without
 
@@ -294,3 +294,36 @@ async def test_check17_counsellor_removed_while_the_bot_was_down_is_removed_at_s
     finally:
         await alex.close()
         await sam.close()
+
+
+async def test_check17_loose_team_room_from_before_is_tightened_at_start(
+    synapse: SynapseServer, tmp_path: Path
+) -> None:
+    bot_user = await synapse.register_async(f"bot-{secrets.token_hex(3)}", "bot-password-6")
+    alex = await new_peer(synapse, "alex")
+    settings = bot_settings(tmp_path / "data", synapse, bot_user)
+    team = with_matrix(directory_without(), {"a1": alex.user_id})
+    try:
+        matrix = MatrixTransport(settings, sync_timeout_ms=2000)
+        async with running(settings, [matrix, MemoryTransport()], team):
+            room = matrix.created_staff_rooms["alpha"]
+            assert await accept_invite(alex) == room
+        # As rooms were made before check 17: anyone may invite and change the room.
+        other = await synapse.login_async(bot_user.user_id, bot_user.password)
+        loose = logged_in_client(synapse.base_url, other)
+        try:
+            current = await loose.room_get_state_event(room, "m.room.power_levels")
+            assert isinstance(current, RoomGetStateEventResponse), current
+            content = {**current.content, "invite": 0, "state_default": 0, "kick": 0}
+            put = await loose.room_put_state(room, "m.room.power_levels", content)
+            assert type(put).__name__ == "RoomPutStateResponse", put
+        finally:
+            await loose.close()
+        assert (await power_levels(alex, room))["invite"] == 0
+
+        again = MatrixTransport(settings, sync_timeout_ms=2000)
+        async with running(settings, [again, MemoryTransport()], team):
+            levels = await power_levels(alex, room)
+            assert levels["invite"] == levels["kick"] == levels["state_default"] == 100
+    finally:
+        await alex.close()

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from bot.clock import FakeClock
+from bot.transports.telegram.updates import ALLOWED_UPDATES, MemberChange, parse_update
 from config.directory import Directory
 from config.settings import Settings
 from tests.fakes.telegram_api import FakeBotApi
@@ -153,3 +154,27 @@ async def test_check17_check_config_says_when_a_staff_group_cannot_be_checked(
     code, out = await check_config(api, directory, tmp_path)
     assert code == 0, out
     assert "cannot be checked" not in out
+
+
+def test_check17_chat_member_updates_are_read_as_joins_only() -> None:
+    def update(old: str, new: str) -> dict[str, object]:
+        user = {"id": OUTSIDER, "is_bot": False, "first_name": "Named"}
+        return {
+            "update_id": 1,
+            "chat_member": {
+                "chat": {"id": FORUM, "type": "supergroup"},
+                "from": user,
+                "date": 0,
+                "old_chat_member": {"user": user, "status": old},
+                "new_chat_member": {"user": user, "status": new},
+            },
+        }
+
+    joined = parse_update(update("left", "member"))
+    assert joined.message is None
+    assert joined.member == MemberChange(FORUM, OUTSIDER, False)
+    assert "Named" not in repr(joined)
+    assert parse_update(update("member", "left")).member is None  # a leave
+    assert parse_update(update("member", "administrator")).member is None  # a promotion
+    assert parse_update(update("kicked", "member")).member is not None  # back in
+    assert "chat_member" in ALLOWED_UPDATES

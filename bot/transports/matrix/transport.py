@@ -288,8 +288,10 @@ class MatrixTransport:
             task.add_done_callback(self._background.discard)
 
     async def _follow_directory(self) -> None:
-        await self._ensure_team_rooms()
-        await self.reconcile_rooms()
+        try:
+            await self._ensure_team_rooms()
+        finally:  # case rooms are cleaned up even when a team room could not be
+            await self.reconcile_rooms()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, on_message: InboundHandler) -> None:
