@@ -23,6 +23,7 @@ from config.directory import Directory
 from config.settings import Settings
 from tests.fakes.telegram_api import FakeBotApi
 from tests.telegram.conftest import (
+    COUNSELLOR,
     COUNSELLOR2,
     FORUM,
     Tg,
@@ -178,3 +179,28 @@ def test_check17_chat_member_updates_are_read_as_joins_only() -> None:
     assert parse_update(update("member", "administrator")).member is None  # a promotion
     assert parse_update(update("kicked", "member")).member is not None  # back in
     assert "chat_member" in ALLOWED_UPDATES
+
+
+async def test_check17_counsellor_removed_from_the_directory_is_removed_from_the_group(
+    api: FakeBotApi, settings: Settings, clock: FakeClock, directory: Directory
+) -> None:
+    make_admin(api)
+    api.set_member(FORUM, COUNSELLOR2)
+    api.set_member(FORUM, COUNSELLOR)
+    tg = await start_tg(api, settings, clock, directory)
+    try:
+        data = telegram_directory(directory).model_dump(mode="python")
+        for programme in data["programmes"]:
+            programme["staff"] = [
+                m for m in programme["staff"] if m["accounts"].get("telegram") != str(COUNSELLOR2)
+            ]
+        since = len(api.sent)
+        tg.app.reload_directory(Directory.model_validate(data))
+        await api.wait_for_sent(lambda c: c["method"] == "sendMessage", since=since)
+        assert api.member_status(FORUM, COUNSELLOR2) == "left"
+        assert api.member_status(FORUM, COUNSELLOR) == "member"
+        said = texts(api.sent[since:], FORUM)
+        assert len(said) == 1
+        assert "nicht mehr" in said[0]
+    finally:
+        await tg.app.stop()

@@ -287,12 +287,28 @@ class TelegramTransport:
         self._groups: dict[int, StaffGroup] = {}
         #: Programmes whose staff group the bot cannot police (no admin rights), and why.
         self.unchecked_groups: dict[str, str] = {}
+        self._chores: set[asyncio.Task[None]] = set()
         #: Set by the App for transports that create staff rooms (this one does not).
         self.on_staff_rooms: Callable[..., None] | None = None
 
     def use_directory(self, directory: Directory) -> None:
-        """A (reloaded) directory: the staff groups and who belongs there."""
-        self._groups = staff_groups(directory)
+        """A (reloaded) directory: the staff groups and who belongs there.
+
+        Staff no longer listed for a group (a counsellor left) are removed from it at
+        once (in the background; or only reported, like unknown joiners).
+        """
+        before, self._groups = self._groups, staff_groups(directory)
+        if not self.online:
+            return  # at start, nothing to compare with
+        for chat, group in self._groups.items():
+            gone = sorted(before[chat].staff - group.staff) if chat in before else []
+            for user_id in gone:
+                change = MemberChange(chat, user_id)
+                task = asyncio.get_running_loop().create_task(
+                    self._on_member(change, left_staff=True)
+                )
+                self._chores.add(task)
+                task.add_done_callback(self._chores.discard)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TelegramTransport:
@@ -402,6 +418,10 @@ class TelegramTransport:
         """Stop receiving, let in-flight updates finish, confirm them, close connections."""
         self._stopping.set()
         self.online = False
+        chores, self._chores = list(self._chores), set()
+        for chore in chores:
+            chore.cancel()
+        await asyncio.gather(*chores, return_exceptions=True)
         if self._connect_task is not None:
             connecting, self._connect_task = self._connect_task, None
             connecting.cancel()
@@ -708,14 +728,17 @@ class TelegramTransport:
                 return
         self.stats.failed += 1
 
-    async def _on_member(self, change: MemberChange) -> None:
-        """Someone joined a staff group: not staff -> removed (or only reported), and
-        the coordinators are told in the group. Joins elsewhere are not looked at."""
+    async def _on_member(self, change: MemberChange, *, left_staff: bool = False) -> None:
+        """Someone joined a staff group (or left its staff list): not staff -> removed
+        (or only reported), and the coordinators are told in the group. Joins elsewhere
+        are not looked at."""
         group = self._groups.get(change.chat_id)
         if group is None or change.user_id in group.staff:
             return
         if self._app is not None and change.user_id == self.bot.id:
             return
+        if left_staff and not await self._in_group(change):
+            return  # a former counsellor who was not in the group: nothing to do
         remove = self.config.unknown_members == "remove" and not group.named
         removed = False
         if remove:
@@ -748,13 +771,28 @@ class TelegramTransport:
             "removed" if removed else "reported",
         )
         t = translator(group.locale)
-        text = t("staff.guard.group_removed" if removed else "staff.guard.group_reported")
+        key = "staff.guard.group_" + ("left_" if left_staff else "") + (
+            "removed" if removed else "reported"
+        )
+        text = t(key)
         with contextlib.suppress(SendFailed, SendLater):
             await self._call(
                 partial(self.bot.send_message, change.chat_id, text),
                 what="sendMessage",
                 urgent=True,
             )
+
+    async def _in_group(self, change: MemberChange) -> bool:
+        """Whether an account is in a group now (unknown counts as in: be safe)."""
+        try:
+            member = await self._call(
+                partial(self.bot.get_chat_member, change.chat_id, change.user_id),
+                what="getChatMember",
+                quiet=True,
+            )
+        except (SendFailed, SendLater):
+            return True
+        return str(member.status) not in ("left", "kicked")
 
     async def _answer_callback(self, query_id: str) -> None:
         with contextlib.suppress(SendFailed):
