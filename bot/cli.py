@@ -66,6 +66,41 @@ async def _run(settings: Settings) -> int:
     return 0
 
 
+async def _check_staff_groups(settings: Settings, directory: Directory) -> int:
+    """With Telegram enabled: can the bot police each staff group? (1: some it cannot).
+
+    The bot needs to be an administrator with the right to ban users there; otherwise
+    Telegram does not tell it who joins and it could not remove an outsider.
+    """
+    tg = settings.telegram
+    if not tg.enabled or tg.token is None:
+        return 0
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    from bot.transports.telegram.staff_groups import group_problem, staff_groups
+
+    root = tg.base_url.rstrip("/")
+    bot = Bot(
+        tg.token.get_secret_value(), base_url=f"{root}/bot", base_file_url=f"{root}/file/bot"
+    )
+    problems = 0
+    try:
+        async with bot:
+            for group in staff_groups(directory).values():
+                problem = await group_problem(bot, group.chat_id)
+                if problem is not None:
+                    problems += 1
+                    names = ", ".join(group.programmes)
+                    print(f"telegram: staff group of {names} cannot be checked: {problem}")
+    except TelegramError as exc:
+        print(f"telegram: staff groups not checked ({type(exc).__name__})")
+        return 1
+    if not problems:
+        print("telegram: the bot can check every staff group (administrator, may ban users)")
+    return 1 if problems else 0
+
+
 async def _link(settings: Settings, args: argparse.Namespace) -> int:
     from bot.clock import SystemClock
     from bot.links import create_link
@@ -168,8 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return asyncio.run(_run(settings))
         if args.command == "check-config":
-            print(routing_table(load_directory(settings.directory_path)))
-            return 0
+            directory = load_directory(settings.directory_path)
+            print(routing_table(directory))
+            return asyncio.run(_check_staff_groups(settings, directory))
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
         if args.command == "link":

@@ -97,6 +97,11 @@ class TelegramSettings(BaseModel):
         "httpx", description="aiohttp: less CPU per Bot API call (docs/PERFORMANCE.md)"
     )
     group_per_minute: int = Field(20, ge=1, description="messages per minute into one group")
+    unknown_members: Literal["remove", "report"] = Field(
+        "remove",
+        description="an account that is not staff joins a staff group: remove it, or only"
+        " report it (the coordinators are told either way)",
+    )
 
 
 class MatrixSettings(BaseModel):

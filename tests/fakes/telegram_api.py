@@ -18,7 +18,9 @@ Usage::
 
 Deliberate differences from Telegram: webhooks may use plain ``http://`` on any port,
 ``sendPhoto`` & co. accept any non-empty string as a file id, and bots may delete any
-message (admin rights are not modelled).
+message (admin rights are modelled only for ``banChatMember`` / ``unbanChatMember`` and
+``chat_member`` updates: see :meth:`FakeBotApi.set_member`; in a group the bot is a
+plain member until a test makes it an administrator).
 """
 
 from __future__ import annotations
@@ -75,13 +77,15 @@ _JSON_FIELDS = frozenset(
 )  # fmt: skip
 _INT_FIELDS = frozenset(
     {"message_id", "message_thread_id", "offset", "limit", "user_id", "reply_to_message_id",
-     "max_connections", "cache_time", "icon_color", "duration", "width", "height"}
+     "max_connections", "cache_time", "icon_color", "duration", "width", "height",
+     "until_date"}
 )  # fmt: skip
 _FLOAT_FIELDS = frozenset({"timeout"})
 _BOOL_FIELDS = frozenset(
     {"disable_notification", "protect_content", "drop_pending_updates", "show_alert",
      "allow_sending_without_reply", "disable_web_page_preview", "remove_caption",
-     "has_spoiler", "disable_content_type_detection", "allow_paid_broadcast"}
+     "has_spoiler", "disable_content_type_detection", "allow_paid_broadcast",
+     "only_if_banned", "revoke_messages"}
 )  # fmt: skip
 _CHAT_ID_FIELDS = frozenset({"chat_id", "from_chat_id"})
 
@@ -108,7 +112,8 @@ METHODS = (
     "deleteMessages", "copyMessage", "copyMessages", "forwardMessage", "forwardMessages",
     "setMyCommands", "getMyCommands", "deleteMyCommands", "createForumTopic", "editForumTopic",
     "closeForumTopic", "reopenForumTopic", "deleteForumTopic", "sendChatAction", "getChat",
-    "sendPhoto", "sendDocument", "sendVoice", "getFile", "leaveChat",
+    "sendPhoto", "sendDocument", "sendVoice", "getFile", "leaveChat", "getChatMember",
+    "banChatMember", "unbanChatMember",
 )  # fmt: skip
 """Bot API methods the fake implements; any other answers 404 like an unknown method."""
 
@@ -656,6 +661,8 @@ class FakeBotApi:
         self._callback_ids = itertools.count(1)
         self._commands: dict[tuple[tuple[str, int | None, int | None], str], list[JSON]] = {}
         self._files: dict[str, _StoredFile] = {}
+        #: chat -> user -> ChatMember dict (no entry: "left"; the bot: "member").
+        self._members: dict[int, dict[int, JSON]] = {}
         self._file_ids = itertools.count(1)
         self._global_sends: deque[float] = deque()
         self._chat_sends: dict[int, deque[float]] = {}
@@ -765,6 +772,49 @@ class FakeBotApi:
     def block_bot(self, user_id: int, blocked: bool = True) -> None:
         """Make sends to the private chat with ``user_id`` fail with 403 (user blocked)."""
         self._chat(user_id).blocked = blocked
+
+    def set_member(
+        self, chat_id: int, user_id: int, status: str = "member", **rights: bool
+    ) -> JSON:
+        """Put an account into a group with ``status`` (``administrator`` takes ``rights``
+        such as ``can_restrict_members=True``); returns the ChatMember dict."""
+        member = self._member_dict(user_id, status, rights)
+        self._members.setdefault(chat_id, {})[user_id] = member
+        return copy.deepcopy(member)
+
+    def member_status(self, chat_id: int, user_id: int) -> str:
+        """An account's status in a group (``left`` when never seen)."""
+        return str(self._get_member(chat_id, user_id)["status"])
+
+    def _get_member(self, chat_id: int, user_id: int) -> JSON:
+        found = self._members.get(chat_id, {}).get(user_id)
+        if found is None:
+            status = "member" if user_id == self.bot_id and chat_id < 0 else "left"
+            found = self._member_dict(user_id, status, {})
+        return found
+
+    def _member_dict(self, user_id: int, status: str, rights: Mapping[str, bool]) -> JSON:
+        user = (
+            dict(self.bot_user)
+            if user_id == self.bot_id
+            else {"id": user_id, "is_bot": False, "first_name": "Test"}
+        )
+        member: JSON = {"user": user, "status": status}
+        if status == "administrator":
+            member.update(dict.fromkeys(_ADMIN_RIGHTS, False))
+            member.update({"can_be_edited": False, "is_anonymous": False})
+            member.update(rights)
+        elif status == "creator":
+            member["is_anonymous"] = False
+        elif status == "kicked":
+            member["until_date"] = 0
+        return member
+
+    def _can_restrict(self, chat_id: int) -> bool:
+        bot = self._get_member(chat_id, self.bot_id)
+        return bot["status"] == "creator" or (
+            bot["status"] == "administrator" and bool(bot.get("can_restrict_members"))
+        )
 
     def messages_in(self, chat_id: int) -> list[JSON]:
         """The messages currently in a chat (user's and bot's, deleted ones gone), in order."""
@@ -907,6 +957,43 @@ class FakeBotApi:
         }
         self._callbacks[query_id] = {"date": self.now(), "answered": None}
         return self._enqueue({"callback_query": query})
+
+    def push_chat_member(
+        self,
+        chat_id: int,
+        user_id: int,
+        status: str = "member",
+        *,
+        old_status: str = "left",
+        is_bot: bool = False,
+        first_name: str = "Test",
+        actor: int | None = None,
+    ) -> JSON | None:
+        """An account joins (or is added to) a group: its status changes and, as on
+        Telegram, a ``chat_member`` update is queued only when the bot is an admin there.
+
+        Returns:
+            The update, or None when Telegram would not tell the bot.
+        """
+        chat = self._chat(chat_id)
+        self.set_member(chat_id, user_id, status)
+        user: JSON = {"id": user_id, "is_bot": is_bot, "first_name": first_name}
+        self._members[chat_id][user_id]["user"] = dict(user)
+        bot = self._get_member(chat_id, self.bot_id)
+        if bot["status"] not in ("administrator", "creator"):
+            return None
+        by = {"id": actor, "is_bot": False, "first_name": "Test"} if actor else dict(user)
+        return self._enqueue(
+            {
+                "chat_member": {
+                    "chat": dict(chat.info),
+                    "from": by,
+                    "date": int(self.now()),
+                    "old_chat_member": {"user": dict(user), "status": old_status},
+                    "new_chat_member": {"user": dict(user), "status": status},
+                }
+            }
+        )
 
     def push_raw(self, update: JSON, *, validate: bool = True) -> JSON:
         """Queue an arbitrary update.
@@ -1863,12 +1950,53 @@ class FakeBotApi:
         content = {"voice": voice, **self._caption_content(params)}
         return self._new_message(chat, params, content)
 
+    async def _m_getChatMember(self, params: _Params) -> JSON:
+        chat = self._target_chat(params)
+        user_id = params.get_int("user_id", required=True)
+        assert user_id is not None
+        return copy.deepcopy(self._get_member(chat.id, user_id))
+
+    def _restrictable(self, params: _Params) -> tuple[_Chat, int, JSON]:
+        chat = self._target_chat(params)
+        if chat.info.get("type") not in ("group", "supergroup", "channel"):
+            raise _bad("method is available for supergroup and channel chats only")
+        user_id = params.get_int("user_id", required=True)
+        assert user_id is not None
+        if not self._can_restrict(chat.id):
+            raise _bad("not enough rights to restrict/unrestrict chat member")
+        member = self._get_member(chat.id, user_id)
+        if member["status"] in ("creator", "administrator") or user_id == self.bot_id:
+            raise _bad("user is an administrator of the chat")
+        return chat, user_id, member
+
+    async def _m_banChatMember(self, params: _Params) -> bool:
+        chat, user_id, member = self._restrictable(params)
+        banned = self.set_member(chat.id, user_id, "kicked")
+        self._members[chat.id][user_id]["user"] = member["user"]
+        self._members[chat.id][user_id]["until_date"] = params.get_int("until_date") or 0
+        return bool(banned)
+
+    async def _m_unbanChatMember(self, params: _Params) -> bool:
+        chat, user_id, member = self._restrictable(params)
+        if member["status"] == "kicked" or not params.get_bool("only_if_banned"):
+            # Telegram: unbanning a member (without only_if_banned) removes them.
+            self.set_member(chat.id, user_id, "left")
+            self._members[chat.id][user_id]["user"] = member["user"]
+        return True
+
     async def _m_getFile(self, params: _Params) -> JSON:
         stored = self._files.get(params.get_str("file_id", required=True))
         if stored is None:
             raise _bad("invalid file_id")
         return {"file_id": stored.file_id, "file_unique_id": stored.unique_id,
                 "file_size": len(stored.data), "file_path": stored.path}  # fmt: skip
+
+
+_ADMIN_RIGHTS = (
+    "can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
+    "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories",
+    "can_edit_stories", "can_delete_stories", "can_pin_messages", "can_manage_topics",
+)  # fmt: skip
 
 
 def _too_many(wait: float) -> ApiError:
@@ -1942,6 +2070,16 @@ def _check_update(update: Any) -> None:
 
     if kind in _MESSAGE_UPDATES:
         message(body)
+    elif kind in ("chat_member", "my_chat_member"):
+        chat = body.get("chat")
+        if not (isinstance(chat, dict) and isinstance(chat.get("id"), int)):
+            raise ValueError("a ChatMemberUpdated needs chat {id, type}")
+        user(body.get("from"))
+        for key in ("old_chat_member", "new_chat_member"):
+            member = body.get(key)
+            if not (isinstance(member, dict) and isinstance(member.get("status"), str)):
+                raise ValueError(f"ChatMemberUpdated.{key} needs a status")
+            user(member.get("user"))
     elif kind == "callback_query":
         if not isinstance(body.get("id"), str) or not isinstance(body.get("chat_instance"), str):
             raise ValueError("a CallbackQuery needs id and chat_instance (strings)")

@@ -50,6 +50,7 @@ from nio import (
     RoomGetStateEventResponse,
     RoomGetStateResponse,
     RoomKickResponse,
+    RoomMemberEvent,
     RoomMessage,
     RoomMessagesResponse,
     RoomPreset,
@@ -59,6 +60,7 @@ from nio import (
     SyncError,
     SyncResponse,
     UnknownBadEvent,
+    UnknownEvent,
     WhoamiResponse,
 )
 from nio.api import Api, MessageDirection
@@ -75,6 +77,14 @@ from bot.messages import (
     SendResult,
 )
 from bot.transports.base import InboundHandler, SendLater, first_of
+from bot.transports.matrix.guard import (
+    creator_power,
+    differs,
+    outsiders,
+    power_levels,
+    share_keys,
+    tightened,
+)
 from bot.transports.matrix.render import (
     BUTTON_KEYCAPS,
     attachment_kind,
@@ -100,6 +110,7 @@ from bot.transports.matrix_crosssign import (
 )
 from bot.transports.matrix_store import DEFAULT_STORE_NAME, make_encrypted_store
 from config.directory import Directory, load_directory
+from config.i18n import translator
 from config.settings import ConfigError, Settings, decode_key
 
 __all__ = ["MatrixError", "MatrixTransport"]
@@ -233,6 +244,14 @@ class MatrixTransport:
         self._reactor: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._team_lock = asyncio.Lock()
+        self._reconcile_lock = asyncio.Lock()
+        #: Matrix staff accounts per programme (all programmes), from the directory.
+        self._staff: dict[str, frozenset[str]] = {}
+        self._directory: Directory | None = None
+        #: Case and created staff rooms -> their programme (who may be in them).
+        self._room_programme: dict[str, str] = {}
+        #: (room, account) pairs already reported as not removable (one alert each).
+        self._alerted: BoundedDict[str, bool] = BoundedDict(_MAX_REMEMBERED)
         #: Counters for tests and health checks (no identifiers).
         self.stats: dict[str, int] = {
             "events": 0,
@@ -241,6 +260,8 @@ class MatrixTransport:
             "undecryptable": 0,
             "syncs": 0,
             "sync_errors": 0,
+            "outsiders_removed": 0,
+            "held": 0,
         }
 
     @classmethod
@@ -248,15 +269,33 @@ class MatrixTransport:
         """The transport for ``settings``; staff rooms come from the programme directory."""
         directory = load_directory(settings.directory_path)
         rooms = [p.staff_rooms.get(Platform.MATRIX.value) for p in directory.programmes]
-        return cls(settings, staff_rooms=[r for r in rooms if r])
+        transport = cls(settings, staff_rooms=[r for r in rooms if r])
+        transport.use_directory(directory)
+        return transport
 
     def use_directory(self, directory: Directory) -> None:
-        """A reloaded directory: staff rooms the bot created follow its staff lists."""
-        self._team = directory.team_accounts(Platform.MATRIX.value)
+        """A (reloaded) directory: created staff rooms and case rooms follow its staff lists.
+
+        Accounts no longer on a programme's staff list are removed from its rooms at
+        once (in the background), so they receive no new room keys.
+        """
+        platform = Platform.MATRIX.value
+        self._directory = directory
+        self._team = directory.team_accounts(platform)
+        self._staff = {
+            p.id: frozenset(m.accounts[platform] for m in p.staff if platform in m.accounts)
+            for p in directory.programmes
+        }
         if self.online:
-            task = asyncio.get_running_loop().create_task(self._guard(self._ensure_team_rooms()))
+            task = asyncio.get_running_loop().create_task(self._guard(self._follow_directory()))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    async def _follow_directory(self) -> None:
+        try:
+            await self._ensure_team_rooms()
+        finally:  # case rooms are cleaned up even when a team room could not be
+            await self.reconcile_rooms()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, on_message: InboundHandler) -> None:
@@ -491,10 +530,12 @@ class MatrixTransport:
                 stored[programme_id] = room_id
                 self._save(team_rooms=dict(stored))
             else:
+                await self._tighten(room_id)
                 await self._team_members(room_id, wanted)
             if programme_id in self._team:
                 self.staff_rooms.add(room_id)
                 self.created_staff_rooms[programme_id] = room_id
+                self._room_programme[room_id] = programme_id
             else:
                 self.created_staff_rooms.pop(programme_id, None)
         if self.on_staff_rooms is not None:
@@ -510,6 +551,7 @@ class MatrixTransport:
                 preset=RoomPreset.private_chat,
                 invite=invite,
                 initial_state=[_ENCRYPTION, marker],
+                power_level_override=power_levels(),
             )
             if not isinstance(response, RoomCreateResponse):
                 raise MatrixError(
@@ -549,6 +591,180 @@ class MatrixTransport:
                 with contextlib.suppress(Exception):
                     client.invalidate_outbound_session(room_id)  # leavers get no new keys
 
+    async def _tighten(self, room_id: str) -> None:
+        """Give invite, kick, ban, redaction and state changes to the bot alone (a room
+        created before the bot set its power levels at creation); failures are logged."""
+        client = self._require_client()
+        response = await client.room_get_state_event(room_id, "m.room.power_levels")
+        if not isinstance(response, RoomGetStateEventResponse):
+            log.warning("matrix: a room's power levels could not be read")
+            return
+        current = dict(response.content)
+        create = await client.room_get_state_event(room_id, "m.room.create")
+        creator = (
+            isinstance(create, RoomGetStateEventResponse)
+            and creator_power(dict(create.content))
+            and self.user_id not in (current.get("users") or {})
+        )
+        wanted = tightened(current, self.user_id, creator=creator)
+        if wanted is None:
+            log.warning("matrix: a room's power levels cannot be fixed (the bot lacks power)")
+            return
+        if not differs(current, wanted):
+            return
+        put = await client.room_put_state(room_id, "m.room.power_levels", wanted)
+        if type(put).__name__ != "RoomPutStateResponse":
+            log.warning("matrix: a staff room's power levels could not be fixed")
+        else:
+            log.info("matrix: a room's power levels were tightened")
+
+    # ------------------------------------------------------------ who is in staff rooms
+    def _allowed(self, room_id: str) -> frozenset[str] | None:
+        """Accounts that may be in (and get keys for) a room; None: a person's chat.
+
+        Case rooms and created staff rooms: the current staff of their programme;
+        configured staff rooms: the staff of the programmes using them; a case room of
+        unknown programme (created before rooms carried it): the staff of any programme.
+        """
+        if self._directory is None:
+            return None  # a bare transport (no directory handed over): nobody is known
+        programme = self._room_programme.get(room_id)
+        if programme is not None:
+            return self._staff.get(programme, frozenset()) | {self.user_id}
+        if room_id in self.staff_rooms:
+            using = self._directory.programmes_of_room(Platform.MATRIX.value, room_id)
+            accounts = {a for p in using for a in self._staff.get(p.id, ())}
+            return frozenset(accounts | {self.user_id})
+        if room_id in self._case_room_ids:
+            return frozenset(a for staff in self._staff.values() for a in staff) | {self.user_id}
+        return None
+
+    def _guarded(self, room_id: str) -> bool:
+        """Rooms the bot polices (removes outsiders from): the ones it created."""
+        return room_id in self._case_room_ids or room_id in self._room_programme
+
+    async def reconcile_rooms(self) -> int:
+        """Remove non-staff members from every known case and created staff room.
+
+        Runs at start (after the first sync), after a directory reload and whenever a
+        member event arrives in such a room. Returns how many accounts were removed.
+        """
+        client = self._require_client()
+        removed = 0
+        for room_id in sorted(r for r in client.rooms if self._guarded(r)):
+            removed += await self._reconcile(room_id, hold=False)
+        return removed
+
+    async def _reconcile(self, room_id: str, *, hold: bool = True) -> int:
+        """Kick members of a guarded room who are not current staff of its programme.
+
+        Works on nio's in-memory room state (kept current by the sync), so the check
+        costs nothing when the room is clean. Every removal rotates the room's group
+        session (the leaver gets no later key) and alerts the programme's coordinators.
+        Returns how many were removed; with ``hold``, raises :class:`SendLater` when one
+        could not be removed (the caller holds its message).
+        """
+        client = self._require_client()
+        room = client.rooms.get(room_id)
+        allowed = self._allowed(room_id)
+        if room is None or allowed is None or not self._guarded(room_id):
+            return 0
+        if not outsiders(room, allowed):
+            return 0  # the hot path: nothing to do, no lock, no request
+        async with self._reconcile_lock:  # one removal at a time (a relay and the sync)
+            return await self._remove(room_id, room, allowed, hold)
+
+    async def _remove(
+        self, room_id: str, room: MatrixRoom, allowed: frozenset[str], hold: bool
+    ) -> int:
+        client = self._require_client()
+        strangers = outsiders(room, allowed)
+        if not strangers:
+            return 0
+        removed, stuck = 0, 0
+        for user_id in strangers:
+            response = await client.room_kick(room_id, user_id, reason="nicht im Team")
+            if type(response).__name__ == "RoomKickResponse":
+                room.remove_member(user_id)
+                removed += 1
+            else:
+                stuck += 1
+        if client.olm is not None:
+            client.olm.update_tracked_users(room)
+            with contextlib.suppress(Exception):
+                client.invalidate_outbound_session(room_id)  # leavers get no new keys
+        self.stats["outsiders_removed"] += removed
+        log.warning(
+            "matrix: %d non-staff account(s) removed from a staff or case room, %d not",
+            removed,
+            stuck,
+        )
+        if removed:
+            await self._alert(room_id, "staff.guard.removed")
+        if stuck:
+            key = f"{room_id}|{'|'.join(strangers)}"
+            if key not in self._alerted:
+                self._alerted[key] = True
+                await self._alert(room_id, "staff.guard.not_removed")
+            if hold:
+                raise SendLater("a non-staff member could not be removed from the room")
+        return removed
+
+    async def _alert(self, room_id: str, key: str) -> None:
+        """Tell the programme's coordinators (in its staff room) what happened where.
+
+        Names the case code or "team room", never an account or a person.
+        """
+        programme = self._room_programme.get(room_id)
+        target = self.created_staff_rooms.get(programme) if programme else None
+        if target is None and programme and self._directory is not None:
+            found = self._directory.by_id.get(programme)
+            target = found.staff_rooms.get(Platform.MATRIX.value) if found else None
+        target = target or room_id
+        locale = "de"
+        if programme and self._directory is not None and programme in self._directory.by_id:
+            coordinators = [
+                m for m in self._directory.by_id[programme].staff if m.role == "coordinator"
+            ]
+            locale = coordinators[0].locale if coordinators else "de"
+        t = translator(locale)
+        code = self._code_of(room_id)
+        where = t("staff.guard.case_room", code=code) if code else t("staff.guard.team_room")
+        try:
+            await self._post(target, t(key, where=where), check=False)
+        except Exception as exc:
+            log.error("matrix: a coordinator alert failed: %s", type(exc).__name__)
+
+    def _code_of(self, room_id: str) -> str | None:
+        """The case code of a case room (remembered, or from its name "Fall K-XXXX")."""
+        for (code, _staff_room), room in self.case_rooms.items():
+            if room == room_id:
+                return code
+        known = self.client.rooms.get(room_id) if self.client else None
+        name = known.name if known is not None else None
+        if room_id in self._case_room_ids and isinstance(name, str) and name.startswith("Fall "):
+            return name[5:]
+        return None
+
+    def _learn_rooms(self, response: SyncResponse) -> list[str]:
+        """Note case-room markers seen in a sync; return guarded rooms with member events."""
+        changed = []
+        for room_id, info in response.rooms.join.items():
+            members = False
+            for event in [*info.state, *info.timeline.events]:
+                if isinstance(event, UnknownEvent) and event.type == ROOM_MARKER:
+                    content = event.source.get("content", {})
+                    if isinstance(content, dict) and content.get("kind") == "case":
+                        self._case_room_ids.add(room_id)
+                        self._marked[room_id] = True
+                        programme = content.get("programme")
+                        if isinstance(programme, str):
+                            self._room_programme[room_id] = programme
+                members = members or isinstance(event, RoomMemberEvent)
+            if members and self._guarded(room_id):
+                changed.append(room_id)
+        return changed
+
     # ------------------------------------------------------------------ sync loop
     async def _run(self) -> None:
         """Sync until stopped; any failure backs off and retries, nothing escapes."""
@@ -568,6 +784,8 @@ class MatrixTransport:
                 if isinstance(response, SyncError):
                     raise MatrixError(f"sync failed: {response.status_code}")
                 await self._handle_sync(response, initial=first and self._since is None)
+                if first:  # the full state is known now: rooms hold only current staff
+                    await self._guard(self.reconcile_rooms())
                 first = False
                 delay = 1.0
                 self.ready.set()
@@ -626,6 +844,7 @@ class MatrixTransport:
         self.stats["syncs"] += 1
         for room_id, info in response.rooms.invite.items():
             await self._guard(self._on_invite(room_id, info.invite_state))
+        joined_changed = self._learn_rooms(response)
         await self._housekeeping()
         if not initial:
             # Rooms in parallel (bounded), each room's events in order.
@@ -638,6 +857,8 @@ class MatrixTransport:
                 if isinstance(result, BaseException):
                     raise result  # the batch comes again (handled events are skipped)
             await self._retry_undecrypted()
+        for room_id in joined_changed:  # someone joined or was invited: staff only
+            await self._guard(self._reconcile(room_id, hold=False))
         with contextlib.suppress(Exception):
             await client.send_to_device_messages()
         self._since = response.next_batch
@@ -811,6 +1032,9 @@ class MatrixTransport:
             self._marked[room_id] = marked
             if marked:
                 self._case_room_ids.add(room_id)
+                programme = response.content.get("programme")
+                if isinstance(programme, str):
+                    self._room_programme[room_id] = programme
         return marked
 
     async def _undecryptable(self, room_id: str, event: MegolmEvent) -> None:
@@ -888,11 +1112,16 @@ class MatrixTransport:
         text: str,
         buttons: list[Button] | None = None,
         txn: str | None = None,
+        *,
+        check: bool = True,
     ) -> str:
-        """Send a notice; ``txn`` (a stable transaction id) makes a retry idempotent."""
+        """Send a notice; ``txn`` (a stable transaction id) makes a retry idempotent.
+
+        ``check=False`` skips the membership check (coordinator alerts about it).
+        """
         shown = tuple(buttons or ())
         response = await self._room_send(
-            room_id, "m.room.message", notice_content(text, shown), txn
+            room_id, "m.room.message", notice_content(text, shown), txn, check=check
         )
         if not isinstance(response, RoomSendResponse):
             raise MatrixError(
@@ -911,16 +1140,32 @@ class MatrixTransport:
         return event_id
 
     async def _room_send(
-        self, room_id: str, event_type: str, content: dict[str, Any], txn: str | None = None
+        self,
+        room_id: str,
+        event_type: str,
+        content: dict[str, Any],
+        txn: str | None = None,
+        *,
+        check: bool = True,
     ) -> RoomSendResponse | RoomSendError:
         """``AsyncClient.room_send``, split: keys and encryption under the lock, the request
         outside it, so that rooms are served in parallel (nio's key state is not safe for
         concurrent updates; a finished ciphertext is).
 
-        Shares the group session with every device of the members (unverified ones too:
-        a person's new phone must read the answer). Reactions stay unencrypted, as in nio.
+        In the rooms the bot created for staff, members who are not current staff are
+        removed first (``_reconcile``; the message is held - :class:`SendLater` - while
+        one cannot be removed). The group session goes to the devices of allowed
+        members only (every device of a person's chat; in staff and case rooms the
+        devices of current staff accounts), unverified ones too: a new phone must read
+        the answer. Reactions stay unencrypted, as in nio.
         """
         client = self._require_client()
+        if check and event_type != "m.reaction" and self._guarded(room_id):
+            try:
+                await self._reconcile(room_id)
+            except SendLater:
+                self.stats["held"] += 1
+                raise
         try:
             async with self._lock:
                 await self._ensure_room(room_id)
@@ -933,7 +1178,7 @@ class MatrixTransport:
                         if client.should_query_keys:
                             await client.keys_query()
                     if client.olm.should_share_group_session(room_id):
-                        await client.share_group_session(room_id, ignore_unverified_devices=True)
+                        await share_keys(client, room_id, self._allowed(room_id))
                     if event_type != "m.reaction":
                         event_type, content = client.encrypt(room_id, event_type, content)
             method, path, data = Api.room_send(
@@ -1013,6 +1258,9 @@ class MatrixTransport:
         invite = sorted({a for a in message.invite if is_matrix_id(a) and a != self.user_id})
         address = message.address.chat_id
         room_id = self.case_rooms.get((code, address)) if code else None
+        programme = self._programme_of(address, invite)
+        if room_id is not None and self._room_programme.get(room_id, programme) != programme:
+            room_id = None  # another programme's room (a transfer): never reused across
         if (
             room_id is None
             and address not in self.staff_rooms
@@ -1022,13 +1270,17 @@ class MatrixTransport:
         if room_id is not None:
             await self._invite(room_id, invite)
         else:
-            marker = {"type": ROOM_MARKER, "state_key": "", "content": {"kind": "case"}}
+            if programme is not None:  # only its current staff may be in the room
+                invite = [a for a in invite if a in self._staff.get(programme, ())]
+            content = {"kind": "case", **({"programme": programme} if programme else {})}
+            marker = {"type": ROOM_MARKER, "state_key": "", "content": content}
             async with self._lock:
                 response = await client.room_create(
                     name=f"Fall {code}" if code else "Fall",
                     preset=RoomPreset.private_chat,
                     invite=invite,
                     initial_state=[_ENCRYPTION, marker],
+                    power_level_override=power_levels(),
                 )
                 if not isinstance(response, RoomCreateResponse):
                     raise MatrixError(
@@ -1036,6 +1288,8 @@ class MatrixTransport:
                         status=http_status(response),
                     )
                 room_id = response.room_id
+                if programme is not None:
+                    self._room_programme[room_id] = programme
                 self._register_room(room_id, invite)
         if code:
             self.case_rooms[(code, address)] = room_id
@@ -1045,6 +1299,21 @@ class MatrixTransport:
             # The team room learns that the case is taken (code and alias only).
             await self._post(address, message.text, txn=_txn(message, "team"))
         return SendResult(ref=event_id, thread=Address(self.platform, room_id))
+
+    def _programme_of(self, address: str, invite: list[str]) -> str | None:
+        """The programme a claim belongs to: the one whose staff room it was sent to
+        (among programmes sharing a room, the one the claiming counsellor works for)."""
+        for programme, room in self.created_staff_rooms.items():
+            if room == address:
+                return programme
+        if address in self._room_programme:
+            return self._room_programme[address]
+        if self._directory is None:
+            return None
+        using = [p.id for p in self._directory.programmes_of_room(Platform.MATRIX.value, address)]
+        staffed = [p for p in using if any(a in self._staff.get(p, ()) for a in invite)]
+        found = staffed or using
+        return found[0] if found else None
 
     def _register_room(self, room_id: str, invited: list[str]) -> None:
         """Let nio encrypt for a new room at once, invited members included.
@@ -1067,10 +1336,13 @@ class MatrixTransport:
     async def _invite(self, room_id: str, accounts: list[str]) -> None:
         """Invite accounts into a known room; the next message's keys include them."""
         client = self._require_client()
+        allowed = self._allowed(room_id)
         async with self._lock:
             await self._ensure_room(room_id)
             room = client.rooms[room_id]
-            new = [a for a in accounts if a not in room.users]
+            new = [
+                a for a in accounts if a not in room.users and (allowed is None or a in allowed)
+            ]
             for user_id in new:
                 response = await client.room_invite(room_id, user_id)
                 if type(response).__name__ != "RoomInviteResponse":

@@ -67,13 +67,17 @@ from bot.transports.telegram.render import (
     thread_id,
     topic_name,
 )
+from bot.transports.telegram.staff_groups import StaffGroup, group_problem, staff_groups
 from bot.transports.telegram.updates import (
     ALLOWED_UPDATES,
     Incoming,
     Malformed,
+    MemberChange,
     parse_update,
     update_id_of,
 )
+from config.directory import Directory
+from config.i18n import translator
 from config.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -112,6 +116,9 @@ class TelegramConfig:
         stop_timeout: how long stop waits for in-flight updates (s).
         http_backend: PTB's request class: ``httpx`` (PTB's default) or ``aiohttp``
             (2-5x less CPU per Bot API call; see docs/PERFORMANCE.md).
+        unknown_members: what happens when an account that is not staff joins a staff
+            group: ``remove`` it (ban and unban) or only ``report`` it; the
+            coordinators are told either way.
     """
 
     token: str = field(repr=False)
@@ -139,6 +146,7 @@ class TelegramConfig:
     connection_pool_size: int = 32
     stop_timeout: float = 30.0
     http_backend: Literal["aiohttp", "httpx"] = "httpx"
+    unknown_members: Literal["remove", "report"] = "remove"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TelegramConfig:
@@ -162,6 +170,7 @@ class TelegramConfig:
             concurrency=tg.concurrency,
             http_backend=tg.http_backend,
             group_per_minute=tg.group_per_minute,
+            unknown_members=tg.unknown_members,
         )
 
 
@@ -181,6 +190,8 @@ class TelegramStats:
     send_later: int = 0
     flood_waits: int = 0
     network_retries: int = 0
+    #: Accounts that joined a staff group without being staff (removed or reported).
+    outsiders: int = 0
 
 
 _PARTIAL_REMEMBERED: Final = 1024
@@ -272,6 +283,32 @@ class TelegramTransport:
         self.online = False
         self._done: dict[int, None] = {}
         self._waiters: dict[int, asyncio.Event] = {}
+        #: Staff groups (chat id -> who may be there), from the directory.
+        self._groups: dict[int, StaffGroup] = {}
+        #: Programmes whose staff group the bot cannot police (no admin rights), and why.
+        self.unchecked_groups: dict[str, str] = {}
+        self._chores: set[asyncio.Task[None]] = set()
+        #: Set by the App for transports that create staff rooms (this one does not).
+        self.on_staff_rooms: Callable[..., None] | None = None
+
+    def use_directory(self, directory: Directory) -> None:
+        """A (reloaded) directory: the staff groups and who belongs there.
+
+        Staff no longer listed for a group (a counsellor left) are removed from it at
+        once (in the background; or only reported, like unknown joiners).
+        """
+        before, self._groups = self._groups, staff_groups(directory)
+        if not self.online:
+            return  # at start, nothing to compare with
+        for chat, group in self._groups.items():
+            gone = sorted(before[chat].staff - group.staff) if chat in before else []
+            for user_id in gone:
+                change = MemberChange(chat, user_id)
+                task = asyncio.get_running_loop().create_task(
+                    self._on_member(change, left_staff=True)
+                )
+                self._chores.add(task)
+                task.add_done_callback(self._chores.discard)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TelegramTransport:
@@ -333,6 +370,30 @@ class TelegramTransport:
         self.online = True
         self.offline.clear()
         log.info("telegram transport started (%s)", self.config.mode)
+        await self.check_staff_groups()
+
+    async def check_staff_groups(self) -> dict[str, str]:
+        """Ask Telegram whether the bot can police each staff group; log those it cannot.
+
+        Returns programme id -> problem (also kept in ``unchecked_groups``).
+        """
+        problems: dict[str, str] = {}
+        for group in self._groups.values():
+            try:
+                problem = await group_problem(self.bot, group.chat_id)
+            except Exception as exc:  # a check, not a reason to fail the start
+                problem = f"not checked ({type(exc).__name__})"
+            if problem is None:
+                continue
+            for programme in group.programmes:
+                problems[programme] = problem
+            log.warning(
+                "telegram: the staff group of %s cannot be checked for unknown members: %s",
+                ", ".join(group.programmes),
+                problem,
+            )
+        self.unchecked_groups = problems
+        return problems
 
     async def _connect_later(self) -> None:
         """Keep trying to reach the Bot API (back-off) until it answers or stop."""
@@ -357,6 +418,10 @@ class TelegramTransport:
         """Stop receiving, let in-flight updates finish, confirm them, close connections."""
         self._stopping.set()
         self.online = False
+        chores, self._chores = list(self._chores), set()
+        for chore in chores:
+            chore.cancel()
+        await asyncio.gather(*chores, return_exceptions=True)
         if self._connect_task is not None:
             connecting, self._connect_task = self._connect_task, None
             connecting.cancel()
@@ -633,7 +698,9 @@ class TelegramTransport:
         if incoming.callback_id is not None:
             answer = asyncio.create_task(self._answer_callback(incoming.callback_id))
         try:
-            if incoming.message is None:
+            if incoming.member is not None:
+                await self._on_member(incoming.member)
+            elif incoming.message is None:
                 self.stats.ignored += 1
             else:
                 await self._deliver(incoming)
@@ -660,6 +727,72 @@ class TelegramTransport:
                 self.stats.handled += 1
                 return
         self.stats.failed += 1
+
+    async def _on_member(self, change: MemberChange, *, left_staff: bool = False) -> None:
+        """Someone joined a staff group (or left its staff list): not staff -> removed
+        (or only reported), and the coordinators are told in the group. Joins elsewhere
+        are not looked at."""
+        group = self._groups.get(change.chat_id)
+        if group is None or change.user_id in group.staff:
+            return
+        if self._app is not None and change.user_id == self.bot.id:
+            return
+        if left_staff and not await self._in_group(change):
+            return  # a former counsellor who was not in the group: nothing to do
+        remove = self.config.unknown_members == "remove" and not group.named
+        removed = False
+        if remove:
+            try:
+                await self._call(
+                    partial(self.bot.ban_chat_member, change.chat_id, change.user_id),
+                    what="banChatMember",
+                    urgent=True,
+                )
+                # Unbanned at once: out of the group now, but not barred for good (a
+                # colleague added by mistake before the directory lists them can come back).
+                await self._call(
+                    partial(
+                        self.bot.unban_chat_member,
+                        change.chat_id,
+                        change.user_id,
+                        only_if_banned=True,
+                    ),
+                    what="unbanChatMember",
+                    urgent=True,
+                )
+                removed = True
+            except (SendFailed, SendLater) as exc:
+                log.error(
+                    "telegram: a non-staff account could not be removed (%s)", type(exc).__name__
+                )
+        self.stats.outsiders += 1
+        log.warning(
+            "telegram: a non-staff account joined a staff group (%s)",
+            "removed" if removed else "reported",
+        )
+        t = translator(group.locale)
+        key = "staff.guard.group_" + ("left_" if left_staff else "") + (
+            "removed" if removed else "reported"
+        )
+        text = t(key)
+        with contextlib.suppress(SendFailed, SendLater):
+            await self._call(
+                partial(self.bot.send_message, change.chat_id, text),
+                what="sendMessage",
+                urgent=True,
+            )
+
+    async def _in_group(self, change: MemberChange) -> bool:
+        """Whether an account is in a group now (unknown counts as in: be safe)."""
+        try:
+            member = await self._call(
+                partial(self.bot.get_chat_member, change.chat_id, change.user_id),
+                what="getChatMember",
+                quiet=True,
+            )
+        except (SendFailed, SendLater):
+            return True
+        return str(member.status) not in ("left", "kicked")
 
     async def _answer_callback(self, query_id: str) -> None:
         with contextlib.suppress(SendFailed):

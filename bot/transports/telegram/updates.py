@@ -10,13 +10,16 @@ ids. First name, last name, username and phone number are never touched.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.messages import Address, ChatKind, InboundMessage, Platform
 
-#: The update types the bot asks Telegram for.
-ALLOWED_UPDATES = ("message", "callback_query")
+#: The update types the bot asks Telegram for (``chat_member``: who joins a staff
+#: group; Telegram sends it only to admins and only when asked for explicitly).
+ALLOWED_UPDATES = ("message", "callback_query", "chat_member")
+#: Chat member statuses that mean "in the group" (``restricted`` only with is_member).
+_IN_GROUP = frozenset({"creator", "administrator", "member"})
 
 #: Message fields that make it a message with an attachment, in priority order
 #: (an animation also carries ``document``), mapped to the kind the core sees.
@@ -42,6 +45,21 @@ ATTACHMENTS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class MemberChange:
+    """Someone came into a group (``chat_member``): only numeric ids, never names.
+
+    Attributes:
+        chat_id: the group.
+        user_id: the account that joined (or was added).
+        is_bot: whether that account is a bot.
+    """
+
+    chat_id: int
+    user_id: int = field(repr=False)
+    is_bot: bool = False
+
+
 class Malformed(ValueError):
     """The update does not have the shape the Bot API documents."""
 
@@ -57,6 +75,7 @@ class Incoming:
         keyboard_at: (chat id, message id) of a pressed question whose keyboard is
             removed once the press was handled (private chats only).
         key: updates with the same key are handled one after the other (the chat).
+        member: an account joined a group (``chat_member``); not for the core.
     """
 
     update_id: int
@@ -64,6 +83,7 @@ class Incoming:
     callback_id: str | None = None
     keyboard_at: tuple[int, int] | None = None
     key: str = ""
+    member: MemberChange | None = None
 
 
 def update_id_of(raw: object) -> int | None:
@@ -88,6 +108,8 @@ def parse_update(raw: object) -> Incoming:
         return _message(update_id, _obj(raw, "message"))
     if "callback_query" in raw:
         return _callback(update_id, _obj(raw, "callback_query"))
+    if "chat_member" in raw:
+        return _member(update_id, _obj(raw, "chat_member"))
     # edited messages, channel posts, member updates, ...: not for the core
     return Incoming(update_id, None)
 
@@ -205,3 +227,20 @@ def _callback(update_id: int, query: Mapping[str, Any]) -> Incoming:
     )
     keyboard = (chat_id, message_id) if kind is ChatKind.PRIVATE else None
     return Incoming(update_id, msg, callback_id=query_id, keyboard_at=keyboard, key=str(chat_id))
+
+
+def _in_group(member: Mapping[str, Any]) -> bool:
+    status = member.get("status")
+    return status in _IN_GROUP or (status == "restricted" and member.get("is_member") is True)
+
+
+def _member(update_id: int, update: Mapping[str, Any]) -> Incoming:
+    """A ``chat_member`` update: a join (or an add) becomes a :class:`MemberChange`."""
+    chat_id, _ = _chat(update)
+    old, new = _obj(update, "old_chat_member"), _obj(update, "new_chat_member")
+    if _in_group(old) or not _in_group(new):
+        return Incoming(update_id, None, key=str(chat_id))  # a leave, or a change of rights
+    user = _obj(new, "user")
+    is_bot = user.get("is_bot", False)
+    change = MemberChange(chat_id, _int(user, "id"), is_bot is True)
+    return Incoming(update_id, None, key=str(chat_id), member=change)
