@@ -184,3 +184,41 @@ def test_seeds_need_their_own_key(tmp_path: Path) -> None:
         sealed[:12], sealed[12:], LABELS["matrix-cross-signing"] + b"/1"
     )
     assert opened == seeds.to_bytes()
+
+
+def legacy_wrap(master: bytes, key_id: str, dek: bytes, version: int = 1) -> bytes:
+    """A data key wrapped the way the code before the separation did it."""
+    header = bytes([WRAP_LEGACY]) + version.to_bytes(2, "big")
+    nonce = b"\2" * 12
+    return header + nonce + AESGCM(master).encrypt(nonce, dek, header + aad("key", "", key_id))
+
+
+async def test_legacy_keys_are_rewrapped_at_start_on_each_backend(settings: Settings) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from storage.db import Database
+    from storage.keystore import KeyStore, StoredKey
+
+    master = key()
+    vault = Vault({1: master}, {1: key()})
+    db = Database(settings.database_url, connect_args=settings.database.connect_args)
+    try:
+        store = KeyStore(db, vault)
+        await store.create_schema()
+        deks = {f"k{i}": AESGCM.generate_key(bit_length=256) for i in range(3)}
+        later = datetime.now(UTC) + timedelta(days=1)
+        async with db.transaction() as s:
+            s.add_all(
+                StoredKey(id=k, wrapped=legacy_wrap(master, k, d), delete_after=later)
+                for k, d in deks.items()
+            )
+        assert await store.needing_old_master() == 3
+        fresh = KeyStore(db, vault)  # a restart
+        await fresh.create_schema()
+        assert await fresh.needing_old_master() == 0
+        async with db.transaction() as s:
+            wrapped = (await s.execute(select(StoredKey.wrapped))).scalars().all()
+        assert {Vault.wrapped_format(bytes(w)) for w in wrapped} == {WRAP_DERIVED}
+        assert await fresh.fetch(deks) == deks
+    finally:
+        await db.dispose()
