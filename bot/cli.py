@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from bot.links import LinkError
 from config.directory import Directory, DirectoryError, load_directory
-from config.preflight import Findings, preflight
+from config.preflight import Findings, directory_refusals, enabled_platforms, preflight
 from config.settings import ConfigError, Settings, ensure_demo_keys, new_key
 from config.vocabulary import STATES, Audience, Incident, Scene
 from handlers.routing import Profile, route
@@ -64,7 +64,20 @@ async def _run(settings: Settings) -> int:
     findings = preflight_settings(settings, load_directory(settings.directory_path))
     findings.raise_if_refused()
     app = App(settings, build_transports(settings))
-    await run_until_stopped(app, ready_file=settings.data_dir / "ready")
+
+    def reload() -> None:
+        """SIGHUP: a directory `run` would refuse does not replace the one in force."""
+        directory = load_directory(settings.directory_path)
+        refusals = directory_refusals(
+            directory, settings.directory_path, enabled_platforms(settings)
+        )
+        if refusals and settings.mode == "production":
+            for line in refusals:
+                log.error("directory not reloaded: %s", line)
+            raise ConfigError("the new directory is refused")
+        app.reload_directory(directory)
+
+    await run_until_stopped(app, ready_file=settings.data_dir / "ready", reload=reload)
     return 0
 
 

@@ -142,6 +142,7 @@ async def run_until_stopped(
     ready_file: Path | None = None,
     ready_timeout: float = 120.0,
     stop: asyncio.Event | None = None,
+    reload: Callable[[], None] | None = None,
 ) -> None:
     """Start ``app``, report readiness, wait for SIGTERM/SIGINT (or ``stop``), stop ``app``.
 
@@ -150,6 +151,8 @@ async def run_until_stopped(
         ready_file: written (mode 0600, contains ``ready``) once ready; removed on stop.
         ready_timeout: how long transports may take for their first round.
         stop: an event that stops the app like a signal (tests, embedding).
+        reload: what SIGHUP runs (default: the app's ``reload_directory``); raising
+            keeps the old directory.
 
     Raises:
         TimeoutError: a transport did not become ready in time (the app is stopped).
@@ -160,7 +163,7 @@ async def run_until_stopped(
     handlers: list[tuple[signal.Signals, Callable[[], None]]] = [
         (sig, stop.set) for sig in _SIGNALS
     ]
-    reload = getattr(app, "reload_directory", None)
+    reload = reload or getattr(app, "reload_directory", None)
     if callable(reload):
         handlers.append((signal.SIGHUP, lambda: _reload(reload)))
     for sig, handler in handlers:

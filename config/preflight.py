@@ -25,6 +25,8 @@ without any contact (a person would be referred to nothing).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import stat
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ _SECRET_NAMES = ("TOKEN", "SECRET", "PASSWORD", "PICKLE_KEY", "_KEYS")
 _EXAMPLE_LINE = re.compile(r"^#?\s*(?:.*?:\s*)?(AUSWEG_[A-Z0-9_]+)=(.*)$")
 #: Telegram user ids are numbers; anything else never matches a sender.
 _TELEGRAM_ID = re.compile(r"^-?\d+$")
+_EXAMPLE_HOST = re.compile(r"(^|[@/:.])example\.(org|com|net)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -109,18 +112,49 @@ def secret_refusals(settings: Settings) -> list[str]:
         if problem:
             out.append(problem)
     out += equal_key_refusals(settings)
+    out += template_refusals(settings)
     return out
+
+
+def _key_bytes(secret: SecretStr) -> bytes:
+    """The key's bytes (so two spellings of one key compare equal), else its text."""
+    value = secret.get_secret_value().strip()
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return value.encode()
 
 
 def equal_key_refusals(settings: Settings) -> list[str]:
     """A master key that is also a pseudonym key (any versions)."""
-    master = {k.get_secret_value().strip(): v for v, k in settings.crypto.master_keys.items()}
+    master = {_key_bytes(k): v for v, k in settings.crypto.master_keys.items()}
     return [
-        f"crypto.master_keys[{master[k.get_secret_value().strip()]}] equals"
+        f"crypto.master_keys[{master[_key_bytes(k)]}] equals"
         f" crypto.pseudonym_keys[{v}]; every purpose needs its own key"
         for v, k in sorted(settings.crypto.pseudonym_keys.items())
-        if k.get_secret_value().strip() in master
+        if _key_bytes(k) in master
     ]
+
+
+def template_refusals(settings: Settings) -> list[str]:
+    """Other settings still holding a template: a slot in angle brackets, or an
+    ``example.org`` address (reserved, never a real server: RFC 2606)."""
+    values = {
+        "telegram.bot_username": settings.telegram.bot_username,
+        "telegram.webhook_url": settings.telegram.webhook_url,
+        "matrix.homeserver": settings.matrix.homeserver if settings.matrix.enabled else None,
+        "matrix.user_id": settings.matrix.user_id if settings.matrix.enabled else None,
+        "matrix.device_id": settings.matrix.device_id,
+        "database.url": settings.database.url,
+        "crypto.keystore_url": settings.crypto.keystore_url,
+    }
+    out = []
+    for name, value in values.items():
+        if value and _ANGLE.search(value):
+            out.append(f"{name} is a placeholder (a value in angle brackets)")
+        elif value and _EXAMPLE_HOST.search(value):
+            out.append(f"{name} is the example address ({value}); set the real one")
+    return out
 
 
 def key_file_refusal(path: Path | None) -> str | None:
@@ -151,14 +185,27 @@ def enabled_platforms(settings: Settings) -> list[str]:
     ]
 
 
+def _usable(platform: str, account: str) -> bool:
+    """Whether the bot can recognise this account or room (Telegram: numeric ids only)."""
+    if not account.strip():
+        return False
+    return platform != "telegram" or bool(_TELEGRAM_ID.match(account.strip()))
+
+
 def _why_unreachable(programme: Programme, platform: str) -> str | None:
     """Why the programme's staff cannot take a chat on ``platform`` (None: they can)."""
-    counsellors = [m for m in programme.staff if m.role == "counsellor" and platform in m.accounts]
+    counsellors = [
+        m
+        for m in programme.staff
+        if m.role == "counsellor" and _usable(platform, m.accounts.get(platform, ""))
+    ]
+    room = programme.staff_rooms.get(platform)
+    has_room = bool(room and _usable(platform, room))
     # On Matrix the bot creates a staff room for programmes with staff accounts there.
-    room = programme.staff_rooms.get(platform) or (platform == "matrix" and counsellors)
-    if not room and not counsellors:
+    has_room = has_room or (platform == "matrix" and bool(counsellors))
+    if not has_room and not counsellors:
         return f"{platform}: no staff room and no counsellor account"
-    if not room:
+    if not has_room:
         return f"{platform}: no staff room"
     if not counsellors:
         return f"{platform}: no counsellor account"

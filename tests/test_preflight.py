@@ -15,7 +15,7 @@ import pytest
 from bot import cli
 from config.directory import Directory
 from config.preflight import example_values
-from config.settings import EXAMPLE_DIRECTORY, new_key
+from config.settings import EXAMPLE_DIRECTORY, ConfigError, new_key
 from tests.conftest import production_directory
 from tests.telegram.conftest import telegram_directory
 
@@ -47,14 +47,16 @@ class Cli:
         self.monkeypatch = monkeypatch
         self.capsys = capsys
         self.started: list[object] = []
+        self.reload: Callable[[], None] | None = None
         self.data = tmp_path / "data"
         for name in list(os.environ):
             if name.startswith("AUSWEG_"):
                 monkeypatch.delenv(name)
         monkeypatch.chdir(tmp_path)  # no stray .env
 
-        async def run_until_stopped(app: object, **_: Any) -> None:
+        async def run_until_stopped(app: object, **kw: Any) -> None:
             self.started.append(app)
+            self.reload = kw.get("reload")
 
         monkeypatch.setattr("bot.runner.run_until_stopped", run_until_stopped)
         monkeypatch.setattr("bot.transports.factory.build_transports", lambda _s: [])
@@ -156,6 +158,18 @@ def test_run_refuses_placeholder_shaped_secrets(ausweg: Cli, setting: str, value
     refused(ausweg, f"{name} is ")
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "name"),
+    [
+        ("TELEGRAM__BOT_USERNAME", "<the bot's @username, for `ausweg link`>", "bot_username"),
+        ("TELEGRAM__WEBHOOK_URL", "https://bot.example.org/telegram", "webhook_url"),
+    ],
+)
+def test_run_refuses_template_settings(ausweg: Cli, setting: str, value: str, name: str) -> None:
+    ausweg.env(**{setting: value})
+    refused(ausweg, f"telegram.{name} is ")
+
+
 def test_the_env_example_placeholders_are_known() -> None:
     values = example_values()
     assert {"<token from @BotFather>", "<random string>", "<password>"} <= values
@@ -174,6 +188,12 @@ def test_run_refuses_equal_master_and_pseudonym_keys(ausweg: Cli, tmp_path: Path
     key = new_key()
     write_keys(tmp_path / "keys.json", master=key, pseudonym=key)
     refused(ausweg, "crypto.master_keys[1] equals crypto.pseudonym_keys[1]")
+
+
+def test_equal_keys_are_found_whatever_their_spelling(ausweg: Cli, tmp_path: Path) -> None:
+    key = new_key()
+    write_keys(tmp_path / "keys.json", master=key, pseudonym=f" {key}\n")
+    refused(ausweg, "equals")
 
 
 def test_run_refuses_database_echo(ausweg: Cli) -> None:
@@ -224,7 +244,11 @@ def test_check_config_flags_usernames_and_referrals_without_contact(
     # dia-mv and betriebsberatung refer people on, but the example has no contact for them.
     assert any("'dia-mv'" in f and "no contact" in f for f in flags), out
     assert not any("'bamf'" in f for f in flags), "bamf has a phone number"
-    assert "would refuse" not in out
+    # Its only counsellor cannot be recognised, so `run` would refuse JUMP! as unreachable.
+    refusals = out.split("would refuse to start:")[1].split("Please check:")[0]
+    assert [line for line in refusals.splitlines() if "'jump'" in line]
+    assert "telegram: no counsellor account" in refusals
+    assert "'bidaya'" not in refusals
 
 
 def test_check_config_says_what_run_would_refuse(ausweg: Cli) -> None:
@@ -236,3 +260,24 @@ def test_check_config_says_what_run_would_refuse(ausweg: Cli) -> None:
     assert "shipped example" in refusals
     assert "'jump'" in refusals
     assert "telegram" in refusals
+
+
+def test_sighup_keeps_the_directory_when_the_new_one_would_be_refused(
+    ausweg: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = ausweg("run")
+    assert code == 0, err
+    assert ausweg.reload is not None
+    used: list[Directory] = []
+    monkeypatch.setattr("bot.app.App.reload_directory", lambda _app, d=None: used.append(d))
+    ausweg.reload()  # the verified directory: taken
+    assert len(used) == 1
+    path = tmp_path / "d.yaml"
+    path.write_text(
+        path.read_text().replace(
+            "verify_before_going_live: false", "verify_before_going_live: true"
+        )
+    )
+    with pytest.raises(ConfigError):
+        ausweg.reload()
+    assert len(used) == 1, "a refused directory replaced the one in force"
