@@ -69,9 +69,12 @@ async def _run(settings: Settings) -> int:
         """SIGHUP: a directory `run` would refuse does not replace the one in force."""
         directory = load_directory(settings.directory_path)
         refusals = directory_refusals(
-            directory, settings.directory_path, enabled_platforms(settings)
+            directory,
+            settings.directory_path,
+            enabled_platforms(settings),
+            demo=settings.mode != "production",
         )
-        if refusals and settings.mode == "production":
+        if refusals:
             for line in refusals:
                 log.error("directory not reloaded: %s", line)
             raise ConfigError("the new directory is refused")

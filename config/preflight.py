@@ -212,10 +212,15 @@ def _why_unreachable(programme: Programme, platform: str) -> str | None:
     return None
 
 
-def directory_refusals(directory: Directory, path: Path | None, platforms: list[str]) -> list[str]:
-    """The example / unverified directory and programmes nobody on duty can answer."""
+def directory_refusals(
+    directory: Directory, path: Path | None, platforms: list[str], *, demo: bool = False
+) -> list[str]:
+    """The example / unverified directory (not in ``demo``) and programmes nobody on
+    duty can answer."""
     out: list[str] = []
-    if path is not None and _same_file(path, EXAMPLE_DIRECTORY):
+    if demo:
+        pass  # the demo's whole point is the example directory
+    elif path is not None and _same_file(path, EXAMPLE_DIRECTORY):
         out.append(
             f"directory {path} is the shipped example (demo staff, unverified contacts);"
             " copy it, enter the real programmes and set AUSWEG_DIRECTORY_PATH"
@@ -276,10 +281,9 @@ def preflight(settings: Settings, directory: Directory) -> Findings:
     """Every refusal and flag for ``settings`` with ``directory`` (keys already loaded)."""
     findings = Findings()
     production = settings.mode == "production"
-    refusals = directory_refusals(directory, settings.directory_path, enabled_platforms(settings))
-    if not production:  # demo: the example directory is the point
-        refusals = [r for r in refusals if not r.startswith("directory ")]
-    findings.refusals += refusals
+    findings.refusals += directory_refusals(
+        directory, settings.directory_path, enabled_platforms(settings), demo=not production
+    )
     key_file = key_file_refusal(settings.crypto.key_file)
     if key_file:
         findings.refusals.append(key_file)
