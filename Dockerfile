@@ -12,5 +12,7 @@ RUN pip install . && useradd --system --uid 10001 --home /data ausweg \
     && mkdir -p /data && chown ausweg /data && chmod 700 /data
 USER ausweg
 VOLUME ["/data"]
+# Ready only once a platform is connected; /data/health says what is missing.
+HEALTHCHECK --interval=30s --start-period=120s CMD ["test", "-f", "/data/ready"]
 ENTRYPOINT ["ausweg"]
 CMD ["run"]

@@ -176,7 +176,8 @@ class App:
             await self.drain_outbox()
             self._retrier = asyncio.create_task(self._retry_loop())
         self._drained.set()
-        log.info("ready: %d transport(s)", len(self.transports))
+        # Not "ready": the runner says that once a platform is connected.
+        log.info("started: %d transport(s)", len(self.transports))
 
     async def stop(self) -> None:
         """Stop retries, transports and jobs, flush refs, then close the database."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from bot.links import LinkError
 from config.directory import Directory, DirectoryError, load_directory
+from config.preflight import Findings, directory_refusals, enabled_platforms, preflight
 from config.settings import ConfigError, Settings, ensure_demo_keys, new_key
 from config.vocabulary import STATES, Audience, Incident, Scene
 from handlers.routing import Profile, route
@@ -59,10 +60,27 @@ async def _run(settings: Settings) -> int:
             "no platform enabled: set AUSWEG_TELEGRAM__ENABLED=true "
             "or AUSWEG_MATRIX__ENABLED=true (try `ausweg demo` first)"
         )
-    settings.load_key_file()
-    settings.check_secrets()  # before any transport connects
+    # Every refusal before the first byte is written (database, key store, ready file).
+    findings = preflight_settings(settings, load_directory(settings.directory_path))
+    findings.raise_if_refused()
     app = App(settings, build_transports(settings))
-    await run_until_stopped(app, ready_file=settings.data_dir / "ready")
+
+    def reload() -> None:
+        """SIGHUP: a directory `run` would refuse does not replace the one in force."""
+        directory = load_directory(settings.directory_path)
+        refusals = directory_refusals(
+            directory,
+            settings.directory_path,
+            enabled_platforms(settings),
+            demo=settings.mode != "production",
+        )
+        if refusals:
+            for line in refusals:
+                log.error("directory not reloaded: %s", line)
+            raise ConfigError("the new directory is refused")
+        app.reload_directory(directory)
+
+    await run_until_stopped(app, ready_file=settings.data_dir / "ready", reload=reload)
     return 0
 
 
@@ -126,6 +144,42 @@ async def _link(settings: Settings, args: argparse.Namespace) -> int:
     if link.qr_path:
         print(f"QR code: {link.qr_path}")
     return 0
+
+
+def preflight_settings(settings: Settings, directory: Directory, *, keys: bool = True) -> Findings:
+    """Load the key file and run every start-up check; problems are collected, not raised.
+
+    ``keys=False`` (check-config): missing keys are not a problem of the directory, but
+    a readable key file, placeholders and equal keys still are.
+    """
+    failed: list[str] = []
+    try:
+        settings.load_key_file()
+    except ConfigError as exc:
+        failed.append(str(exc))
+    if keys and not failed:
+        try:
+            settings.check_secrets()
+        except ConfigError as exc:
+            failed.append(str(exc))
+    findings = preflight(settings, directory)
+    findings.refusals[:0] = failed
+    return findings
+
+
+def _check_config(settings: Settings) -> int:
+    """Print the routing table, then what `run` would refuse and what else looks wrong."""
+    directory = load_directory(settings.directory_path)
+    print(routing_table(directory))
+    findings = preflight_settings(settings, directory, keys=False)
+    if findings.refusals:
+        print("\nausweg run would refuse to start:")
+        print("\n".join(f"  - {line}" for line in findings.refusals))
+    if findings.flags:
+        print("\nPlease check:")
+        print("\n".join(f"  - {line}" for line in findings.flags))
+    groups = asyncio.run(_check_staff_groups(settings, directory))
+    return 1 if findings.refusals or findings.flags or groups else 0
 
 
 def routing_table(directory: Directory) -> str:
@@ -203,9 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return asyncio.run(_run(settings))
         if args.command == "check-config":
-            directory = load_directory(settings.directory_path)
-            print(routing_table(directory))
-            return asyncio.run(_check_staff_groups(settings, directory))
+            return _check_config(settings)
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
         if args.command == "link":

@@ -3,10 +3,14 @@
 SIGHUP reloads the programme directory (access changes take effect at once; a
 broken file keeps the old one). Readiness is reported three ways once every
 transport has finished its first round (``wait_ready`` where a transport has
-one): a log line ``ready``, an optional ready file (for container health checks;
-removed on stop) and systemd's ``READY=1`` when ``NOTIFY_SOCKET`` is set. On a
-signal the transports stop first (each finishes the update in hand), then the
-database closes.
+one) and at least one platform is connected (``connected`` / ``wait_connected``
+where a transport has them): a log line ``ready``, an optional ready file (for
+container health checks; removed on stop) and systemd's ``READY=1`` when
+``NOTIFY_SOCKET`` is set. A bot that started while every platform was unreachable
+is not ready: until one connects, the health status (a ``health`` file next to
+the ready file, systemd's ``STATUS=`` and a log line) names the platforms missing.
+On a signal the transports stop first (each finishes the update in hand), then
+the database closes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: Next to the ready file: what is connected, or which platforms are missing.
+HEALTH_FILE = "health"
 
 
 class Runnable(Protocol):
@@ -73,6 +79,54 @@ async def _ready(app: Runnable, limit: float) -> None:
             await asyncio.gather(*waits)
 
 
+def _name(key: Any, transport: Any) -> str:
+    platform = getattr(transport, "platform", key)
+    return str(getattr(platform, "value", platform))
+
+
+def _connected(app: Runnable) -> tuple[list[str], list[str]]:
+    """(connected, missing) platform names; a transport without the notion counts as
+    connected (memory, console)."""
+    up: list[str] = []
+    down: list[str] = []
+    for key, transport in app.transports.items():
+        (up if getattr(transport, "connected", True) else down).append(_name(key, transport))
+    return up, down
+
+
+def _health(path: Path | None, status: str) -> None:
+    """Report the health status: file (mode 0600), systemd STATUS=, nothing logged here."""
+    _sd_notify(f"STATUS={status}")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(status + "\n")
+
+
+async def _first_connection(app: Runnable, stop: asyncio.Event, health: Path | None) -> bool:
+    """Wait until at least one platform is connected (True) or a stop came first (False)."""
+    up, down = _connected(app)
+    if up or not down:
+        return True
+    status = "not ready: no platform connected (missing: " + ", ".join(down) + ")"
+    log.warning("%s; retrying in the background", status)
+    _health(health, status)
+    waits = [
+        asyncio.ensure_future(t.wait_connected())
+        for t in app.transports.values()
+        if callable(getattr(t, "wait_connected", None))
+    ]
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([*waits, stopped], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in (*waits, stopped):
+            waiter.cancel()
+        await asyncio.gather(*waits, stopped, return_exceptions=True)
+    return not stop.is_set()
+
+
 def _reload(reload: Callable[[], None]) -> None:
     """SIGHUP: read the programme directory again (e.g. a counsellor was removed)."""
     try:
@@ -88,6 +142,7 @@ async def run_until_stopped(
     ready_file: Path | None = None,
     ready_timeout: float = 120.0,
     stop: asyncio.Event | None = None,
+    reload: Callable[[], None] | None = None,
 ) -> None:
     """Start ``app``, report readiness, wait for SIGTERM/SIGINT (or ``stop``), stop ``app``.
 
@@ -96,6 +151,8 @@ async def run_until_stopped(
         ready_file: written (mode 0600, contains ``ready``) once ready; removed on stop.
         ready_timeout: how long transports may take for their first round.
         stop: an event that stops the app like a signal (tests, embedding).
+        reload: what SIGHUP runs (default: the app's ``reload_directory``); raising
+            keeps the old directory.
 
     Raises:
         TimeoutError: a transport did not become ready in time (the app is stopped).
@@ -106,7 +163,7 @@ async def run_until_stopped(
     handlers: list[tuple[signal.Signals, Callable[[], None]]] = [
         (sig, stop.set) for sig in _SIGNALS
     ]
-    reload = getattr(app, "reload_directory", None)
+    reload = reload or getattr(app, "reload_directory", None)
     if callable(reload):
         handlers.append((signal.SIGHUP, lambda: _reload(reload)))
     for sig, handler in handlers:
@@ -115,22 +172,29 @@ async def run_until_stopped(
             installed.append(sig)
         except (NotImplementedError, RuntimeError):  # not the main thread / platform
             pass
-    if ready_file is not None:
-        _remove(ready_file)  # left behind by a killed process: not ready yet
+    health = ready_file.with_name(HEALTH_FILE) if ready_file is not None else None
+    for stale in (ready_file, health):
+        if stale is not None:
+            _remove(stale)  # left behind by a killed process: not ready yet
     try:
         await app.start()
         await _ready(app, ready_timeout)
-        if ready_file is not None:
-            _write_ready(ready_file)
-        _sd_notify("READY=1")
-        log.info("ready")
-        await stop.wait()
+        if await _first_connection(app, stop, health):
+            if ready_file is not None:
+                _write_ready(ready_file)
+            up, down = _connected(app)
+            status = "ready: " + ", ".join(up) + (f" (missing: {', '.join(down)})" if down else "")
+            _health(health, status)
+            _sd_notify("READY=1")
+            log.info("ready")
+            await stop.wait()
         log.info("stopping")
         _sd_notify("STOPPING=1")
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
-        if ready_file is not None:
-            _remove(ready_file)
+        for path in (ready_file, health):
+            if path is not None:
+                _remove(path)
         await app.stop()
         log.info("stopped")

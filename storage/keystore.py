@@ -24,6 +24,7 @@ from sqlalchemy import (
     delete,
     func,
     inspect,
+    or_,
     select,
     text,
     update,
@@ -33,7 +34,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from storage.db import Database
 from storage.models import UTCDateTime
-from storage.vault import Vault
+from storage.vault import WRAP_DERIVED, DecryptionError, Vault
 
 
 class KeyBase(DeclarativeBase):
@@ -59,6 +60,9 @@ class StoredKey(KeyBase):
 
 #: The master key version sits in bytes 2-3 of a wrapped key (see storage.vault).
 _version: ColumnElement[bytes] = func.substr(StoredKey.wrapped, 2, 2, type_=LargeBinary)
+#: Byte 1 says how it was wrapped (storage.vault.WRAP_DERIVED / WRAP_LEGACY).
+_format: ColumnElement[bytes] = func.substr(StoredKey.wrapped, 1, 1, type_=LargeBinary)
+_DERIVED = bytes([WRAP_DERIVED])
 
 
 _KEYS = cast(Table, StoredKey.__table__)
@@ -84,7 +88,11 @@ class KeyStore:
         self._cache_size = cache_size
 
     async def create_schema(self) -> None:
-        """Create the single table if needed (and add ``created_at`` to older stores)."""
+        """Create the single table if needed (and add ``created_at`` to older stores).
+
+        Keys still wrapped directly by a master key (before the HKDF separation) are
+        re-wrapped here, at start, so afterwards the master key itself wraps nothing.
+        """
 
         def run(conn: Any) -> None:
             KeyBase.metadata.create_all(conn)
@@ -96,6 +104,7 @@ class KeyStore:
 
         async with self.db.engine.begin() as conn:
             await conn.run_sync(run)
+        await self.rewrap(legacy_only=True)
 
     def _remember(self, key_id: str, dek: bytes) -> None:
         self._cache[key_id] = dek
@@ -189,29 +198,39 @@ class KeyStore:
             rows = await s.execute(select(_version, func.count()).group_by(_version))
             return {struct.unpack(">H", bytes(v))[0]: int(n) for v, n in rows}
 
-    async def rewrap(self, batch: int = 500) -> int:
-        """Re-wrap every key under the current master key; returns how many changed.
+    async def rewrap(self, batch: int = 500, *, legacy_only: bool = False) -> int:
+        """Re-wrap every key under the current master key's wrapping key; returns how many
+        changed (retired versions and keys of the legacy format).
 
         One transaction per batch (keyset order by id), so the bot keeps working;
-        a key shredded meanwhile is simply not updated. Idempotent.
+        a key shredded meanwhile is simply not updated. Idempotent. ``legacy_only``
+        (at start): only keys wrapped directly by a master key; one whose master key is
+        no longer configured stays as it is (it did not open before either).
         """
         changed = 0
         current = _version_bytes(self.vault.master_version)
+        legacy = _format != _DERIVED
+        stale = legacy if legacy_only else or_(_version != current, legacy)
         after = ""
         while True:
             async with self.db.transaction() as s:
                 rows = (
                     await s.execute(
                         select(StoredKey.id, StoredKey.wrapped)
-                        .where(StoredKey.id > after, _version != current)
+                        .where(StoredKey.id > after, stale)
                         .order_by(StoredKey.id)
                         .limit(batch)
                     )
                 ).all()
-                params = [
-                    {"k": k, "old": w, "new": self.vault.wrap(k, self.vault.unwrap(k, w))}
-                    for k, w in rows
-                ]
+                params = []
+                for k, w in rows:
+                    try:
+                        dek = self.vault.unwrap(k, w)
+                    except DecryptionError:
+                        if not legacy_only:
+                            raise
+                        continue
+                    params.append({"k": k, "old": w, "new": self.vault.wrap(k, dek)})
                 if params:
                     result = await s.execute(_REWRAP, params)
                     n = int(getattr(result, "rowcount", -1))
@@ -221,8 +240,12 @@ class KeyStore:
             after = rows[-1][0]
 
     async def needing_old_master(self) -> int:
-        """Keys still wrapped by a retired master key version."""
+        """Keys still wrapped by a retired master key version (or by a master key itself)."""
         current = _version_bytes(self.vault.master_version)
         async with self.db.transaction() as s:
-            stmt = select(func.count()).select_from(StoredKey).where(_version != current)
+            stmt = (
+                select(func.count())
+                .select_from(StoredKey)
+                .where(or_(_version != current, _format != _DERIVED))
+            )
             return int((await s.execute(stmt)).scalar_one())

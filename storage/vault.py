@@ -7,6 +7,13 @@
   shreds everything encrypted under it, in every backup (check 7).
 * Fields: AES-256-GCM with associated data naming table, column and row id, so a
   ciphertext moved to another row, case or programme fails to decrypt (check 3).
+* Key separation: the master key itself encrypts nothing. Every use gets its own key,
+  ``HKDF-SHA256(master, info=label)`` with a label from :data:`LABELS` (wrapping data
+  keys, the outbox, the Matrix crypto store, the Matrix session file, the cross-signing
+  seeds), so one purpose's key says nothing about another's. Wrapped data keys carry
+  a format byte: 1 = wrapped directly by the master key (before the separation; still
+  opened, and re-wrapped by :meth:`storage.keystore.KeyStore.create_schema` at start),
+  2 = wrapped by the derived wrapping key.
 """
 
 from __future__ import annotations
@@ -22,9 +29,32 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _FORMAT = 1
+#: Wrapped data keys: 1 = the master key itself wrapped them (legacy, read only).
+WRAP_LEGACY = 1
+#: Wrapped data keys: 2 = ``derive_key(master, "wrap")`` wrapped them (written now).
+WRAP_DERIVED = 2
 _HEADER = struct.Struct(">BH")  # format byte, key version
 _NONCE = 12
 _PSEUDONYM_CONTEXT = b"ausweg/pseudonym/v1\x00"
+
+#: HKDF labels, one per purpose of master key material. Distinct by construction (a
+#: test checks it); the older ones keep their bytes so existing stores still open.
+LABELS: dict[str, bytes] = {
+    "wrap": b"ausweg/wrap-data-key/v2",
+    "outbox": b"ausweg/outbox",
+    "matrix-store": b"ausweg/matrix-store",
+    "matrix-session": b"ausweg/matrix-session",
+    "matrix-cross-signing": b"ausweg/matrix-cross-signing/v2",
+}
+#: Purposes :meth:`Vault.seal_transient` may use (not the Matrix ones: their keys must
+#: never be computable through a generic sealing call).
+TRANSIENT_PURPOSES = frozenset({"outbox"})
+
+
+def derive_key(master: bytes, purpose: str) -> bytes:
+    """The 32-byte key of one purpose (a :data:`LABELS` name) under a master key."""
+    label = LABELS[purpose]  # KeyError: an unregistered purpose is a bug
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(master)
 
 
 class DecryptionError(Exception):
@@ -47,7 +77,9 @@ class Vault:
     def __init__(self, master_keys: dict[int, bytes], pseudonym_keys: dict[int, bytes]) -> None:
         if not master_keys or not pseudonym_keys:
             raise ValueError("vault needs at least one master key and one pseudonym key")
-        self._master = {v: AESGCM(k) for v, k in master_keys.items()}
+        # Legacy (format 1) wrapped keys only: the master key itself never encrypts anew.
+        self._legacy = {v: AESGCM(k) for v, k in master_keys.items()}
+        self._master = {v: AESGCM(derive_key(k, "wrap")) for v, k in master_keys.items()}
         self._master_raw = dict(master_keys)
         self._derived_cache: dict[tuple[str, int], AESGCM] = {}
         self._pseudo = dict(pseudonym_keys)
@@ -74,15 +106,16 @@ class Vault:
     def wrap(self, key_id: str, dek: bytes) -> bytes:
         """Wrap a data key with the current master key, bound to its id."""
         nonce = os.urandom(_NONCE)
-        header = _HEADER.pack(_FORMAT, self.master_version)
+        header = _HEADER.pack(WRAP_DERIVED, self.master_version)
         ct = self._master[self.master_version].encrypt(nonce, dek, header + aad("key", "", key_id))
         return header + nonce + ct
 
     def unwrap(self, key_id: str, wrapped: bytes) -> bytes:
         """Unwrap a data key; raises DecryptionError if it was moved or tampered with."""
         fmt, version = _parse_header(wrapped)
-        master = self._master.get(version)
-        if fmt != _FORMAT or master is None:
+        ciphers = {WRAP_DERIVED: self._master, WRAP_LEGACY: self._legacy}.get(fmt, {})
+        master = ciphers.get(version)
+        if master is None:
             raise DecryptionError("unknown key format or retired master key")
         header = wrapped[: _HEADER.size]
         nonce = wrapped[_HEADER.size : _HEADER.size + _NONCE]
@@ -98,16 +131,20 @@ class Vault:
         """The master key version a wrapped key needs."""
         return _parse_header(wrapped)[1]
 
+    @staticmethod
+    def wrapped_format(wrapped: bytes) -> int:
+        """How a key was wrapped: :data:`WRAP_DERIVED` or :data:`WRAP_LEGACY`."""
+        return _parse_header(wrapped)[0]
+
     # -- short-lived records (outbox) ----------------------------------------
     def _derived(self, purpose: str, version: int) -> AESGCM:
         key = (purpose, version)
         cipher = self._derived_cache.get(key)
         if cipher is None:
+            if purpose not in TRANSIENT_PURPOSES:
+                raise ValueError(f"'{purpose}' is not a purpose for transient records")
             master = self._master_raw[version]
-            hkdf = HKDF(
-                algorithm=hashes.SHA256(), length=32, salt=None, info=b"ausweg/" + purpose.encode()
-            )
-            cipher = self._derived_cache[key] = AESGCM(hkdf.derive(master))
+            cipher = self._derived_cache[key] = AESGCM(derive_key(master, purpose))
         return cipher
 
     def seal_transient(self, purpose: str, plaintext: bytes, associated: bytes) -> bytes:

@@ -93,6 +93,17 @@ def process_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     return env
 
 
+def production_directory(directory: Directory, path: Path) -> Path:
+    """Write ``directory`` to ``path`` as a verified copy (``verify_before_going_live``
+    off): ``ausweg run`` refuses the shipped example and anything still marked."""
+    import yaml
+
+    data = directory.model_dump(mode="json")
+    data["verify_before_going_live"] = False
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 def make_settings(data_dir: Path, db_url: str | None = None, **connect: object) -> Settings:
     """Settings with fresh random keys in a private data folder."""
     return Settings(

@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def run(args: list[str], tmp_path: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUSWEG_")}
     env["AUSWEG_DATA_DIR"] = str(tmp_path / "data")
+    # This checkout's code, not whichever one is installed (the cwd is tmp_path).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         input=stdin,
@@ -83,10 +85,13 @@ def test_demo_journey_to_counsellor_reply(name: str, tmp_path: Path) -> None:
 
 def test_check_config_prints_routing_table(tmp_path: Path) -> None:
     proc = run(["check-config"], tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    # The example is not fit for production: check-config says what `run` would refuse
+    # (exit 1) after the routing table (issue 10, obs 7).
+    assert proc.returncode == 1, proc.stderr
     assert "jump" in proc.stdout
     assert "self/right->jump(match)" in proc.stdout
     assert "verify before going live" in proc.stdout
+    assert "would refuse to start" in proc.stdout
 
 
 def test_check_config_reports_the_line_of_a_mistake(tmp_path: Path) -> None:

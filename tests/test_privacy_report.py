@@ -68,6 +68,8 @@ async def test_privacy_report_counts_stages_and_key_versions_without_ids(world: 
 
 
 def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    # This checkout's code, not whichever one is installed (the cwd is tmp_path).
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))}
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         text=True,

@@ -23,9 +23,11 @@ import pytest
 from nio import AsyncClient, MegolmEvent, RoomMessage, RoomMessagesResponse
 from nio.api import MessageDirection
 
-from tests.conftest import process_env
+from config.directory import load_directory
+from config.settings import EXAMPLE_DIRECTORY
+from tests.conftest import process_env, production_directory
 from tests.fakes.synapse import RegisteredUser, SynapseServer
-from tests.matrix.journey import Peer, create_room, new_peer
+from tests.matrix.journey import Peer, create_room, matrix_directory, new_peer
 from tests.matrix.nio_helpers import send_text, sync_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,10 +37,18 @@ PEOPLE = 3
 BURST = 6
 
 
-def bot_env(synapse: SynapseServer, bot: RegisteredUser, tmp_path: Path) -> dict[str, str]:
-    """``AUSWEG_*`` settings for a bot process on the test Synapse (Matrix only)."""
+def bot_env(
+    synapse: SynapseServer, bot: RegisteredUser, tmp_path: Path, staff: Peer, staff_room: str
+) -> dict[str, str]:
+    """``AUSWEG_*`` settings for a bot process on the test Synapse (Matrix only).
+
+    The directory is a verified copy with the demo counsellor on Matrix: `run` refuses the
+    example (its staff sit in the console demo room, unreachable on Matrix).
+    """
+    directory = matrix_directory(load_directory(EXAMPLE_DIRECTORY), staff.user_id, staff_room)
     return process_env(
         tmp_path,
+        AUSWEG_DIRECTORY_PATH=str(production_directory(directory, tmp_path / "directory.yaml")),
         AUSWEG_MATRIX__ENABLED="true",
         AUSWEG_MATRIX__HOMESERVER=synapse.base_url,
         AUSWEG_MATRIX__USER_ID=bot.user_id,
@@ -123,8 +133,10 @@ async def test_kill_9_under_load_then_restart_loses_nothing_and_repeats_nothing(
 ) -> None:
     bot = await synapse.register_async(f"bot-{secrets.token_hex(3)}", secrets.token_urlsafe(12))
     clients = [p.client for p in people]
+    staff = await new_peer(synapse, "staff")
+    staff_room = await create_room(staff, [bot.user_id], direct=False, name="Team")
     with (tmp_path / "bot.log").open("ab") as log:
-        process = BotProcess(bot_env(synapse, bot, tmp_path), log)
+        process = BotProcess(bot_env(synapse, bot, tmp_path, staff, staff_room), log)
         try:
             await process.start(people)
             rooms = list(
@@ -187,6 +199,7 @@ async def test_kill_9_under_load_then_restart_loses_nothing_and_repeats_nothing(
             )
         finally:
             await process.kill()
+            await staff.close()
 
     for peer, room in zip(people, rooms, strict=True):
         bodies = await history(peer.client, room, bot.user_id)

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-import yaml
 
 from config.directory import Directory
-from tests.conftest import process_env
+from tests.conftest import process_env, production_directory
 from tests.fakes.telegram_api import ApiCall, FakeBotApi
 from tests.telegram.conftest import telegram_directory
 
@@ -29,11 +28,8 @@ START_TIMEOUT = 60.0
 
 def bot_env(api: FakeBotApi, tmp_path: Path, directory: Directory) -> dict[str, str]:
     """``AUSWEG_*`` settings for a bot process talking to ``api``."""
-    directory_file = tmp_path / "directory.yaml"
-    directory_file.write_text(
-        yaml.safe_dump(telegram_directory(directory).model_dump(mode="json"), allow_unicode=True),
-        encoding="utf-8",
-    )
+    # A verified copy: `run` refuses the example and anything still marked unverified.
+    directory_file = production_directory(telegram_directory(directory), tmp_path / "d.yaml")
     return process_env(
         tmp_path,
         AUSWEG_DIRECTORY_PATH=str(directory_file),

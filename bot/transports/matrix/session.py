@@ -3,10 +3,15 @@
 Everything is keyed from the project's master keys (``settings.crypto.master_keys``)
 with HKDF, so the operator manages no extra secret:
 
-* the SQLCipher key of nio's crypto store: ``HKDF(master[v], info=b"ausweg/matrix-store")``;
-* the session file (device id, access token, cross-signing seeds): AES-256-GCM under
-  ``HKDF(master[v], info=b"ausweg/matrix-session")``, bound to its purpose and key
-  version by the associated data, written atomically with mode 0600.
+* the SQLCipher key of nio's crypto store: ``derive_key(master[v], "matrix-store")``;
+* the session file (device id, access token): AES-256-GCM under
+  ``derive_key(master[v], "matrix-session")``, bound to its purpose and key version by
+  the associated data, written atomically with mode 0600;
+* the cross-signing seeds inside it: sealed once more under their own key,
+  ``derive_key(master[v], "matrix-cross-signing")`` (format 2; a format 1 file, with
+  the seeds only under the session key, is read and rewritten as format 2 at once).
+
+The labels live in :data:`storage.vault.LABELS`, one per purpose.
 
 Key rotation: the session file records which master-key version keys the store. At
 start an older store is re-keyed (``PRAGMA rekey``) to the current version and the
@@ -19,7 +24,7 @@ import base64
 import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bot.transports.matrix_crosssign import CrossSigningSeeds
+from storage.vault import LABELS
 
 __all__ = [
     "SESSION_FILE",
@@ -45,9 +51,12 @@ __all__ = [
 
 #: File name of the encrypted session, next to the crypto store.
 SESSION_FILE = "ausweg-session.json"
-_STORE_INFO = b"ausweg/matrix-store"
-_SESSION_INFO = b"ausweg/matrix-session"
-_FORMAT = 1
+_STORE_INFO = LABELS["matrix-store"]
+_SESSION_INFO = LABELS["matrix-session"]
+_SEEDS_INFO = LABELS["matrix-cross-signing"]
+#: 2: seeds sealed under their own key; 1 (read, then rewritten): seeds in the session.
+_FORMAT = 2
+_LEGACY_FORMAT = 1
 
 
 class SessionError(RuntimeError):
@@ -84,21 +93,21 @@ class StoredSession:
         """A copy with some fields changed."""
         return replace(self, **changes)
 
-    def _to_json(self) -> bytes:
+    def _to_json(self, seeds: str | None) -> bytes:
         return json.dumps(
             {
                 "homeserver": self.homeserver,
                 "user_id": self.user_id,
                 "device_id": self.device_id,
                 "access_token": self.access_token,
-                "seeds": _b64(self.seeds.to_bytes()) if self.seeds else None,
+                "seeds": seeds,
                 "store_version": self.store_version,
                 "team_rooms": dict(self.team_rooms),
             }
         ).encode()
 
     @classmethod
-    def _from_json(cls, raw: bytes) -> StoredSession:
+    def _from_json(cls, raw: bytes, open_seeds: Callable[[bytes], bytes]) -> StoredSession:
         data = json.loads(raw)
         seeds = data.get("seeds")
         return cls(
@@ -106,7 +115,9 @@ class StoredSession:
             user_id=str(data["user_id"]),
             device_id=str(data["device_id"]),
             access_token=str(data.get("access_token") or ""),
-            seeds=CrossSigningSeeds.from_bytes(base64.b64decode(seeds)) if seeds else None,
+            seeds=CrossSigningSeeds.from_bytes(open_seeds(base64.b64decode(seeds)))
+            if seeds
+            else None,
             store_version=data.get("store_version"),
             team_rooms={str(k): str(v) for k, v in (data.get("team_rooms") or {}).items()},
         )
@@ -116,8 +127,21 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _aad(version: int) -> bytes:
-    return _SESSION_INFO + b"/" + str(version).encode()
+def _aad(version: int, info: bytes = _SESSION_INFO) -> bytes:
+    return info + b"/" + str(version).encode()
+
+
+def _seal_seeds(master: bytes, version: int, seeds: CrossSigningSeeds) -> str:
+    nonce = secrets.token_bytes(12)
+    key = AESGCM(derive_key(master, _SEEDS_INFO))
+    return _b64(nonce + key.encrypt(nonce, seeds.to_bytes(), _aad(version, _SEEDS_INFO)))
+
+
+def _seeds_opener(master: bytes, version: int, fmt: int) -> Callable[[bytes], bytes]:
+    if fmt == _LEGACY_FORMAT:
+        return lambda raw: raw  # format 1: the seeds were only under the session key
+    key = AESGCM(derive_key(master, _SEEDS_INFO))
+    return lambda raw: key.decrypt(raw[:12], raw[12:], _aad(version, _SEEDS_INFO))
 
 
 def save_session(path: Path, session: StoredSession, keys: Mapping[int, bytes]) -> None:
@@ -125,7 +149,8 @@ def save_session(path: Path, session: StoredSession, keys: Mapping[int, bytes]) 
     version = max(keys)
     key = derive_key(keys[version], _SESSION_INFO)
     nonce = secrets.token_bytes(12)
-    ciphertext = AESGCM(key).encrypt(nonce, session._to_json(), _aad(version))
+    seeds = _seal_seeds(keys[version], version, session.seeds) if session.seeds else None
+    ciphertext = AESGCM(key).encrypt(nonce, session._to_json(seeds), _aad(version))
     envelope = json.dumps(
         {"format": _FORMAT, "key_version": version, "nonce": _b64(nonce), "ct": _b64(ciphertext)}
     ).encode()
@@ -156,7 +181,8 @@ def load_session(path: Path, keys: Mapping[int, bytes]) -> tuple[StoredSession, 
     try:
         envelope = json.loads(raw)
         version = int(envelope["key_version"])
-        if envelope.get("format") != _FORMAT:
+        fmt = envelope.get("format")
+        if fmt not in (_FORMAT, _LEGACY_FORMAT):
             raise ValueError("unknown format")
         nonce, ciphertext = base64.b64decode(envelope["nonce"]), base64.b64decode(envelope["ct"])
     except (ValueError, KeyError, TypeError) as exc:
@@ -168,11 +194,14 @@ def load_session(path: Path, keys: Mapping[int, bytes]) -> tuple[StoredSession, 
     key = derive_key(keys[version], _SESSION_INFO)
     try:
         plain = AESGCM(key).decrypt(nonce, ciphertext, _aad(version))
-        return StoredSession._from_json(plain), version
+        session = StoredSession._from_json(plain, _seeds_opener(keys[version], version, fmt))
     except Exception as exc:
         raise SessionError(
             f"cannot decrypt the Matrix session file ({type(exc).__name__})"
         ) from None
+    if fmt == _LEGACY_FORMAT:  # migrate at once: the seeds get their own key
+        save_session(path, session, {version: keys[version]})
+    return session, version
 
 
 def _opens(db: Path, key: bytes) -> bool:

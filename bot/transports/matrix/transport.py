@@ -343,6 +343,15 @@ class MatrixTransport:
         """
         await first_of(self.ready, self.offline)
 
+    @property
+    def connected(self) -> bool:
+        """A sync went through since the start (the runner reports readiness on it)."""
+        return self.ready.is_set()
+
+    async def wait_connected(self) -> None:
+        """Return once a sync went through (perhaps long after the start: an outage)."""
+        await self.ready.wait()
+
     async def _connect(self, client: AsyncClient) -> None:
         """Log in, cross-sign the device, join the staff rooms."""
         await self._login(client)

@@ -536,6 +536,15 @@ class TelegramTransport:
         set), or the start went on without the Bot API (``offline``; retrying)."""
         await first_of(self._ready, self.offline)
 
+    @property
+    def connected(self) -> bool:
+        """Receiving has worked since the start (the runner reports readiness on it)."""
+        return self._ready.is_set()
+
+    async def wait_connected(self) -> None:
+        """Return once receiving works (perhaps long after the start: an outage)."""
+        await self._ready.wait()
+
     # ------------------------------------------------------------------ receiving: polling
 
     async def _get_updates(self, offset: int, *, wait: int, limit: int = 100) -> Any:
