@@ -1,0 +1,101 @@
+"""Per-language token analysis: which lemma or stem keys a token stands for.
+
+Stemming and lemmatising come from maintained libraries, not hand-written suffix
+rules: Snowball stemmers (PyStemmer, C) for German, English, Turkish and Arabic,
+pymorphy3 dictionaries for Russian and Ukrainian (their inflection is too rich for
+a stemmer: "убью" -> "убить"). simplemma was measured and left out: its German
+dictionary alone costs ~110 MB of memory and its Turkish lemmas merge "öl" (die)
+with "öldür" (kill).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from functools import lru_cache
+
+import pymorphy3
+import Stemmer
+
+#: Languages with a lexicon, and the script their tokens are written in.
+SCRIPTS: dict[str, str] = {
+    "de": "latin",
+    "en": "latin",
+    "tr": "latin",
+    "ru": "cyrillic",
+    "uk": "cyrillic",
+    "ar": "arabic",
+}
+
+# Arabic: short vowels, tatweel and hamza-carrying alef variants are written or
+# left out at will; compare without them (the usual light normalisation).
+_AR_MARKS = re.compile("[\u064b-\u0652\u0670\u0640]")
+_AR_FOLD = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ة": "ه", "ؤ": "و", "ئ": "ي"})
+# Turkish and German are often typed on keyboards without their letters
+# ("olmek istiyorum", "toeten"); prefixes compare on a folded form.
+_LATIN_FOLD = str.maketrans({"ç": "c", "ğ": "g", "ı": "i", "ö": "o", "ş": "s", "ü": "u", "â": "a",
+                             "î": "i", "û": "u", "ä": "a", "é": "e"})
+_APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "`": "'", "‘": "'"})
+
+
+def normalise(text: str) -> str:
+    """Case-fold and compose Unicode so look-alike forms compare equal.
+
+    Also drops the combining dot that case-folding Turkish "İ" leaves behind and
+    unifies apostrophes (Ukrainian "вб'ю" is written with three different ones).
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold().replace("\u0307", "")
+    return folded.translate(_APOSTROPHES)
+
+
+def fold(token: str, language: str) -> str:
+    """The surface form prefixes and exact words are compared on."""
+    if language == "ar":
+        return _AR_MARKS.sub("", token).translate(_AR_FOLD)
+    if SCRIPTS[language] == "latin":
+        return token.translate(_LATIN_FOLD)
+    return token
+
+
+def script_of(token: str) -> str:
+    """The script of a token, judged by its first letter (cheap, good enough to route)."""
+    c = token[0]
+    if c < "\u0250":
+        return "latin"
+    if "\u0400" <= c <= "\u04ff":
+        return "cyrillic"
+    if "\u0600" <= c <= "\u06ff" or "\u0750" <= c <= "\u077f":
+        return "arabic"
+    return "other"
+
+
+def _snowball(name: str, language: str) -> Callable[[str], tuple[str, ...]]:
+    stemmer = Stemmer.Stemmer(name)
+
+    def keys(token: str) -> tuple[str, ...]:
+        # Arabic and Turkish stem the folded form: both are often typed without
+        # their diacritics/letters, and lexicon and message must fold alike.
+        return (stemmer.stemWord(fold(token, language) if language in ("ar", "tr") else token),)
+
+    return keys
+
+
+def _morph(language: str) -> Callable[[str], tuple[str, ...]]:
+    analyser = pymorphy3.MorphAnalyzer(lang=language)
+
+    def keys(token: str) -> tuple[str, ...]:
+        # Every reading's lemma: "стали" is both "стать" and "сталь"; patterns need
+        # all terms anyway, so an extra reading costs precision only in theory.
+        return tuple(dict.fromkeys(p.normal_form.replace("ʼ", "'") for p in analyser.parse(token)))
+
+    return keys
+
+
+@lru_cache(maxsize=None)
+def analyser(language: str) -> Callable[[str], tuple[str, ...]]:
+    """Token -> lemma/stem keys for one language (built once per process)."""
+    if language in ("ru", "uk"):
+        return _morph(language)
+    names = {"de": "german", "en": "english", "tr": "turkish", "ar": "arabic"}
+    return _snowball(names[language], language)
