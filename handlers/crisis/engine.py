@@ -22,6 +22,7 @@ How a message is read:
 from __future__ import annotations
 
 import enum
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ URGENCY: tuple[Danger, ...] = (
 _RANK = {d: i for i, d in enumerate(URGENCY)}
 
 LEXICON_DIR = Path(__file__).parent / "lexicon"
-#: Token -> atoms cache size per language. Bounded: strangers' messages must not grow
+#: Token -> atoms cache size. Bounded: strangers' messages must not grow
 #: memory; 50,000 distinct words cover far more than a day of real traffic.
 CACHE_SIZE = 50_000
 
@@ -66,6 +67,7 @@ _SENTENCE_END = frozenset(".!?\n")
 _CLAUSE_END = frozenset(",;:")
 _EMPTY: frozenset[int] = frozenset()
 _IDIOM = "idiom"
+_AR_CONJUNCTIONS = frozenset("وف")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,9 @@ class Pattern:
     after: int
     unless: frozenset[int]
     phrase: str
+    #: The term that indexes the pattern: the one whose shortest word is longest,
+    #: so pronouns and particles ("ich", "me", "=beni") never make a candidate alone.
+    anchor: frozenset[int]
 
 
 @dataclass(slots=True)
@@ -88,6 +93,7 @@ class Lexicon:
     """One language's compiled lexicon."""
 
     language: str
+    ids: Iterator[int]  # shared by all languages: one atom space, one index
     keys: dict[str, int] = field(default_factory=dict)
     exact: dict[str, int] = field(default_factory=dict)
     prefixes: dict[str, int] = field(default_factory=dict)
@@ -95,9 +101,6 @@ class Lexicon:
     negation: frozenset[int] = _EMPTY
     boundaries: frozenset[int] = _EMPTY
     patterns: tuple[Pattern, ...] = ()
-    #: atom -> patterns whose first term holds it (the pre-filter's index)
-    index: dict[int, tuple[int, ...]] = field(default_factory=dict)
-    _next: int = 0
 
     def atom(self, word: str) -> int:
         """The atom id of a lexicon word (``w`` lemma/stem, ``w*`` prefix, ``=w`` exact)."""
@@ -114,8 +117,7 @@ class Lexicon:
         if not value:
             raise ValueError(f"{self.language}: empty lexicon word {word!r}")
         if value not in table:
-            table[value] = self._next
-            self._next += 1
+            table[value] = next(self.ids)
         return table[value]
 
     def words(self, spec: str) -> frozenset[int]:
@@ -126,19 +128,25 @@ class Lexicon:
         """Every atom a message token satisfies (uncached; see ``_atoms``)."""
         found = {self.keys[k] for k in analyser(self.language)(token) if k in self.keys}
         surface = fold(token, self.language)
-        if surface in self.exact:
-            found.add(self.exact[surface])
-        for n in self.prefix_lengths:
-            if n > len(surface):
-                break
-            hit = self.prefixes.get(surface[:n])
-            if hit is not None:
-                found.add(hit)
+        surfaces = [surface]
+        if self.language == "ar" and len(surface) > 3 and surface[0] in _AR_CONJUNCTIONS:
+            # "and"/"so" are written onto the next word ("وسأطعنه"); Snowball keeps
+            # them on verbs, so the word is also looked up without them.
+            surfaces.append(surface[1:])
+        for form in surfaces:
+            if form in self.exact:
+                found.add(self.exact[form])
+            for n in self.prefix_lengths:
+                if n > len(form):
+                    break
+                hit = self.prefixes.get(form[:n])
+                if hit is not None:
+                    found.add(hit)
         return frozenset(found) if found else _EMPTY
 
 
-def _compile(language: str, data: dict[str, object]) -> Lexicon:
-    lex = Lexicon(language)
+def _compile(language: str, data: dict[str, object], ids: Iterator[int]) -> Lexicon:
+    lex = Lexicon(language, ids)
 
     def entries(name: str) -> list[dict[str, object]]:
         raw = data.get(name) or []
@@ -157,7 +165,8 @@ def _compile(language: str, data: dict[str, object]) -> Lexicon:
     for entry in entries("patterns"):
         kind = str(entry["danger"])
         phrase = str(entry["phrase"])
-        terms = tuple(lex.words(term) for term in phrase.split())
+        sources = phrase.split()
+        terms = tuple(lex.words(term) for term in sources)
         if not terms:
             raise ValueError(f"{language}: empty phrase in {entry!r}")
         patterns.append(
@@ -172,35 +181,72 @@ def _compile(language: str, data: dict[str, object]) -> Lexicon:
                 after=int(str(entry.get("after", data.get("after", 0)))),
                 unless=lex.words(str(entry.get("unless", ""))),
                 phrase=phrase,
+                anchor=terms[
+                    max(
+                        range(len(sources)),
+                        key=lambda i: min(len(w.strip("=*")) for w in sources[i].split("|")),
+                    )
+                ],
             )
         )
     lex.patterns = tuple(patterns)
-    index: dict[int, list[int]] = {}
-    for i, p in enumerate(lex.patterns):
-        for a in p.terms[0]:
-            index.setdefault(a, []).append(i)
-        if p.any_order:  # any term can come first
-            for term in p.terms[1:]:
-                for a in term:
-                    index.setdefault(a, []).append(i)
-    lex.index = {a: tuple(dict.fromkeys(ps)) for a, ps in index.items()}
     lex.prefix_lengths = tuple(sorted({len(p) for p in lex.prefixes}))
     return lex
 
 
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """All languages' lexicons over one atom space, with the pre-filter's index."""
+
+    lexicons: dict[str, Lexicon]
+    by_script: dict[str, tuple[Lexicon, ...]]
+    patterns: tuple[Pattern, ...]
+    #: atom -> patterns whose anchor term holds it
+    index: dict[int, tuple[int, ...]]
+    negation: frozenset[int]
+    boundaries: frozenset[int]
+    starts: frozenset[int]  # every atom in ``index``
+
+
 @lru_cache(maxsize=None)
-def lexicons() -> dict[str, Lexicon]:
-    """All compiled lexicons, loaded once per process."""
-    out = {}
+def compiled() -> Compiled:
+    """The lexicons, loaded and compiled once per process."""
+    ids = itertools.count()
+    lexes = {}
     for language in SCRIPTS:
         with (LEXICON_DIR / f"{language}.yaml").open(encoding="utf-8") as f:
-            out[language] = _compile(language, yaml.safe_load(f))
-    return out
+            lexes[language] = _compile(language, yaml.safe_load(f), ids)
+    patterns = tuple(p for lex in lexes.values() for p in lex.patterns)
+    index: dict[int, list[int]] = {}
+    for i, p in enumerate(patterns):
+        for a in p.anchor:
+            index.setdefault(a, []).append(i)
+    by_script: dict[str, list[Lexicon]] = {}
+    for language, lex in lexes.items():
+        by_script.setdefault(SCRIPTS[language], []).append(lex)
+    return Compiled(
+        lexicons=lexes,
+        by_script={k: tuple(v) for k, v in by_script.items()},
+        patterns=patterns,
+        index={a: tuple(dict.fromkeys(ps)) for a, ps in index.items()},
+        negation=frozenset().union(*(lex.negation for lex in lexes.values())),
+        boundaries=frozenset().union(*(lex.boundaries for lex in lexes.values())),
+        starts=frozenset(index),
+    )
+
+
+def lexicons() -> dict[str, Lexicon]:
+    """Every language's compiled lexicon (loads them on first use)."""
+    return compiled().lexicons
 
 
 @lru_cache(maxsize=CACHE_SIZE)
-def _atoms(language: str, token: str) -> frozenset[int]:
-    return lexicons()[language].token_atoms(token)
+def _atoms(token: str) -> frozenset[int]:
+    """Every atom a word satisfies in any language written in its script."""
+    found: frozenset[int] = _EMPTY
+    for lex in compiled().by_script.get(script_of(token), ()):
+        found = found | lex.token_atoms(token)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,64 +257,63 @@ class Match:
     positions: tuple[int, ...]
 
 
-def _ordered(p: Pattern, atoms: list[frozenset[int]], start: int) -> tuple[int, ...] | None:
+Positions = dict[int, list[int]]  # atom -> word positions holding it (ascending)
+
+
+def _where(term: frozenset[int], pos: Positions) -> list[int]:
+    hits = [pos[a] for a in term if a in pos]
+    if len(hits) == 1:
+        return hits[0]
+    return sorted({j for h in hits for j in h})
+
+
+def _ordered(p: Pattern, pos: Positions, start: int) -> tuple[int, ...] | None:
     positions = [start]
     for term in p.terms[1:]:
         last = positions[-1]
-        nxt = next(
-            (j for j in range(last + 1, min(len(atoms), last + p.gap + 2)) if atoms[j] & term),
-            None,
-        )
+        nxt = next((j for j in _where(term, pos) if last < j <= last + p.gap + 1), None)
         if nxt is None:
             return None
         positions.append(nxt)
     return tuple(positions)
 
 
-def _unordered(p: Pattern, atoms: list[frozenset[int]], anchor: int) -> tuple[int, ...] | None:
+def _unordered(p: Pattern, pos: Positions, anchor: int) -> tuple[int, ...] | None:
     window = p.gap + len(p.terms)
-    lo, hi = max(0, anchor - window), min(len(atoms), anchor + window + 1)
     used: list[int] = []
     for term in p.terms:
-        pos = next(
-            (
-                j
-                for j in sorted(range(lo, hi), key=lambda j: abs(j - anchor))
-                if j not in used and atoms[j] & term
-            ),
-            None,
-        )
-        if pos is None:
+        near = [j for j in _where(term, pos) if abs(j - anchor) <= window and j not in used]
+        if not near:
             return None
-        used.append(pos)
+        used.append(min(near, key=lambda j: abs(j - anchor)))
     return tuple(sorted(used))
 
 
 def _matches(
-    lex: Lexicon,
     atoms: list[frozenset[int]],
     negated: list[bool],
     clause: list[int],
     sentence: list[int],
 ) -> Iterator[Match]:
-    present = frozenset().union(*atoms)
-    candidates = sorted({i for a in present for i in lex.index.get(a, ())})
+    pos: Positions = {}
+    for j, row in enumerate(atoms):
+        for a in row:
+            pos.setdefault(a, []).append(j)
+    c = compiled()
+    candidates = sorted({i for a in pos for i in c.index.get(a, ())})
     for i in candidates:
-        p = lex.patterns[i]
-        if not all(term & present for term in p.terms):
+        p = c.patterns[i]
+        if not all(any(a in pos for a in term) for term in p.terms):
             continue
-        firsts = p.terms if p.any_order else p.terms[:1]
-        starts = [j for j, a in enumerate(atoms) if any(a & t for t in firsts)]
-        for start in starts:
-            found = (_unordered if p.any_order else _ordered)(p, atoms, start)
+        firsts = frozenset().union(*p.terms) if p.any_order else p.terms[0]
+        for start in _where(firsts, pos):
+            found = (_unordered if p.any_order else _ordered)(p, pos, start)
             if found is None:
                 continue
-            if p.unless and any(
-                atoms[j] & p.unless
-                for j in range(len(atoms))
-                if sentence[j] in {sentence[k] for k in found}
-            ):
-                continue
+            if p.unless:
+                sentences = {sentence[k] for k in found}
+                if any(sentence[j] in sentences for a in p.unless for j in pos.get(a, ())):
+                    continue
             if p.negatable and p.danger is not None:
                 clauses = {clause[k] for k in found}
                 scope = range(max(0, found[0] - p.before), min(len(atoms), found[-1] + p.after + 1))
@@ -278,42 +323,23 @@ def _matches(
             break  # one match per pattern is enough to decide
 
 
-def _scan(
-    words: list[str], sentence: list[int], clause: list[int]
-) -> list[Match]:
-    """Every pattern match of every language whose script occurs in the words."""
-    scripts = [script_of(w) for w in words]
-    present = set(scripts)
-    lexes = lexicons()
-    atoms = {
-        language: [_atoms(language, w) if s == script else _EMPTY for w, s in zip(words, scripts)]
-        for language, script in SCRIPTS.items()
-        if script in present
-    }
+def _scan(words: list[str], sentence: list[int], clause: list[int]) -> list[Match]:
+    """Every pattern match, all languages at once (one atom space)."""
+    atoms = [_atoms(w) for w in words]
+    c = compiled()
+    if not any(a & c.starts for a in atoms):
+        return []  # the pre-filter: no word can start any phrase
     # Negation and clause-breaking words count whichever language they come from:
-    # people mix languages, and a German "nicht" must not be ignored because the
-    # danger word was English ("ich bin nicht suicidal").
-    negated = [False] * len(words)
-    shift = [0] * len(words)
-    for language, row in atoms.items():
-        lex = lexes[language]
-        for j, a in enumerate(row):
-            if a & lex.negation:
-                negated[j] = True
-            if a & lex.boundaries:
-                shift[j] = 1
-    if any(shift):
+    # people mix languages ("ich bin nicht suicidal").
+    negated = [bool(a & c.negation) for a in atoms]
+    if any(a & c.boundaries for a in atoms):
         acc = 0
         local = []
-        for j in range(len(words)):
-            acc += shift[j]
+        for j, a in enumerate(atoms):
+            acc += bool(a & c.boundaries)
             local.append(clause[j] + acc)
         clause = local
-    matches: list[Match] = []
-    for language, row in atoms.items():
-        if any(row):
-            matches.extend(_matches(lexes[language], row, negated, clause, sentence))
-    return matches
+    return list(_matches(atoms, negated, clause, sentence))
 
 
 def detect(text: str) -> Danger | None:
