@@ -31,7 +31,8 @@ def load(part: str, language: str) -> list[tuple[str, str]]:
         if not line.strip() or line.startswith("#"):
             continue
         label, sep, text = line.partition("\t")
-        assert sep and text.strip(), f"{path}:{n}: expected label<TAB>text"
+        assert sep, f"{path}:{n}: expected label<TAB>text"
+        assert text.strip(), f"{path}:{n}: empty text"
         assert label == "none" or label in set(Danger), f"{path}:{n}: unknown label {label!r}"
         rows.append((label, text))
     return rows
@@ -135,7 +136,8 @@ def test_corpus_recall_and_false_alarms(part: str, capsys: pytest.CaptureFixture
 
 
 def test_corpus_size_and_balance() -> None:
-    rows = {part: [r for lang in LANGUAGES for r in load(part, lang)] for part in ("dev", "heldout")}
+    parts = ("dev", "heldout")
+    rows = {part: [r for lang in LANGUAGES for r in load(part, lang)] for part in parts}
     total = len(rows["dev"]) + len(rows["heldout"])
     assert total >= 400
     assert 0.2 <= len(rows["heldout"]) / total <= 0.35  # ~25 %: 132 of 549

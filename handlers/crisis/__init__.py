@@ -6,6 +6,7 @@ The lexicon (``lexicon/<language>.yaml``) is loaded and compiled once, on first 
 
 from __future__ import annotations
 
-from handlers.crisis.engine import URGENCY, Danger, detect, is_crisis, normalise
+from handlers.crisis.analysis import normalise
+from handlers.crisis.engine import URGENCY, Danger, detect, is_crisis
 
 __all__ = ["URGENCY", "Danger", "detect", "is_crisis", "normalise"]

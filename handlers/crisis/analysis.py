@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 
 import pymorphy3
 import Stemmer
@@ -31,11 +31,26 @@ SCRIPTS: dict[str, str] = {
 # Arabic: short vowels, tatweel and hamza-carrying alef variants are written or
 # left out at will; compare without them (the usual light normalisation).
 _AR_MARKS = re.compile("[\u064b-\u0652\u0670\u0640]")
-_AR_FOLD = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ة": "ه", "ؤ": "و", "ئ": "ي"})
+_AR_FOLD = str.maketrans(
+    {"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ة": "ه", "ؤ": "و", "ئ": "ي"}
+)
 # Turkish and German are often typed on keyboards without their letters
 # ("olmek istiyorum", "toeten"); prefixes compare on a folded form.
-_LATIN_FOLD = str.maketrans({"ç": "c", "ğ": "g", "ı": "i", "ö": "o", "ş": "s", "ü": "u", "â": "a",
-                             "î": "i", "û": "u", "ä": "a", "é": "e"})
+_LATIN_FOLD = str.maketrans(
+    {
+        "ç": "c",
+        "ğ": "g",
+        "ı": "i",
+        "ö": "o",
+        "ş": "s",
+        "ü": "u",
+        "â": "a",
+        "î": "i",
+        "û": "u",
+        "ä": "a",
+        "é": "e",
+    }
+)
 _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "`": "'", "‘": "'"})
 
 
@@ -92,7 +107,7 @@ def _morph(language: str) -> Callable[[str], tuple[str, ...]]:
     return keys
 
 
-@lru_cache(maxsize=None)
+@cache
 def analyser(language: str) -> Callable[[str], tuple[str, ...]]:
     """Token -> lemma/stem keys for one language (built once per process)."""
     if language in ("ru", "uk"):

@@ -26,7 +26,7 @@ import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import yaml
@@ -158,9 +158,7 @@ def _compile(language: str, data: dict[str, object], ids: Iterator[int]) -> Lexi
         return raw
 
     lex.negation = frozenset().union(*(lex.words(str(e["words"])) for e in entries("negation")))
-    lex.boundaries = frozenset().union(
-        *(lex.words(str(e["words"])) for e in entries("boundaries"))
-    )
+    lex.boundaries = frozenset().union(*(lex.words(str(e["words"])) for e in entries("boundaries")))
     patterns = []
     for entry in entries("patterns"):
         kind = str(entry["danger"])
@@ -208,7 +206,7 @@ class Compiled:
     starts: frozenset[int]  # every atom in ``index``
 
 
-@lru_cache(maxsize=None)
+@cache
 def compiled() -> Compiled:
     """The lexicons, loaded and compiled once per process."""
     ids = itertools.count()
@@ -377,12 +375,12 @@ def _decide(matches: list[Match]) -> Danger | None:
     for m in dangers:
         span = set(m.positions)
         if any(
-            len(o.pattern.terms) > len(m.pattern.terms) and span & set(o.positions)
-            for o in dangers
+            len(o.pattern.terms) > len(m.pattern.terms) and span & set(o.positions) for o in dangers
         ):
             continue  # a longer phrase over the same words says more
         danger = m.pattern.danger
-        assert danger is not None
+        if danger is None:  # idioms were filtered above; keeps the type exact
+            continue
         if best is None or _RANK[danger] < _RANK[best]:
             best = danger
     return best
