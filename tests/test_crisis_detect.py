@@ -17,7 +17,7 @@ import handlers.safety as safety
 from handlers.crisis import engine
 from handlers.safety import URGENCY, Danger, detect, is_crisis
 
-S, H, T, O, M = Danger.SUICIDE, Danger.SELF_HARM, Danger.THREAT, Danger.OTHERS, Danger.MEDICAL
+S, H, T, OT, M = Danger.SUICIDE, Danger.SELF_HARM, Danger.THREAT, Danger.OTHERS, Danger.MEDICAL
 
 
 # ----------------------------------------------------------------- misses before issue 11
@@ -41,9 +41,9 @@ S, H, T, O, M = Danger.SUICIDE, Danger.SELF_HARM, Danger.THREAT, Danger.OTHERS, 
         ("Ich ritze mich seit dem Ausstieg jeden Tag", H),
         ("i've been cutting myself since I left", H),
         # danger to others
-        ("Wir planen einen Anschlag auf das Flüchtlingsheim", O),
-        ("ich stech ihn ab wenn ich ihn sehe", O),
-        ("I want to shoot them all at the rally", O),
+        ("Wir planen einen Anschlag auf das Flüchtlingsheim", OT),
+        ("ich stech ihn ab wenn ich ihn sehe", OT),
+        ("I want to shoot them all at the rally", OT),
         # overdose
         ("Ich hab eine Überdosis genommen", M),
         ("I took way too many painkillers and feel sick", M),
@@ -51,7 +51,7 @@ S, H, T, O, M = Danger.SUICIDE, Danger.SELF_HARM, Danger.THREAT, Danger.OTHERS, 
         # Russian, Ukrainian, Arabic, Turkish, inflected
         ("хочу покончить с собой", S),
         ("они сказали, что убьют меня, если я уйду", T),
-        ("я убью его", O),
+        ("я убью его", OT),
         ("за мною стежать", T),
         ("я вбʼю себе", S),  # modifier apostrophe, as phones type it
         ("سأقتل نفسي", S),
@@ -137,10 +137,10 @@ def test_negation_does_not_reach_too_far(text: str, danger: Danger) -> None:
     [
         ("Ich will mich umbringen", S),
         ("Die wollen mich umbringen", T),  # who does it decides, not the verb
-        ("ich werde ihn umbringen", O),
+        ("ich werde ihn umbringen", OT),
         ("I will kill myself", S),
         ("They said they'll kill me", T),
-        ("I'm going to kill him", O),
+        ("I'm going to kill him", OT),
     ],
 )
 def test_who_does_it_decides_the_category(text: str, danger: Danger) -> None:
@@ -159,7 +159,7 @@ def test_urgency_order_is_complete_and_documented() -> None:
         ("They know where I live and I want to die", S),
         ("Sie verfolgen mich. Ich werde sie alle erschießen", T),
         ("Ich ritze mich. Ich will sterben", S),
-        ("I've been cutting myself. I'm going to kill him", O),
+        ("I've been cutting myself. I'm going to kill him", OT),
     ],
 )
 def test_several_dangers_give_the_most_urgent(text: str, danger: Danger) -> None:
