@@ -56,7 +56,7 @@ S, H, T, OT, M = Danger.SUICIDE, Danger.SELF_HARM, Danger.THREAT, Danger.OTHERS,
         ("я вбʼю себе", S),  # modifier apostrophe, as phones type it
         ("سأقتل نفسي", S),
         ("يلاحقونني", T),
-        ("وسأقتلهم", O),  # "and" written onto the verb
+        ("وسأقتلهم", OT),  # "and" written onto the verb
         ("kendimi öldürmek istiyorum", S),
         ("olmek istiyorum", S),  # typed without Turkish letters
         ("İntihar etmeyi düşünüyorum", S),  # dotted capital İ
