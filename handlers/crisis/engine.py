@@ -349,14 +349,14 @@ def _scan(words: list[str], sentence: list[int], clause: list[int]) -> list[Matc
     if any(a & c.boundaries for a in atoms):
         acc = 0
         local = []
-        for j, a in enumerate(atoms):
-            acc += bool(a & c.boundaries)
+        for j, row in enumerate(atoms):
+            acc += bool(row & c.boundaries)
             local.append(clause[j] + acc)
         clause = local
     pos: Positions = {}
     for j, row in enumerate(atoms):
-        for a in row:
-            pos.setdefault(a, []).append(j)
+        for atom in row:
+            pos.setdefault(atom, []).append(j)
     return list(_matches(_Message(pos, negated, clause, sentence)))
 
 
