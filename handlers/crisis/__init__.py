@@ -7,6 +7,6 @@ The lexicon (``lexicon/<language>.yaml``) is loaded and compiled once, on first 
 from __future__ import annotations
 
 from handlers.crisis.analysis import normalise
-from handlers.crisis.engine import URGENCY, Danger, detect, is_crisis
+from handlers.crisis.engine import URGENCY, Danger, detect, is_crisis, warm
 
-__all__ = ["URGENCY", "Danger", "detect", "is_crisis", "normalise"]
+__all__ = ["URGENCY", "Danger", "detect", "is_crisis", "normalise", "warm"]

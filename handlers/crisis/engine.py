@@ -87,6 +87,8 @@ class Pattern:
     #: The term that indexes the pattern: the one whose shortest word is longest,
     #: so pronouns and particles ("ich", "me", "=beni") never make a candidate alone.
     anchor: frozenset[int]
+    #: Atoms a match can start from: the first term, or any term when unordered.
+    firsts: frozenset[int]
 
 
 @dataclass(slots=True)
@@ -180,6 +182,7 @@ def _compile(language: str, data: dict[str, object], ids: Iterator[int]) -> Lexi
                 after=int(str(entry.get("after", data.get("after", 0)))),
                 unless=lex.words(str(entry.get("unless", ""))),
                 phrase=phrase,
+                firsts=frozenset().union(*terms) if entry.get("order") == "any" else terms[0],
                 anchor=terms[
                     max(
                         range(len(sources)),
@@ -234,6 +237,13 @@ def compiled() -> Compiled:
     )
 
 
+def warm() -> None:
+    """Load and compile the lexicons and the analysers now (idempotent)."""
+    compiled()
+    for language in SCRIPTS:
+        analyser(language)("")  # pymorphy3 loads its dictionaries on first use
+
+
 def lexicons() -> dict[str, Lexicon]:
     """Every language's compiled lexicon (loads them on first use)."""
     return compiled().lexicons
@@ -274,7 +284,7 @@ class _Message:
         """Ascending word positions satisfying a term."""
         got = self._terms.get(term)
         if got is None:
-            hits = [self.pos[a] for a in term if a in self.pos]
+            hits = [self.pos[a] for a in term.intersection(self.pos)]
             got = hits[0] if len(hits) == 1 else sorted({j for h in hits for j in h})
             self._terms[term] = got
         return got
@@ -325,12 +335,11 @@ def _matches(msg: _Message) -> Iterator[Match]:
     candidates = sorted({i for a in msg.pos for i in c.index.get(a, ())})
     for i in candidates:
         p = c.patterns[i]
-        if not all(any(a in msg.pos for a in term) for term in p.terms):
+        if any(term.isdisjoint(msg.pos) for term in p.terms):
             continue
-        firsts = frozenset().union(*p.terms) if p.any_order else p.terms[0]
         # Every start is tried (no cap: a long letter must not hide its last line);
         # bisect keeps each try logarithmic, ~20 ms for a 100 kB message.
-        for start in msg.where(firsts):
+        for start in msg.where(p.firsts):
             found = msg.unordered(p, start) if p.any_order else msg.ordered(p, start)
             if found is not None and not msg.cancelled(p, found):
                 yield Match(p, found)
