@@ -3,7 +3,8 @@
 Stemming and lemmatising come from maintained libraries, not hand-written suffix
 rules: Snowball stemmers (PyStemmer, C) for German, English, Turkish and Arabic,
 pymorphy3 dictionaries for Russian and Ukrainian (their inflection is too rich for
-a stemmer: "убью" -> "убить"). simplemma was measured and left out: its German
+a stemmer: "убью" -> "убить"; the lexicon's lemmas are expanded into all their
+forms once, see ``forms``). simplemma was measured and left out: its German
 dictionary alone costs ~110 MB of memory and its Turkish lemmas merge "öl" (die)
 with "öldür" (kill).
 """
@@ -70,7 +71,7 @@ def fold(token: str, language: str) -> str:
         return _AR_MARKS.sub("", token).translate(_AR_FOLD)
     if SCRIPTS[language] == "latin":
         return token.translate(_LATIN_FOLD)
-    return token
+    return token.replace("ё", "е")  # "ё" is mostly typed as "е"
 
 
 def script_of(token: str) -> str:
@@ -96,8 +97,33 @@ def _snowball(name: str, language: str) -> Callable[[str], tuple[str, ...]]:
     return keys
 
 
+#: Languages whose lexicon words are expanded into all their forms at load time.
+MORPH = frozenset({"ru", "uk"})
+
+
+@cache
+def _morph_analyser(language: str) -> pymorphy3.MorphAnalyzer:
+    return pymorphy3.MorphAnalyzer(lang=language)
+
+
+def forms(language: str, lemma: str, word: str) -> set[str]:
+    """Every inflected form of a lemma (pymorphy3's lexeme), folded.
+
+    Russian and Ukrainian messages are matched by looking their words up in these
+    precomputed forms, not by analysing each word: pymorphy3 guesses unknown words
+    at ~0.4 ms each, so a flood of made-up Cyrillic words would cost milliseconds
+    per message; a dictionary lookup costs nothing.
+    """
+    analyser = _morph_analyser(language)
+    parses = [p for p in analyser.parse(word) if p.normal_form == lemma] or analyser.parse(word)
+    out = {fold(word, language), fold(lemma, language)}
+    for p in parses:
+        out.update(fold(f.word.replace("ʼ", "'"), language) for f in p.lexeme)
+    return out
+
+
 def _morph(language: str) -> Callable[[str], tuple[str, ...]]:
-    analyser = pymorphy3.MorphAnalyzer(lang=language)
+    analyser = _morph_analyser(language)
 
     def keys(token: str) -> tuple[str, ...]:
         # Every reading's lemma: "стали" is both "стать" and "сталь"; patterns need

@@ -25,14 +25,14 @@ import bisect
 import enum
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
 
 import yaml
 
-from handlers.crisis.analysis import SCRIPTS, analyser, fold, normalise, script_of
+from handlers.crisis.analysis import MORPH, SCRIPTS, analyser, fold, forms, normalise, script_of
 
 
 class Danger(enum.StrEnum):
@@ -98,6 +98,8 @@ class Lexicon:
     language: str
     ids: Iterator[int]  # shared by all languages: one atom space, one index
     keys: dict[str, int] = field(default_factory=dict)
+    #: Russian/Ukrainian: folded word form -> lemma keys (precomputed lexemes)
+    forms: dict[str, set[str]] = field(default_factory=dict)
     exact: dict[str, int] = field(default_factory=dict)
     prefixes: dict[str, int] = field(default_factory=dict)
     prefix_lengths: tuple[int, ...] = ()
@@ -117,6 +119,9 @@ class Lexicon:
             # A lexicon word written as a lemma stays itself ("міст" is also a form
             # of "місто"); otherwise its first reading.
             table, value = self.keys, norm if norm in keys else keys[0]
+            if self.language in MORPH:
+                for form in forms(self.language, value, norm):
+                    self.forms.setdefault(form, set()).add(value)
         if not value:
             raise ValueError(f"{self.language}: empty lexicon word {word!r}")
         if value not in table:
@@ -129,8 +134,12 @@ class Lexicon:
 
     def token_atoms(self, token: str) -> frozenset[int]:
         """Every atom a message token satisfies (uncached; see ``_atoms``)."""
-        found = {self.keys[k] for k in analyser(self.language)(token) if k in self.keys}
         surface = fold(token, self.language)
+        if self.language in MORPH:
+            lemmas: Iterable[str] = self.forms.get(surface, ())
+        else:
+            lemmas = analyser(self.language)(token)
+        found = {self.keys[k] for k in lemmas if k in self.keys}
         surfaces = [surface]
         if self.language == "ar" and len(surface) > 3 and surface[0] in _AR_CONJUNCTIONS:
             # "and"/"so" are written onto the next word ("وسأطعنه"); Snowball keeps
@@ -241,7 +250,7 @@ def warm() -> None:
     """Load and compile the lexicons and the analysers now (idempotent)."""
     compiled()
     for language in SCRIPTS:
-        analyser(language)("")  # pymorphy3 loads its dictionaries on first use
+        analyser(language)("")  # the stemmers and analysers are built on first use
 
 
 def lexicons() -> dict[str, Lexicon]:
