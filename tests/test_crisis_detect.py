@@ -8,6 +8,7 @@ urgency order, the lexicon's reviewability and the detector's bounds.
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
@@ -207,6 +208,18 @@ def test_an_unknown_category_is_refused() -> None:
 def test_token_cache_is_bounded() -> None:
     info = engine._atoms.cache_info()
     assert info.maxsize == engine.CACHE_SIZE
+
+
+@pytest.mark.parametrize("alphabet", ["abcdefghijklmnopqrstuvwxyz", "абвгдежзиклмнопрстуфхцчшщ"])
+def test_made_up_words_stay_cheap(alphabet: str) -> None:
+    """A flood of never-seen words (every one a cache miss) must not cost milliseconds."""
+    rng = random.Random(11)
+    texts = [" ".join("".join(rng.choices(alphabet, k=7)) for _ in range(8)) for _ in range(200)]
+    start = time.thread_time()
+    for text in texts:
+        detect(text)
+    mean = (time.thread_time() - start) / len(texts)
+    assert mean < 0.5e-3, f"{mean * 1e6:.0f} us per message of 8 new words"
 
 
 def test_a_huge_message_stays_cheap() -> None:
