@@ -63,9 +63,9 @@ LEXICON_DIR = Path(__file__).parent / "lexicon"
 #: memory; 50,000 distinct words cover far more than a day of real traffic.
 CACHE_SIZE = 50_000
 
-_TOKEN = re.compile(r"\w+(?:['\-]\w+)*|[.!?;:,\n]")
-_SENTENCE_END = frozenset(".!?\n")
-_CLAUSE_END = frozenset(",;:")
+_WORD = re.compile(r"\w+(?:['\-]\w+)*")
+_SENTENCES = re.compile(r"[.!?\n]")
+_CLAUSES = re.compile(r"[,;:]")
 _EMPTY: frozenset[int] = frozenset()
 _IDIOM = "idiom"
 _AR_CONJUNCTIONS = frozenset("وف")
@@ -378,25 +378,27 @@ def _scan(words: list[str], sentence: list[int], clause: list[int]) -> list[Matc
     return list(_matches(_Message(pos, negated, clause, sentence)))
 
 
+def _words(text: str) -> tuple[list[str], list[int], list[int]]:
+    """Words of a text with their sentence and clause numbers (splitting in C, not per word)."""
+    words: list[str] = []
+    sentence: list[int] = []
+    clause: list[int] = []
+    c = 0
+    for s, part in enumerate(_SENTENCES.split(normalise(text))):
+        for piece in _CLAUSES.split(part):
+            found = _WORD.findall(piece)
+            words.extend(found)
+            sentence.extend([s] * len(found))
+            clause.extend([c] * len(found))
+            c += 1
+    return words, sentence, clause
+
+
 def detect(text: str) -> Danger | None:
     """The most urgent danger a message signals (see ``URGENCY``), or None."""
     if not text:
         return None
-    words: list[str] = []
-    sentence: list[int] = []
-    clause: list[int] = []
-    s = c = 0
-    for m in _TOKEN.finditer(normalise(text)):
-        t = m.group()
-        if t in _SENTENCE_END:
-            s += 1
-            c += 1
-        elif t in _CLAUSE_END:
-            c += 1
-        else:
-            words.append(t)
-            sentence.append(s)
-            clause.append(c)
+    words, sentence, clause = _words(text)
     if not words:
         return None
     return _decide(_scan(words, sentence, clause))
@@ -431,7 +433,7 @@ def is_crisis(text: str) -> bool:
 
 def explain(text: str) -> list[tuple[str, str]]:
     """(category or "idiom", phrase) of every pattern that matched: for lexicon work."""
-    words = [m.group() for m in _TOKEN.finditer(normalise(text))]
-    words = [t for t in words if t not in _SENTENCE_END and t not in _CLAUSE_END]
-    zeros = [0] * len(words)
-    return [(str(m.pattern.danger or _IDIOM), m.pattern.phrase) for m in _scan(words, zeros, zeros)]
+    words, sentence, clause = _words(text)
+    return [
+        (str(m.pattern.danger or _IDIOM), m.pattern.phrase) for m in _scan(words, sentence, clause)
+    ]
