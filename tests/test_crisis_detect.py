@@ -132,6 +132,24 @@ def test_negation_does_not_reach_too_far(text: str, danger: Danger) -> None:
     assert detect(text) == danger
 
 
+@pytest.mark.parametrize(
+    ("text", "danger"),
+    [
+        # "me"/"myself" rule out danger to others only next to the verb, not in
+        # another clause of the sentence (found by the held-out evaluation)
+        ("Mir reicht es, ich werde ihn umbringen", OT),
+        ("у меня дома лежит нож, и я собираюсь зарезать его завтра", OT),
+        ("у мене є ніж, і я збираюся зарізати його", OT),
+        ("I told myself to calm down, but I will kill him", OT),
+        ("لا أحد يسمعني، سأقتلهم", OT),  # Arabic comma ends the clause
+        # "tot" (dead) is not "töten" (to kill), although Snowball stems both to "tot"
+        ("Ich will einfach tot sein", S),
+    ],
+)
+def test_exclusions_stay_in_their_clause(text: str, danger: Danger) -> None:
+    assert detect(text) == danger
+
+
 # ------------------------------------------------------------------------- categories
 @pytest.mark.parametrize(
     ("text", "danger"),

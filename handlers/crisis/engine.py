@@ -13,7 +13,8 @@ How a message is read:
    - a negation word stands in its clause, up to ``before`` words ahead or between
      its terms ("ich will NICHT sterben"), unless the phrase itself contains it
      ("nicht mehr leben");
-   - an ``unless`` word stands in the same sentence (hunting, kitchen, history lesson);
+   - an ``unless`` word stands in the same sentence (hunting, kitchen, history lesson),
+     or an ``unless_clause`` word in the same clause ("mich" next to "umbringen");
    - it overlaps an idiom ("ich könnte ihn umbringen", "killing it").
 5. Of overlapping matches the one with more terms wins (it says more); of the rest
    the most urgent danger by ``URGENCY``.
@@ -64,8 +65,8 @@ LEXICON_DIR = Path(__file__).parent / "lexicon"
 CACHE_SIZE = 50_000
 
 _WORD = re.compile(r"\w+(?:['\-]\w+)*")
-_SENTENCES = re.compile(r"[.!?\n]")
-_CLAUSES = re.compile(r"[,;:]")
+_SENTENCES = re.compile(r"[.!?\n؟]")
+_CLAUSES = re.compile(r"[,;:،؛]")
 _EMPTY: frozenset[int] = frozenset()
 _IDIOM = "idiom"
 _AR_CONJUNCTIONS = frozenset("وف")
@@ -83,6 +84,7 @@ class Pattern:
     before: int
     after: int
     unless: frozenset[int]
+    unless_clause: frozenset[int]
     phrase: str
     #: The term that indexes the pattern: the one whose shortest word is longest,
     #: so pronouns and particles ("ich", "me", "=beni") never make a candidate alone.
@@ -190,6 +192,7 @@ def _compile(language: str, data: dict[str, object], ids: Iterator[int]) -> Lexi
                 # Verb-final languages (Turkish) negate after the phrase.
                 after=int(str(entry.get("after", data.get("after", 0)))),
                 unless=lex.words(str(entry.get("unless", ""))),
+                unless_clause=lex.words(str(entry.get("unless_clause", ""))),
                 phrase=phrase,
                 firsts=frozenset().union(*terms) if entry.get("order") == "any" else terms[0],
                 anchor=terms[
@@ -323,13 +326,16 @@ class _Message:
         return tuple(sorted(used))
 
     def cancelled(self, p: Pattern, found: tuple[int, ...]) -> bool:
-        """An ``unless`` word in the sentence, or a negation in the clause's scope."""
+        """An ``unless`` word in the sentence, an ``unless_clause`` word in the clause,
+        or a negation in the clause's scope."""
         if p.unless:
             sentences = {self.sentence[k] for k in found}
             if any(self.sentence[j] in sentences for j in self.where(p.unless)):
                 return True
+        clauses = {self.clause[k] for k in found}
+        if p.unless_clause and any(self.clause[j] in clauses for j in self.where(p.unless_clause)):
+            return True
         if p.negatable and p.danger is not None:
-            clauses = {self.clause[k] for k in found}
             lo = max(0, found[0] - p.before)
             hi = min(len(self.negated), found[-1] + p.after + 1)
             return any(
