@@ -4,10 +4,11 @@ How a message is read:
 
 1. ``normalise`` (NFKC, case-fold), then split into words; punctuation only marks
    clause and sentence ends.
-2. For each language whose script occurs in the message, every word is mapped
-   (cached, bounded) to the lexicon *atoms* it satisfies: a lemma/stem key, an
-   exact word, or a word prefix (for compounds: "Selbstmordgedanken").
-3. A cheap pre-filter: no atom of any danger phrase in the message -> next language.
+2. Every word is mapped (cached, bounded) to the lexicon *atoms* it satisfies in
+   the languages written in its script: a lemma/stem key, an exact word, or a word
+   prefix (compounds: "Selbstmordgedanken"). All languages share one atom space.
+3. A cheap pre-filter: patterns are indexed by their most specific term; a message
+   holding no such atom stops here (most ordinary messages).
 4. Phrase patterns: terms in order, each within ``gap`` words of the previous one
    (or in any order inside a window). A match is dropped when
    - a negation word stands in its clause, up to ``before`` words ahead or between
