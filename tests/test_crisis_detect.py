@@ -8,8 +8,11 @@ urgency order, the lexicon's reviewability and the detector's bounds.
 
 from __future__ import annotations
 
+import gc
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import yaml
@@ -223,6 +226,18 @@ def test_an_unknown_category_is_refused() -> None:
 
 
 # ------------------------------------------------------------------------------ bounds
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Time without the cyclic GC: its pauses depend on what the rest of the test
+    session left on the heap (the fuzz tests), not on the detector."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def test_token_cache_is_bounded() -> None:
     info = engine._atoms.cache_info()
     assert info.maxsize == engine.CACHE_SIZE
@@ -233,16 +248,18 @@ def test_made_up_words_stay_cheap(alphabet: str) -> None:
     """A flood of never-seen words (every one a cache miss) must not cost milliseconds."""
     rng = random.Random(11)
     texts = [" ".join("".join(rng.choices(alphabet, k=7)) for _ in range(8)) for _ in range(200)]
-    start = time.thread_time()
-    for text in texts:
-        detect(text)
-    mean = (time.thread_time() - start) / len(texts)
+    with no_gc():
+        start = time.thread_time()
+        for text in texts:
+            detect(text)
+        mean = (time.thread_time() - start) / len(texts)
     assert mean < 0.5e-3, f"{mean * 1e6:.0f} us per message of 8 new words"
 
 
 def test_a_huge_message_stays_cheap() -> None:
     text = "ich gehe morgen in die Schule und dann nach Hause " * 2_000  # ~100 kB
     detect(text)  # warm
-    start = time.perf_counter()
-    assert detect(text + " Ich will mich umbringen") == S
-    assert time.perf_counter() - start < 1.0
+    with no_gc():
+        start = time.thread_time()
+        assert detect(text + " Ich will mich umbringen") == S
+        assert time.thread_time() - start < 1.0
