@@ -872,9 +872,7 @@ def test_match_known_misreadings(question: str, text: str, wrong: str) -> None:
         "ich bring mich um",
         "Die bringen mich um, wenn ich aussteige",
         "they threatened me with a knife",
-        "Gun",
         "he has a gun.",
-        "Kill",
         "I will kill myself",
         "ＳＵＩＺＩＤ",
         "Selbstmordgedanken",
@@ -883,11 +881,6 @@ def test_match_known_misreadings(question: str, text: str, wrong: str) -> None:
         "Er hat ein Messer",
         "I want to end it all",
         "ich tu mir was an",
-        # known false alarms (stems match word starts, negation is not detected); a
-        # false alarm costs one message with phone numbers, a miss can cost a life
-        "Ich bin nicht in Gefahr",
-        "Waffenstillstand im Streit mit meinem Vater",
-        "Gunnar",
     ],
 )
 def test_is_crisis_positive(text: str) -> None:
@@ -906,6 +899,13 @@ def test_is_crisis_positive(text: str) -> None:
         "Gefahr",  # alone, without "in": the safety question covers it
         "rechts",
         "Ich gehe morgen wieder in die Schule",
+        # Once known false alarms of the stem list (issue 11): a weapon or the word
+        # "kill" without threat or intent, negation, letters inside other words.
+        "Gun",
+        "Kill",
+        "Ich bin nicht in Gefahr",
+        "Waffenstillstand im Streit mit meinem Vater",
+        "Gunnar",
     ],
 )
 def test_is_crisis_negative(text: str) -> None:
