@@ -98,10 +98,11 @@ class Keys:
         await self.store.store(self._new, self.now)
         self._new = []
 
-    async def after_commit(self) -> None:
-        """Destroy keys shredded in this unit of work."""
-        await self.store.shred(self._shred)
-        self._shred = []
+    async def after_commit(self) -> int:
+        """Destroy keys shredded in this unit of work; returns how many were asked for."""
+        ids, self._shred = self._shred, []
+        await self.store.shred(ids)
+        return len(ids)
 
     def seal_json(self, dek: bytes, table: str, column: str, row_id: str, value: Any) -> bytes:
         """Encrypt a JSON value into one field of one row."""
@@ -397,7 +398,9 @@ async def unit(db: Database, keystore: KeyStore, now: datetime) -> AsyncIterator
     """One transaction with its key-store side effects in the safe order.
 
     New keys are stored before the data that uses them commits (an orphan key is
-    harmless and purged); shredded keys are destroyed only after the commit.
+    harmless and purged); shredded keys are destroyed only after the commit. A unit
+    that shredded keys (an erasure, a closed case) then checkpoints both databases,
+    so no old page in any file still holds the wrapped keys or the ciphertexts.
     """
     # The transaction begins with the first statement (no round trip of its own);
     # leaving without commit rolls it back.
@@ -410,7 +413,9 @@ async def unit(db: Database, keystore: KeyStore, now: datetime) -> AsyncIterator
             await uow.commit()
         finally:
             await uow.close()
-    await uow.keys.after_commit()
+    if await uow.keys.after_commit():
+        await db.checkpoint()
+        await keystore.db.checkpoint()
     for done in uow.on_commit:
         done()
 
