@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import (
 from storage.models import Base
 from storage.sqlite_inline import InlineDBAPI, creator
 
-
 #: How long a checkpoint after an erasure waits for readers in other processes (ms).
 CHECKPOINT_WAIT_MS = 200
 #: The usual wait for SQLite's lock (ms); see ``_sqlite_pragmas``.

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 
+from storage import outbox
 from storage.db import Database
 from storage.keystore import KeyStore
 from storage.models import Base, Case, CaseEvent, Contact, FollowUp, HeldMessage, UTCDateTime
@@ -86,6 +87,11 @@ class Keys:
         if missing:
             self._plain.update(await self.store.fetch(missing))
         return {k: self._plain[k] for k in key_ids if k in self._plain}
+
+    @property
+    def shredding(self) -> list[str]:
+        """Keys this unit of work shreds once it committed (they cover nothing new)."""
+        return list(self._shred)
 
     def shred(self, key_ids: Sequence[str]) -> None:
         """Mark keys for deletion once this unit of work has committed."""
@@ -367,6 +373,14 @@ class UnitOfWork:
             self._session.add_all(self._adopted)
         return self._session
 
+    def loaded(self) -> list[Base]:
+        """Rows this unit loaded or added so far (no query)."""
+        rows = list(self._adopted)
+        if self._session is not None:
+            rows.extend(r for r in self._session.identity_map.values() if isinstance(r, Base))
+            rows.extend(self._session.new)
+        return rows
+
     def adopt(self, *rows: Base) -> None:
         """Rows loaded without the session: attached when it is made or they change."""
         if self._session is not None:
@@ -409,6 +423,8 @@ async def unit(db: Database, keystore: KeyStore, now: datetime) -> AsyncIterator
         try:
             yield uow
             await uow.flush()
+            if uow.keys.shredding:  # waiting replies only these keys open: gone with them
+                await outbox.drop_covered(conn, uow.keys.shredding)
             await uow.keys.before_commit()
             await uow.commit()
         finally:

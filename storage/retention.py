@@ -45,6 +45,7 @@ from config.directory import Directory
 from config.i18n import translator
 from config.settings import RetentionSettings
 from handlers.cases import STATS_DAYS, CaseService, Person
+from storage import outbox
 from storage.db import Database
 from storage.keystore import KeyStore
 from storage.models import (
@@ -399,19 +400,22 @@ async def _delete_closed_cases(
 async def _sweep_keys(
     db: Database, keystore: KeyStore, now: datetime, batch: int, report: PurgeReport
 ) -> None:
-    """Shred keys no row refers to; move dates of keys in use to their row's date.
+    """Shred keys no row (nor a waiting reply) refers to; move dates of keys in use to
+    their row's date.
 
     The key store page is read before the main database, so a key stored after
     the page was read is never judged here.
     """
     after: str | None = None
     young = now - KEY_GRACE
+    async with db.engine.connect() as conn:  # own keys of waiting replies (storage.outbox)
+        waiting = await outbox.keys_in_use(conn)
     while True:
         page = await keystore.page(after, batch)
         if not page:
             return
         ids = [i for i, _, _ in page]
-        used: dict[str, datetime] = {}
+        used = {i: waiting[i] for i in ids if i in waiting}
         async with db.transaction() as s:
             for model in (Contact, Case):
                 rows = await s.execute(
