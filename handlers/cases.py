@@ -430,6 +430,8 @@ class CaseService:
         if receipt:
             code = "Q-" + secrets.token_hex(3).upper()
             out.insert(0, OutboundMessage(address, t("delete.done", receipt=code)))
+            # after the receipt: platforms with rooms leave and forget the person's chat
+            out.append(OutboundMessage(address, "", kind=OutKind.FORGET))
         return out
 
     async def vanish(self, person: Person, current_ref: str | None) -> list[OutboundMessage]:

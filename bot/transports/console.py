@@ -13,7 +13,15 @@ import secrets
 import sys
 from typing import TextIO
 
-from bot.messages import Address, Button, ChatKind, InboundMessage, OutboundMessage, Platform
+from bot.messages import (
+    Address,
+    Button,
+    ChatKind,
+    InboundMessage,
+    OutboundMessage,
+    OutKind,
+    Platform,
+)
 from bot.transports.base import InboundHandler
 
 PERSON_ACCOUNT = "person"
@@ -57,6 +65,8 @@ class ConsoleTransport:
 
     async def send(self, message: OutboundMessage) -> None:
         """Print a message for the person or the staff room."""
+        if message.kind is OutKind.FORGET:  # nothing to leave in a terminal
+            return
         who = "Team-Raum" if message.address.chat_id == STAFF_ROOM else "Person"
         lines = [f"[Bot → {who}] " + message.text.replace("\n", "\n    ")]
         buttons = message.flat_buttons
