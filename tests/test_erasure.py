@@ -25,7 +25,6 @@ from bot.messages import OutboundMessage, SendResult
 from bot.transports.base import SendLater
 from bot.transports.memory import MemoryTransport
 from config.settings import Settings
-from storage.db import Database
 from storage.keystore import StoredKey
 from storage.models import OutboxEntry
 from storage.vault import DecryptionError, aad
@@ -45,6 +44,7 @@ from tests.test_privacy_checks import (
 from tests.test_sentinels import find
 from tests.world import World, directory_without, texts
 
+BYSTANDER = "bystander"
 #: A chat id distinct from the account id (Telegram's differ in groups; here: a sentinel).
 PENDING = "SentinelPending-Hw5Qe"
 
@@ -55,9 +55,10 @@ class Flaky(MemoryTransport):
     def __init__(self) -> None:
         super().__init__(threads=True, redelivers=True)
         self.down = False
+        self.people = {WHO, BYSTANDER}
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        if self.down and message.address.chat_id == WHO:
+        if self.down and message.address.chat_id in self.people:
             raise SendLater("down")
         return await super().send(message)
 
@@ -167,9 +168,11 @@ async def test_waiting_replies_do_not_open_after_delete(
 ) -> None:
     """Check 18: an outbox entry left waiting + /delete -> it opens with nothing left.
 
-    The person's platform is down while a counsellor answers (text and chat id in the
-    waiting entry). A copy of the main database taken then, opened after /delete with
-    the master key and the key store as it is now (shredded, checkpointed): 0 replies.
+    People's platform is down while a counsellor answers two people (text and chat id in
+    the waiting entries). A copy of the main database taken then, read after one of them
+    used /delete with the master key and the key store as it is now (shredded,
+    checkpointed): their reply opens neither with a key derived from the master key nor
+    with any stored key; the other person's reply still opens and is sent.
     """
     transport = Flaky()
     app = App(
@@ -179,24 +182,23 @@ async def test_waiting_replies_do_not_open_after_delete(
     try:
         w = World(app, transport, clock)
         code = await w.open(WHO, message=HELD)
+        other = await w.open(BYSTANDER, message="another person's words")
         await w.staff("a1", f"/claim {code}", thread=code)
+        await w.staff("a1", f"/claim {other}", thread=other)
         transport.down = True
         await w.staff("a1", COUNSELLOR, thread=code)
-        assert app.waiting == 1
+        await w.staff("a1", "Antwort an die andere Person", thread=other)
+        assert app.waiting == 2
         assert app.db is not None
         assert app.router is not None
         async with app.db.transaction() as s:
-            entries = list((await s.execute(select(OutboxEntry))).scalars())
-        waiting = [e for e in entries if e.id in {k for k in app._later}]
-        assert len(waiting) == 1
-        entry = waiting[0]
-        # control: while the person exists the entry opens (with their key)
-        opened, _ = await app.router.unpack(entry)
-        assert any(COUNSELLOR in m.text for m in opened)
-        assert not legacy_opens(app, entry.id, entry.payload_ct)
-        backup = (entry.id, entry.payload_ct)
-        if backend == "sqlite":  # a file copy taken while the reply waits
-            assert isinstance(app.db, Database)
+            entries = {
+                e.id: e.payload_ct
+                for e in (await s.execute(select(OutboxEntry))).scalars()
+                if e.id in app._later
+            }
+        assert len(entries) == 2
+        if backend == "sqlite":  # a file copy taken while the replies wait
             copy = tmp_path / "backup"
             copy.mkdir()
             for path in database_files(app.settings.data_dir):
@@ -206,25 +208,29 @@ async def test_waiting_replies_do_not_open_after_delete(
         transport.pop(WHO)
         await w.person(WHO, "/delete", "b:delete:yes")  # the receipt waits too
 
-        restored = OutboxEntry(id=backup[0], payload_ct=backup[1], delete_after=clock.now())
-        out, _ = await app.router.unpack(restored)
-        assert out == [], "a waiting reply still opens"
-        assert not legacy_opens(app, *backup)
-        # the retry does not send it either, and the entry goes
+        opened = {}
+        for entry_id, blob in entries.items():
+            assert not legacy_opens(app, entry_id, blob), "opens with the master key alone"
+            restored = OutboxEntry(id=entry_id, payload_ct=blob, delete_after=clock.now())
+            out, _ = await app.router.unpack(restored)
+            opened[entry_id] = "\n".join(m.text for m in out)
+        assert sum(COUNSELLOR in t for t in opened.values()) == 0, "an erased reply opens"
+        assert sum("andere Person" in t for t in opened.values()) == 1, "the control opens"
+        # the retry sends the receipt and the other person's reply, not the erased one
         transport.down = False
         await app.retry_waiting()
         got = texts(transport.pop(WHO))
         assert "Quittung" in got
         assert COUNSELLOR not in got
+        assert "andere Person" in texts(transport.pop(BYSTANDER))
         assert app.waiting == 0
         await app.router.forget_delivered()
         async with app.db.transaction() as s:
-            left = list((await s.execute(select(OutboxEntry.id))).scalars())
-        assert backup[0] not in left
+            assert list((await s.execute(select(OutboxEntry.id))).scalars()) == []
         assert app.keystore is not None
         async with app.keystore.db.transaction() as s:
             keys = list((await s.execute(select(StoredKey.id))).scalars())
-        assert keys == [], "only the erased person had keys"
+        assert len(keys) == 2, "the other person's contact and case keys only"
         if backend == "sqlite":
             for path in copy.iterdir():
                 assert find(path.read_bytes(), COUNSELLOR) == []
@@ -233,11 +239,12 @@ async def test_waiting_replies_do_not_open_after_delete(
         await app.stop()
 
 
-async def test_replies_of_an_erasure_are_sent_after_a_crash(
+async def test_receipt_of_an_erasure_waits_and_is_sent_after_a_restart(
     settings: Settings, clock: FakeClock
 ) -> None:
-    """The receipt and the staff notice of /delete survive a crash (a key of their own),
-    and that key is shredded once they went out."""
+    """The receipt of /delete cannot use the person's key (shredded with them): it is
+    sealed under its entry's own key, survives an outage and a restart, and that key is
+    shredded once it went out. The question before it, under the person's key, is gone."""
     transport = Flaky()
     app = App(
         settings, [transport], clock=clock, directory=directory_without(), retry_seconds=3600
@@ -251,14 +258,21 @@ async def test_replies_of_an_erasure_are_sent_after_a_crash(
         assert app.waiting == 2  # the question (under the person's key) and the receipt
         assert app.keystore is not None
         assert await app.keystore.count() == 1  # the receipt's own key, nothing of the person
-        transport.down = False
-        await app.retry_waiting()
-        got = texts(transport.pop(WHO))
+    finally:
+        await app.stop()
+
+    again = Flaky()
+    app = App(settings, [again], clock=clock, directory=directory_without(), retry_seconds=3600)
+    await app.start()  # the drain sends what waited
+    try:
+        got = texts(again.pop(WHO))
         assert "Quittung" in got
         assert "wirklich" not in got, "the question was erased with the person"
+        assert "Daten gelöscht" in texts(again.pop("alpha-room"))  # the staff notice, too
         assert app.waiting == 0
-        await app.router.forget_delivered()  # type: ignore[union-attr]
+        assert app.router is not None
+        assert app.keystore is not None
+        await app.router.forget_delivered()
         assert await app.keystore.count() == 0
-        assert "Daten gelöscht" in texts(transport.pop("alpha-room"))  # the staff room heard
     finally:
         await app.stop()
