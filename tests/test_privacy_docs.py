@@ -27,7 +27,8 @@ def check_rows() -> dict[int, list[tuple[str, str]]]:
 
 def test_every_release_check_names_tests() -> None:
     rows = check_rows()
-    assert sorted(rows) == list(range(1, 16))
+    # checks 1-15, and those of 16-20 (red-team review) that are in place
+    assert set(range(1, 16)) <= set(rows) <= set(range(1, 21)), sorted(rows)
     assert all(rows[n] for n in rows), [n for n in rows if not rows[n]]
 
 
