@@ -364,9 +364,7 @@ class App:
             if self._later.get(key) is not waiting:
                 continue  # sent meanwhile (a redelivery)
             try:
-                found = (
-                    (waiting.out, None) if waiting.out is not None else await self._load(key)
-                )
+                found = (waiting.out, None) if waiting.out is not None else await self._load(key)
             except Exception as exc:  # the database is away: next round
                 log.error("outbox retry failed: %s", type(exc).__name__)
                 continue

@@ -175,9 +175,7 @@ async def test_waiting_replies_do_not_open_after_delete(
     with any stored key; the other person's reply still opens and is sent.
     """
     transport = Flaky()
-    app = App(
-        settings, [transport], clock=clock, directory=directory_without(), retry_seconds=3600
-    )
+    app = App(settings, [transport], clock=clock, directory=directory_without(), retry_seconds=3600)
     await app.start()
     try:
         w = World(app, transport, clock)
@@ -246,9 +244,7 @@ async def test_receipt_of_an_erasure_waits_and_is_sent_after_a_restart(
     sealed under its entry's own key, survives an outage and a restart, and that key is
     shredded once it went out. The question before it, under the person's key, is gone."""
     transport = Flaky()
-    app = App(
-        settings, [transport], clock=clock, directory=directory_without(), retry_seconds=3600
-    )
+    app = App(settings, [transport], clock=clock, directory=directory_without(), retry_seconds=3600)
     await app.start()
     try:
         w = World(app, transport, clock)
