@@ -325,9 +325,16 @@ async def _expire_contacts(
                 report.counts["message_refs"] += _rowcount(result)
                 result = await s.execute(delete(Contact).where(Contact.id.in_(ids)))
                 report.counts["contacts"] += _rowcount(result)
+                await _drop_waiting(s, keys, report)
         report.counts["data_keys"] += await keystore.shred(keys)
         if len(rows) < batch:
             return
+
+
+async def _drop_waiting(s: AsyncSession, keys: Sequence[str], report: PurgeReport) -> None:
+    """Delete outbox entries only the keys about to be shredded open (see storage.outbox)."""
+    if keys:
+        report.counts["outbox"] += await outbox.drop_covered(await s.connection(), keys)
 
 
 async def _rooms_of(keystore: KeyStore, rows: Sequence[Any], report: PurgeReport) -> None:
@@ -362,6 +369,7 @@ async def _expire_open_cases(
                 )
             ).all()
             keys = await _anonymise(s, cases, now, report)
+            await _drop_waiting(s, keys, report)
         report.counts["data_keys"] += await keystore.shred(keys)
         if len(cases) < batch:
             return

@@ -25,6 +25,8 @@ from bot.messages import OutboundMessage, SendResult
 from bot.transports.base import SendLater
 from bot.transports.memory import MemoryTransport
 from config.settings import Settings
+from storage import outbox
+from storage.db import Database
 from storage.keystore import StoredKey
 from storage.models import OutboxEntry
 from storage.vault import DecryptionError, aad
@@ -272,3 +274,44 @@ async def test_receipt_of_an_erasure_waits_and_is_sent_after_a_restart(
         assert await app.keystore.count() == 0
     finally:
         await app.stop()
+
+
+async def test_entries_only_shredded_keys_open_are_dropped_and_own_keys_stay_in_use(
+    settings: Settings, clock: FakeClock
+) -> None:
+    """storage.outbox: an erasure (or the purge) drops entries whose every reply is under a
+    shredded key; entries with other replies stay; the purge keeps keys waiting entries need."""
+    db = Database(settings.database_url, connect_args=settings.database.connect_args)
+    await db.create_all()
+    until = clock.now()
+    try:
+        async with db.transaction() as s:
+            s.add_all(
+                [
+                    OutboxEntry(
+                        id="only-erased",
+                        payload_ct=outbox.pack(None, [("k-erased", b"a"), ("k-erased", b"b")]),
+                        delete_after=until,
+                    ),
+                    OutboxEntry(
+                        id="mixed",
+                        payload_ct=outbox.pack("k-own", [("k-erased", b"c"), ("k-own", b"d")]),
+                        delete_after=until,
+                    ),
+                    OutboxEntry(id="legacy", payload_ct=b"\x01\x00\x01old", delete_after=until),
+                ]
+            )
+        async with db.engine.begin() as conn:
+            assert await outbox.drop_covered(conn, ["k-erased"]) == 1
+            used = await outbox.keys_in_use(conn)
+        async with db.transaction() as s:
+            left = sorted((await s.execute(select(OutboxEntry.id))).scalars())
+        assert left == ["legacy", "mixed"]
+        assert set(used) == {"k-erased", "k-own"}
+        sealed = outbox.parse(outbox.pack("k-own", [("k-1", b"x" * 70000)]))
+        assert sealed is not None
+        assert sealed.own == "k-own"
+        assert sealed.parts == [("k-1", b"x" * 70000)]
+        assert outbox.parse(b"\x01legacy") is None
+    finally:
+        await db.dispose()
