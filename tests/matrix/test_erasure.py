@@ -74,7 +74,8 @@ async def test_delete_leaves_and_forgets_the_dm_and_the_person_leaves_the_crypto
             assert holding(rows, dm)
 
             got = await person.say(dm, "/delete", "wirklich")
-            await person.say(dm, option(got, "Ja, alles löschen"), "Quittung")
+            done = await person.say(dm, option(got, "Ja, alles löschen"), "Quittung")
+            assert any("neuen Chat" in b for b in done)  # told how to come back
 
             def bot_left() -> bool:
                 room = person.client.rooms.get(dm)
