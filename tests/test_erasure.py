@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -84,9 +85,12 @@ async def sqlite_world(tmp_path: Path, clock: FakeClock) -> AsyncIterator[World]
 
 
 def scan(data_dir: Path, blobs: list[bytes], values: tuple[str | int, ...]) -> list[str]:
-    """What of ``blobs`` (raw bytes) and ``values`` (in every encoding) any file holds."""
+    """What of ``blobs`` (raw bytes) and ``values`` (in every encoding) any file of the data
+    folder holds (databases with their -wal / -shm / -journal, and anything else)."""
+    files = sorted(p for p in data_dir.rglob("*") if p.is_file())
+    assert {"ausweg.db", "keys.db"} <= {p.name for p in files}
     found = []
-    for path in database_files(data_dir):
+    for path in files:
         raw = path.read_bytes()
         found.extend(f"{v!r} in {path.name}" for v in values if find(raw, v))
         found.extend(f"a blob in {path.name}" for b in blobs if b in raw)
@@ -231,7 +235,18 @@ async def test_waiting_replies_do_not_open_after_delete(
         async with app.keystore.db.transaction() as s:
             keys = list((await s.execute(select(StoredKey.id))).scalars())
         assert len(keys) == 2, "the other person's contact and case keys only"
-        if backend == "sqlite":
+        if backend == "sqlite":  # the file copy: what it holds opens no more either
+            conn = sqlite3.connect(copy / "ausweg.db")
+            try:
+                copied = conn.execute("SELECT id, payload_ct FROM outbox").fetchall()
+            finally:
+                conn.close()
+            assert {i for i, _ in copied} >= set(entries)
+            for entry_id, blob in copied:
+                assert not legacy_opens(app, entry_id, blob)
+                restored = OutboxEntry(id=entry_id, payload_ct=blob, delete_after=clock.now())
+                out, _ = await app.router.unpack(restored)
+                assert COUNSELLOR not in texts(out)
             for path in copy.iterdir():
                 assert find(path.read_bytes(), COUNSELLOR) == []
                 assert find(path.read_bytes(), USER_ID) == []
