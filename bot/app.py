@@ -258,7 +258,9 @@ class App:
         box = handled.outbox_id
         waiting = self._later.get(box) if box is not None else None
         only = waiting.indices if waiting is not None else None  # a redelivered waiting set
-        await self._send_set(box, handled.out, only, self._blocked(box))
+        await self._send_set(
+            box, handled.out, only, self._blocked(box), positions=handled.positions
+        )
 
     async def _send_set(
         self,
@@ -267,20 +269,24 @@ class App:
         only: list[int] | None,
         blocked: set[Platform],
         key: str | None = None,
+        positions: Sequence[int] | None = None,
     ) -> None:
         """Send ``out`` (only the indices ``only``), in order per platform.
 
         A platform that is unreachable - now, or in ``blocked`` because older replies
         still wait for it - gets its replies kept (with their index) for the retry loop;
         the other platforms' replies go on. ``key`` names an existing waiting entry.
+        ``positions`` are the indices of ``out`` in its outbox entry when replies there
+        were erased meanwhile (they are not sent, and count as done).
         """
+        at = list(positions) if positions is not None else list(range(len(out)))
         if box is not None:
             if box in self._sending or box in self._done:
                 return  # the same replies are on their way or out (drain vs. redelivery)
             self._sending.add(box)
         later: list[int] = []
         try:
-            for index, message in enumerate(out):
+            for index, message in zip(at, out, strict=True):
                 if only is not None and index not in only:
                     continue  # went out before the platform became unreachable
                 platform = message.address.platform
@@ -293,7 +299,8 @@ class App:
                 later.append(index)
             key = key or box
             if later:
-                platforms = frozenset(out[i].address.platform for i in later)
+                where = dict(zip(at, out, strict=True))
+                platforms = frozenset(where[i].address.platform for i in later)
                 stored = None if box is not None else list(out)  # box: read from the outbox
                 self._later[key or f"mem:{new_id()}"] = _Waiting(later, platforms, box, stored)
                 return
@@ -328,9 +335,9 @@ class App:
             entries = (await s.execute(select(OutboxEntry))).scalars().all()
         # Inbound messages wait for this (``_drained``): no redelivery sends these meanwhile.
         for entry in entries:
-            out = await self._unpack(entry)
-            if out is not None:
-                await self._finish(Handled(out, outbox_id=entry.id))
+            found = await self._unpack(entry)
+            if found is not None:
+                await self._finish(Handled(found[0], outbox_id=entry.id, positions=found[1]))
         await self.router.forget_delivered()
         if entries:
             log.info("outbox: %d reply set(s) sent after a restart", len(entries))
@@ -362,33 +369,40 @@ class App:
             if self._later.get(key) is not waiting:
                 continue  # sent meanwhile (a redelivery)
             try:
-                out = waiting.out if waiting.out is not None else await self._load(key)
+                found = (waiting.out, None) if waiting.out is not None else await self._load(key)
             except Exception as exc:  # the database is away: next round
                 log.error("outbox retry failed: %s", type(exc).__name__)
                 continue
-            if out is None:  # gone: sent by a redelivery, or unreadable (retired key)
+            if found is None:  # gone: sent by a redelivery, erased, or unreadable
                 self._later.pop(key, None)
                 continue
-            await self._send_set(waiting.box, out, waiting.indices, failed, key)
+            out, positions = found
+            await self._send_set(waiting.box, out, waiting.indices, failed, key, positions)
 
-    async def _load(self, box: str) -> list[OutboundMessage] | None:
-        """The replies of an outbox entry (None: gone, or unreadable and dropped)."""
+    async def _load(self, box: str) -> tuple[list[OutboundMessage], list[int]] | None:
+        """The replies of an outbox entry and their positions (None: gone, or unreadable
+        and dropped)."""
         if self.db is None or self.router is None:
             return None
         async with self.db.transaction() as s:
             entry = await s.get(OutboxEntry, box)
         return None if entry is None else await self._unpack(entry)
 
-    async def _unpack(self, entry: OutboxEntry) -> list[OutboundMessage] | None:
-        """The replies of an entry; an unreadable one (a retired key) is dropped."""
+    async def _unpack(self, entry: OutboxEntry) -> tuple[list[OutboundMessage], list[int]] | None:
+        """The replies of an entry still to send, with their positions; an entry with
+        none left (erased) or unreadable (a retired key) is dropped."""
         if self.router is None:
             return None
         try:
-            return self.router.unpack(entry)
+            out, positions = await self.router.unpack(entry)
         except Exception as exc:
             log.error("outbox entry unreadable: %s", type(exc).__name__)
             await self._sent(entry.id)
             return None
+        if not out:  # every reply in it was erased
+            await self._sent(entry.id)
+            return None
+        return out, positions
 
     async def deliver(self, out: OutboundMessage) -> bool:
         """Send through the transport of the address's platform; remember refs / threads.

@@ -37,9 +37,10 @@ from handlers.cases import CaseService, Person, StaffRole
 from handlers.followups import FollowUpService
 from handlers.limits import Limits
 from handlers.safety import detect
+from storage import outbox
 from storage.db import Database
 from storage.keystore import KeyStore
-from storage.models import Contact, OutboxEntry, Referral, touch
+from storage.models import Case, Contact, OutboxEntry, Referral, touch
 from storage.repositories import JobChange, UnitOfWork, Updates, new_id, unit
 from storage.threads import ThreadMap
 from storage.vault import Vault, aad
@@ -51,6 +52,8 @@ LEAVING_REMEMBERED = 4096
 LEAVE_AGAIN_SECONDS = 60.0
 #: A Core insert on the unit's connection: storing replies needs no ORM session.
 _STASH = insert(OutboxEntry)
+_CONTACT_KEY = select(Contact.key_id).where(Contact.id == bindparam("i"))
+_CASE_KEY = select(Case.key_id).where(Case.code == bindparam("c"))
 _UNSTASH = delete(OutboxEntry).where(OutboxEntry.id.in_(bindparam("ids", expanding=True)))
 
 
@@ -102,12 +105,15 @@ class Handled:
         contact_id: the person it was about (for remembering message refs).
         jobs: scheduler changes to apply after the commit.
         outbox_id: the stored copy of ``out`` to delete once sent (outbox on).
+        positions: where each of ``out`` sits in that entry (None: 0, 1, 2 ...).
     """
 
     out: list[OutboundMessage] = field(default_factory=list)
     contact_id: str | None = None
     jobs: list[JobChange] = field(default_factory=list)
     outbox_id: str | None = None
+    #: Positions of ``out`` in its outbox entry when some replies there were erased.
+    positions: list[int] | None = None
 
 
 class Router:
@@ -143,6 +149,8 @@ class Router:
         self.delivered: set[str] = set()
         #: Unconfigured groups told that the bot leaves (once), with when it last left them.
         self._leaving: BoundedDict[tuple[str, str], float] = BoundedDict(LEAVING_REMEMBERED)
+        #: Outbox entries with a key of their own (entry id -> key id), shredded with them.
+        self._own: dict[str, str] = {}
         self._ctx = intake.IntakeContext(
             directory,
             {
@@ -248,22 +256,63 @@ class Router:
     async def _stash(
         self, uow: UnitOfWork, out: list[OutboundMessage], key: str | None
     ) -> str | None:
-        """Keep the replies (encrypted) in the same transaction until they were sent."""
+        """Keep the replies (encrypted) in the same transaction until they were sent.
+
+        Each reply is sealed under the key that covers it (see storage.outbox): the
+        person's, the case's, or the entry's own key, so an erasure covers waiting
+        replies too and nothing opens with the master key alone.
+        """
         if not self.outbox or not out:
             return None
         key = key or new_id()
-        payload = json.dumps([outbound_to_dict(o) for o in out], ensure_ascii=False).encode()
+        expiry = hour(uow.now) + timedelta(hours=self.retention.dedup_hours)
+        covers = await self._covers(uow, out)
+        deks = await uow.keys.get_many([k for k in set(covers) if k])
+        own: tuple[str, bytes] | None = None
+        parts = []
+        for index, (message, cover) in enumerate(zip(out, covers, strict=True)):
+            dek = deks.get(cover) if cover else None
+            if cover is None or dek is None:
+                own = own or uow.keys.create(expiry)
+                cover, dek = own
+            raw = json.dumps(outbound_to_dict(message), ensure_ascii=False).encode()
+            parts.append((cover, self.vault.seal(dek, raw, outbox.part_aad(key, index))))
+        own_id = own[0] if own else None
         await uow.conn.execute(
-            _STASH,
-            {
-                "id": key,
-                "payload_ct": self.vault.seal_transient(
-                    "outbox", payload, aad("outbox", "payload", key)
-                ),
-                "delete_after": hour(uow.now) + timedelta(hours=self.retention.dedup_hours),
-            },
+            _STASH, {"id": key, "payload_ct": outbox.pack(own_id, parts), "delete_after": expiry}
         )
+        if own_id is not None:
+            uow.on_commit.append(lambda: self._own.__setitem__(key, own_id))
         return key
+
+    async def _covers(self, uow: UnitOfWork, out: list[OutboundMessage]) -> list[str | None]:
+        """The data key id covering each reply: the person's, else the case's (None: the
+        entry's own). Keys this unit shreds cover nothing (their replies must survive)."""
+        contacts: dict[str, str | None] = {}
+        cases: dict[str, str | None] = {}
+        for row in uow.loaded():
+            if isinstance(row, Contact):
+                contacts[row.id] = row.key_id
+            elif isinstance(row, Case):
+                cases[row.code] = row.key_id
+        gone = set(uow.keys.shredding)
+        covers: list[str | None] = []
+        for message in out:
+            cover: str | None = None
+            if message.contact_id:
+                if message.contact_id not in contacts:
+                    contacts[message.contact_id] = (
+                        await uow.conn.execute(_CONTACT_KEY, {"i": message.contact_id})
+                    ).scalar_one_or_none()
+                cover = contacts[message.contact_id]
+            if cover is None and message.case_code:
+                if message.case_code not in cases:
+                    cases[message.case_code] = (
+                        await uow.conn.execute(_CASE_KEY, {"c": message.case_code})
+                    ).scalar_one_or_none()
+                cover = cases[message.case_code]
+            covers.append(None if cover in gone else cover)
+        return covers
 
     async def _forget_delivered(self, uow: UnitOfWork) -> None:
         """Delete the entries of replies already handed over, within this transaction.
@@ -274,7 +323,15 @@ class Router:
         if self.delivered:
             ids = list(self.delivered)
             await uow.conn.execute(_UNSTASH, {"ids": ids})
-            uow.on_commit.append(lambda: self.delivered.difference_update(ids))
+            # an entry's own key goes with it (shredded, then checkpointed: see unit())
+            uow.keys.shred([self._own[i] for i in ids if i in self._own])
+
+            def done() -> None:
+                self.delivered.difference_update(ids)
+                for i in ids:
+                    self._own.pop(i, None)
+
+            uow.on_commit.append(done)
 
     async def forget_delivered(self) -> None:
         """Delete the entries of replies already handed over now (idle time, shutdown)."""
@@ -289,14 +346,35 @@ class Router:
         entry = await uow.session.get(OutboxEntry, key)
         if entry is None:
             return Handled()
-        return Handled(self.unpack(entry), outbox_id=key)
+        out, positions = await self.unpack(entry)
+        return Handled(out, outbox_id=key, positions=positions)
 
-    def unpack(self, entry: OutboxEntry) -> list[OutboundMessage]:
-        """The replies stored in an outbox entry."""
-        raw = self.vault.open_transient(
-            "outbox", entry.payload_ct, aad("outbox", "payload", entry.id)
-        )
-        return [outbound_from_dict(d) for d in json.loads(raw)]
+    async def unpack(self, entry: OutboxEntry) -> tuple[list[OutboundMessage], list[int]]:
+        """The replies stored in an outbox entry that still open, and their positions.
+
+        A reply whose key was shredded meanwhile (the person or case was erased) is
+        left out: it must not be sent any more.
+        """
+        sealed = outbox.parse(entry.payload_ct)
+        if sealed is None:  # written by an older version, under a master-derived key
+            raw = self.vault.open_transient(
+                "outbox", entry.payload_ct, aad("outbox", "payload", entry.id)
+            )
+            legacy = [outbound_from_dict(d) for d in json.loads(raw)]
+            return legacy, list(range(len(legacy)))
+        if sealed.own:
+            self._own[entry.id] = sealed.own
+        deks = await self.keystore.fetch({k for k, _ in sealed.parts})
+        out: list[OutboundMessage] = []
+        positions: list[int] = []
+        for index, (key_id, blob) in enumerate(sealed.parts):
+            dek = deks.get(key_id)
+            if dek is None:
+                continue
+            raw = self.vault.open(dek, blob, outbox.part_aad(entry.id, index))
+            out.append(outbound_from_dict(json.loads(raw)))
+            positions.append(index)
+        return out, positions
 
     def _limited(self, msg: InboundMessage, pseudonym: str) -> Handled:
         """Over the rate: crisis words still get the numbers at once; others a kind note."""

@@ -600,7 +600,11 @@ class CaseService:
         self.uow.keys.shred(key_ids)
         if receipt:
             code = "Q-" + secrets.token_hex(3).upper()
-            out.insert(0, OutboundMessage(address, t("delete.done", receipt=code)))
+            # Matrix: the bot leaves the person's chat after the receipt (FORGET below),
+            # so writing again means a new chat; other platforms ignore FORGET there
+            done = "delete.done_room" if address.platform is Platform.MATRIX else "delete.done"
+            out.insert(0, OutboundMessage(address, t(done, receipt=code)))
+            out.append(OutboundMessage(address, "", kind=OutKind.FORGET))
         return out
 
     async def vanish(self, person: Person, current_ref: str | None) -> list[OutboundMessage]:

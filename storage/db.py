@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,11 @@ from sqlalchemy.ext.asyncio import (
 from storage.models import Base
 from storage.sqlite_inline import InlineDBAPI, creator
 
+#: How long a checkpoint after an erasure waits for readers in other processes (ms).
+CHECKPOINT_WAIT_MS = 200
+#: The usual wait for SQLite's lock (ms); see ``_sqlite_pragmas``.
+BUSY_TIMEOUT_MS = 5000
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
@@ -28,7 +34,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         "synchronous=NORMAL",
         "foreign_keys=ON",
         "secure_delete=ON",
-        "busy_timeout=5000",
+        f"busy_timeout={BUSY_TIMEOUT_MS}",
     ):
         cur.execute(f"PRAGMA {pragma}")
     cur.close()
@@ -66,6 +72,8 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        #: Seconds the last :meth:`checkpoint` took (None: none ran).
+        self.last_checkpoint: float | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -90,6 +98,33 @@ class Database:
             elif vacuum and tables:
                 auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
                 await auto.exec_driver_sql("VACUUM " + ", ".join(tables))
+
+    async def checkpoint(self) -> bool:
+        """SQLite: move the WAL into the main file and truncate it to zero bytes.
+
+        Run right after an erasure committed: the deleted rows are zeroed in their
+        newest page (``secure_delete``), but older copies of those pages stay in the
+        WAL until a checkpoint, and in its tail even after SQLite's own (passive)
+        checkpoints. It costs about one copy of the WAL's pages (milliseconds; see
+        docs/PERFORMANCE.md). A reader in another process (a backup) can keep it from
+        finishing: it then waits at most ``CHECKPOINT_WAIT_MS`` instead of the usual
+        lock timeout, since it runs on the event loop; the hourly purge tries again.
+
+        Returns whether it finished (always True on PostgreSQL, where it does nothing:
+        see docs/PRIVACY.md on VACUUM and WAL retention).
+        """
+        if not self.is_sqlite:
+            return True
+        started = time.perf_counter()
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+            try:
+                result = await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                row = result.first()
+            finally:
+                await conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self.last_checkpoint = time.perf_counter() - started
+        return row is not None and row[0] == 0
 
     async def create_all(self) -> None:
         """Create tables directly (tests); production uses :func:`storage.migrate.upgrade`."""

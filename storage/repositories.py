@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 
+from storage import outbox
 from storage.db import Database
 from storage.keystore import KeyStore
 from storage.models import Base, Case, CaseEvent, Contact, FollowUp, HeldMessage, UTCDateTime
@@ -88,6 +89,11 @@ class Keys:
             self._plain.update(await self.store.fetch(missing))
         return {k: self._plain[k] for k in key_ids if k in self._plain}
 
+    @property
+    def shredding(self) -> list[str]:
+        """Keys this unit of work shreds once it committed (they cover nothing new)."""
+        return list(self._shred)
+
     def shred(self, key_ids: Sequence[str]) -> None:
         """Mark keys for deletion once this unit of work has committed."""
         self._shred.extend(k for k in key_ids if k)
@@ -99,10 +105,11 @@ class Keys:
         await self.store.store(self._new, self.now)
         self._new = []
 
-    async def after_commit(self) -> None:
-        """Destroy keys shredded in this unit of work."""
-        await self.store.shred(self._shred)
-        self._shred = []
+    async def after_commit(self) -> int:
+        """Destroy keys shredded in this unit of work; returns how many were asked for."""
+        ids, self._shred = self._shred, []
+        await self.store.shred(ids)
+        return len(ids)
 
     def seal_json(self, dek: bytes, table: str, column: str, row_id: str, value: Any) -> bytes:
         """Encrypt a JSON value into one field of one row."""
@@ -389,6 +396,14 @@ class UnitOfWork:
             self._session.add_all(self._adopted)
         return self._session
 
+    def loaded(self) -> list[Base]:
+        """Rows this unit loaded or added so far (no query)."""
+        rows = list(self._adopted)
+        if self._session is not None:
+            rows.extend(r for r in self._session.identity_map.values() if isinstance(r, Base))
+            rows.extend(self._session.new)
+        return rows
+
     def adopt(self, *rows: Base) -> None:
         """Rows loaded without the session: attached when it is made or they change."""
         if self._session is not None:
@@ -420,7 +435,9 @@ async def unit(db: Database, keystore: KeyStore, now: datetime) -> AsyncIterator
     """One transaction with its key-store side effects in the safe order.
 
     New keys are stored before the data that uses them commits (an orphan key is
-    harmless and purged); shredded keys are destroyed only after the commit.
+    harmless and purged); shredded keys are destroyed only after the commit. A unit
+    that shredded keys (an erasure, a closed case) then checkpoints both databases,
+    so no old page in any file still holds the wrapped keys or the ciphertexts.
     """
     # The transaction begins with the first statement (no round trip of its own);
     # leaving without commit rolls it back.
@@ -429,11 +446,15 @@ async def unit(db: Database, keystore: KeyStore, now: datetime) -> AsyncIterator
         try:
             yield uow
             await uow.flush()
+            if uow.keys.shredding:  # waiting replies only these keys open: gone with them
+                await outbox.drop_covered(conn, uow.keys.shredding)
             await uow.keys.before_commit()
             await uow.commit()
         finally:
             await uow.close()
-    await uow.keys.after_commit()
+    if await uow.keys.after_commit():
+        await db.checkpoint()
+        await keystore.db.checkpoint()
     for done in uow.on_commit:
         done()
 

@@ -45,6 +45,7 @@ from config.directory import Directory
 from config.i18n import translator
 from config.settings import RetentionSettings
 from handlers.cases import STATS_DAYS, CaseService, Person
+from storage import outbox
 from storage.db import Database
 from storage.keystore import KeyStore
 from storage.models import (
@@ -339,9 +340,16 @@ async def _expire_contacts(
                 report.counts["message_refs"] += _rowcount(result)
                 result = await s.execute(delete(Contact).where(Contact.id.in_(ids)))
                 report.counts["contacts"] += _rowcount(result)
+                await _drop_waiting(s, keys, report)
         report.counts["data_keys"] += await keystore.shred(keys)
         if len(rows) < batch:
             return
+
+
+async def _drop_waiting(s: AsyncSession, keys: Sequence[str], report: PurgeReport) -> None:
+    """Delete outbox entries only the keys about to be shredded open (see storage.outbox)."""
+    if keys:
+        report.counts["outbox"] += await outbox.drop_covered(await s.connection(), keys)
 
 
 async def _rooms_of(keystore: KeyStore, rows: Sequence[Any], report: PurgeReport) -> None:
@@ -376,6 +384,7 @@ async def _expire_open_cases(
                 )
             ).all()
             keys = await _anonymise(s, cases, now, report)
+            await _drop_waiting(s, keys, report)
         report.counts["data_keys"] += await keystore.shred(keys)
         if len(cases) < batch:
             return
@@ -414,19 +423,22 @@ async def _delete_closed_cases(
 async def _sweep_keys(
     db: Database, keystore: KeyStore, now: datetime, batch: int, report: PurgeReport
 ) -> None:
-    """Shred keys no row refers to; move dates of keys in use to their row's date.
+    """Shred keys no row (nor a waiting reply) refers to; move dates of keys in use to
+    their row's date.
 
     The key store page is read before the main database, so a key stored after
     the page was read is never judged here.
     """
     after: str | None = None
     young = now - KEY_GRACE
+    async with db.engine.connect() as conn:  # own keys of waiting replies (storage.outbox)
+        waiting = await outbox.keys_in_use(conn)
     while True:
         page = await keystore.page(after, batch)
         if not page:
             return
         ids = [i for i, _, _ in page]
-        used: dict[str, datetime] = {}
+        used = {i: waiting[i] for i in ids if i in waiting}
         async with db.transaction() as s:
             for model in (Contact, Case):
                 rows = await s.execute(

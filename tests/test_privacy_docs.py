@@ -27,10 +27,8 @@ def check_rows() -> dict[int, list[tuple[str, str]]]:
 
 def test_every_release_check_names_tests() -> None:
     rows = check_rows()
-    # Checks 1-15 are all there; the threat model adds checks 16-20 (issue 10), which
-    # land one by one (17: rooms hold only current staff).
-    assert set(range(1, 16)) <= set(rows) <= set(range(1, 21)), sorted(rows)
-    assert 17 in rows
+    # Checks 1-15 are all there; the threat model adds checks 16-20 (issue 10).
+    assert set(range(1, 21)) == set(rows), sorted(rows)
     assert all(rows[n] for n in rows), [n for n in rows if not rows[n]]
 
 

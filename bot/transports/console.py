@@ -71,7 +71,7 @@ class ConsoleTransport:
     async def send(self, message: OutboundMessage) -> SendResult | None:
         """Print a message for the person or the staff room (a new case gets a topic, as
         in a Telegram forum: ``Team-Raum › K-XXXX``)."""
-        if message.kind is OutKind.LEAVE:  # the demo has no other groups to leave
+        if message.kind in (OutKind.LEAVE, OutKind.FORGET):  # nothing to leave in a terminal
             return None
         result = None
         thread = message.address.thread_id

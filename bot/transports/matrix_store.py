@@ -27,10 +27,21 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from nio import AsyncClientConfig
 from nio.store import SqliteStore
+from nio.store.models import (
+    DeviceKeys,
+    DeviceTrustState,
+    EncryptedRooms,
+    ForwardedChains,
+    Keys,
+    MegolmInboundSessions,
+    OlmSessions,
+    OutgoingKeyRequests,
+)
 from playhouse.sqlcipher_ext import SqlCipherDatabase  # type: ignore[import-untyped, unused-ignore]
 
 __all__ = [
@@ -52,6 +63,19 @@ KEY_BYTES = 32
 #: matrix-nio's built-in pickle key; refused.
 NIO_DEFAULT_PICKLE_KEY = "DEFAULT_KEY"
 _MIN_PICKLE_KEY_CHARS = 16
+
+
+#: The tables that can hold other users' ids, devices, keys or rooms.
+_FORGETTABLE = [
+    DeviceKeys,
+    DeviceTrustState,
+    EncryptedRooms,
+    ForwardedChains,
+    Keys,
+    MegolmInboundSessions,
+    OlmSessions,
+    OutgoingKeyRequests,
+]
 
 
 class CryptoStoreError(RuntimeError):
@@ -150,6 +174,46 @@ class EncryptedSqliteStore(SqliteStore):  # type: ignore[misc]
     def close(self) -> None:
         """Close the database connection (nio never does)."""
         self.database.close()
+
+    def forget_user(self, user_id: str, room_ids: Iterable[str] = ()) -> int:
+        """Delete every row about another user, and about rooms the bot left.
+
+        nio keeps them for good: the user's devices with their keys and trust state,
+        the Olm sessions with those devices, the group sessions they sent (and their
+        forwarding chains); for ``room_ids`` also the encrypted-room rows, group
+        sessions and key requests. Used after a person's erasure (their chat was left
+        and forgotten). Deleted pages are zeroed (``secure_delete``). Returns the rows
+        deleted.
+        """
+        if user_id == self.user_id:
+            raise ValueError("the bot's own account is not forgotten")
+        rooms = list(room_ids)
+        db = self.database
+        deleted = 0
+        with db.bind_ctx(_FORGETTABLE), db.atomic():
+            devices = [
+                d.id for d in DeviceKeys.select(DeviceKeys.id).where(DeviceKeys.user_id == user_id)
+            ]
+            curve = [k.key for k in Keys.select(Keys.key).where(Keys.device.in_(devices))]
+            group = MegolmInboundSessions
+            sessions = [
+                g.session_id
+                for g in group.select(group.session_id).where(
+                    group.sender_key.in_(curve) | group.room_id.in_(rooms)
+                )
+            ]
+            for query in (
+                Keys.delete().where(Keys.device.in_(devices)),
+                DeviceTrustState.delete().where(DeviceTrustState.device.in_(devices)),
+                DeviceKeys.delete().where(DeviceKeys.id.in_(devices)),
+                OlmSessions.delete().where(OlmSessions.sender_key.in_(curve)),
+                ForwardedChains.delete().where(ForwardedChains.session.in_(sessions)),
+                group.delete().where(group.session_id.in_(sessions)),
+                EncryptedRooms.delete().where(EncryptedRooms.room_id.in_(rooms)),
+                OutgoingKeyRequests.delete().where(OutgoingKeyRequests.room_id.in_(rooms)),
+            ):
+                deleted += int(query.execute() or 0)
+        return deleted
 
 
 def make_encrypted_store(key: bytes) -> type[EncryptedSqliteStore]:

@@ -1405,9 +1405,15 @@ class MatrixTransport:
         return SendResult(ref=response.event_id)
 
     async def _forget(self, room_id: str) -> None:
-        """Leave and forget a case room whose retention passed; failures are ignored."""
+        """Leave and forget a room: a case room whose retention passed, or a person's chat
+        after their erasure or expiry; failures are ignored.
+
+        Whoever only this room linked to the bot (the person) then leaves the crypto
+        store too: devices, keys, Olm and group sessions (see ``forget_user``).
+        """
         client = self._require_client()
         async with self._lock:
+            members = await self._members(client, room_id)
             try:
                 await client.room_leave(room_id)
                 await client.room_forget(room_id)
@@ -1415,6 +1421,8 @@ class MatrixTransport:
                 log.info("matrix: room could not be forgotten: %s", type(exc).__name__)
             if self._settings.matrix.admin_purge:
                 await self._purge_on_server(client, room_id)
+            client.rooms.pop(room_id, None)
+            self._forget_people(client, room_id, members)
         self._last_buttons.pop(room_id, None)
 
     async def _leave(self, room_id: str) -> None:
@@ -1466,6 +1474,39 @@ class MatrixTransport:
         for key in [k for k, r in self.case_rooms.items() if r == room_id]:
             del self.case_rooms[key]
         self._last_buttons.pop(room_id, None)
+
+    async def _members(self, client: AsyncClient, room_id: str) -> set[str]:
+        """Everyone but the bot in a room, as known here and as the server says."""
+        room = client.rooms.get(room_id)
+        members = set(room.users) | set(room.invited_users) if room else set()
+        with contextlib.suppress(Exception):
+            response = await client.joined_members(room_id)
+            members |= {m.user_id for m in getattr(response, "members", ())}
+        members.discard(self.user_id)
+        return members
+
+    def _forget_people(self, client: AsyncClient, room_id: str, members: set[str]) -> None:
+        """Drop what the crypto store and nio's memory keep about people and a left room,
+        for members who share no other room with the bot (staff keep theirs)."""
+        still = {u for room in client.rooms.values() for u in (*room.users, *room.invited_users)}
+        olm = client.olm
+        store = client.store
+        for user_id in members - still:
+            forget = getattr(store, "forget_user", None)
+            if callable(forget):
+                try:
+                    forget(user_id, [room_id])
+                except Exception as exc:
+                    log.warning("matrix: crypto store cleanup failed: %s", type(exc).__name__)
+            if olm is not None:
+                devices = olm.device_store._entries.pop(user_id, {})
+                for device in devices.values():
+                    olm.session_store._entries.pop(device.curve25519, None)
+                olm.tracked_users.discard(user_id)
+                olm.users_for_key_query.discard(user_id)
+        if olm is not None:
+            olm.inbound_group_store._entries.pop(room_id, None)
+            olm.outbound_group_sessions.pop(room_id, None)
 
     async def _purge_on_server(self, client: AsyncClient, room_id: str) -> None:
         """Delete and purge the room on the bot's own Synapse (admin API; failures logged)."""
