@@ -323,8 +323,8 @@ class Router:
         if self.delivered:
             ids = list(self.delivered)
             await uow.conn.execute(_UNSTASH, {"ids": ids})
-            # an entry's own key goes with it (shredded, then checkpointed: see unit())
-            uow.keys.shred([self._own[i] for i in ids if i in self._own])
+            # an entry's own key goes with it (no checkpoint of its own: see Keys.shred)
+            uow.keys.shred([self._own[i] for i in ids if i in self._own], erasure=False)
 
             def done() -> None:
                 self.delivered.difference_update(ids)

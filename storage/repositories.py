@@ -63,6 +63,9 @@ class Keys:
         self._plain: dict[str, bytes] = {}
         self._new: list[tuple[str, bytes, bytes, datetime]] = []
         self._shred: list[str] = []
+        #: How many of them protected a person's or a case's data (an erasure): those make
+        #: the unit checkpoint the databases (see :func:`unit`).
+        self._erased = 0
 
     def create(self, delete_after: datetime) -> tuple[str, bytes]:
         """A new data key; returns (key id, plain key)."""
@@ -94,9 +97,17 @@ class Keys:
         """Keys this unit of work shreds once it committed (they cover nothing new)."""
         return list(self._shred)
 
-    def shred(self, key_ids: Sequence[str]) -> None:
-        """Mark keys for deletion once this unit of work has committed."""
-        self._shred.extend(k for k in key_ids if k)
+    def shred(self, key_ids: Sequence[str], *, erasure: bool = True) -> None:
+        """Mark keys for deletion once this unit of work has committed.
+
+        ``erasure=False`` for keys that covered no personal data of their own (a sent
+        outbox entry's key): they go at once, but the files are checkpointed only by the
+        next erasure or the hourly purge, so a reply costs no checkpoint.
+        """
+        wanted = [k for k in key_ids if k]
+        self._shred.extend(wanted)
+        if erasure:
+            self._erased += len(wanted)
         for k in key_ids:
             self._plain.pop(k, None)
 
@@ -106,10 +117,12 @@ class Keys:
         self._new = []
 
     async def after_commit(self) -> int:
-        """Destroy keys shredded in this unit of work; returns how many were asked for."""
+        """Destroy keys shredded in this unit of work; returns how many of them were
+        erasures (see :meth:`shred`)."""
         ids, self._shred = self._shred, []
+        erased, self._erased = self._erased, 0
         await self.store.shred(ids)
-        return len(ids)
+        return erased
 
     def seal_json(self, dek: bytes, table: str, column: str, row_id: str, value: Any) -> bytes:
         """Encrypt a JSON value into one field of one row."""

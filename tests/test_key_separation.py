@@ -133,11 +133,11 @@ async def test_a_database_written_before_the_separation_still_opens(
         h = Harness(app, transport, app.clock)  # type: ignore[arg-type]
         room = await h.staff("counsellor", button=f"claim:{code}")
         assert any(MESSAGE in m.text for m in room), "the held message did not open"
-        await h.staff("counsellor", "Hallo, ich bin da.")
+        await h.staff("counsellor", f"/r {code} Hallo, ich bin da.")
         reply = transport.pop("p1")  # the encrypted address opened
         assert any("Hallo, ich bin da." in m.text for m in reply)
         await h.say("p1", "Danke")  # the old pseudonym still finds the contact
-        assert any(f"[{code}] Danke" in m.text for m in h.room())
+        assert any(f"[{code}]\n> Danke" in m.text for m in h.room())  # quoted person text
     finally:
         await app.stop()
 

