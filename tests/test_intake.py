@@ -777,10 +777,6 @@ def test_match_english(text: str, value: str | None) -> None:
     assert (got.value if got else None) == value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the longest matching word wins: negations and two named options are misread",
-)
 @pytest.mark.parametrize(
     ("question", "text", "wrong"),
     [
@@ -792,6 +788,27 @@ def test_match_english(text: str, value: str | None) -> None:
 def test_match_known_misreadings(question: str, text: str, wrong: str) -> None:
     got = match(text, options_for(question, DE))
     assert got is None or got.value != wrong
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "value"),
+    [
+        ("prison", "Nein, ich bin nicht im Gefängnis", "no"),
+        ("prison", "I'm not in prison", "no"),
+        ("prison", "Nein, ich bin im Gefängnis", "yes"),
+        ("scene", "nicht rechts, sondern links", "left"),
+        ("scene", "not left but right", "right"),
+        ("scene", "Ich will nicht mehr rechts sein", "right"),
+        ("scene", "kein Nazi", None),
+        ("state", "Berlin oder Hamburg", None),
+        ("state", "nicht Berlin, sondern Hamburg", "HH"),
+        ("audience", "I'm a trainer in a company", "professional"),
+        ("audience", "Ich bin Ausbilder in einem Betrieb", "professional"),
+    ],
+)
+def test_match_negations_and_contrasts(question: str, text: str, value: str | None) -> None:
+    got = match(text, options_for(question, DE))
+    assert (got.value if got else None) == value
 
 
 # ---------------------------------------------------------------- safety.is_crisis
