@@ -265,8 +265,8 @@ def options_for(question: str, t: Translator) -> list[Option]:
 
 #: Words that negate the option named right after them ("nicht rechts", "not in prison").
 _NEGATORS = frozenset(
-    {"nicht", "kein", "keine", "keinen", "keiner", "keinem", "nie", "niemals", "not", "no",
-     "never", "isn't", "aren't", "wasn't", "don't", "nor", "weder", "noch"}
+    "nicht kein keine keinen keiner keinem nie niemals not no never isn't aren't wasn't "
+    "don't nor".split()
 )
 #: "nicht mehr rechts" / "no longer": still about that scene, not a negation of it.
 _STILL = frozenset({"mehr", "longer", "anymore", "more"})
@@ -365,9 +365,12 @@ def pick(text: str, options: list[Option], *, min_len: int = 3) -> Option | None
     if len(named) > 1:
         for a in found:
             for b in found:
-                if a.option is not b.option and a.end <= b.start:
-                    if any(w in _EITHER for w in words[a.end : b.start]):
-                        return None
+                if (
+                    a.option is not b.option
+                    and a.end <= b.start
+                    and any(w in _EITHER for w in words[a.end : b.start])
+                ):
+                    return None
     best = max(h.length for h in found)
     top = {id(h.option): h.option for h in found if h.length == best}
     return next(iter(top.values())) if len(top) == 1 else None
