@@ -13,11 +13,12 @@ from typing import Any
 from bot.messages import Button, InboundMessage
 from config.directory import Directory, Programme
 from config.i18n import SUPPORTED, Translator, translator
-from config.vocabulary import Audience, Incident, Scene
+from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Audience, Incident, Scene
 from handlers.base import Effect, Reply, Transition
-from handlers.options import Option, match, options_for
+from handlers.options import Option, exact, match, options_for
 from handlers.routing import Profile, Route, chat_fallback, route
 from handlers.safety import is_crisis
+from handlers.understand import FACTS, pack, state_of, understand, unpack
 
 MAX_TEXT = 4000
 #: Profile keys allowed before consent: where a deep link came from (no personal data).
@@ -38,6 +39,7 @@ class State(enum.StrEnum):
     PRISON = "prison"
     LANGUAGE = "language"
     MESSAGE = "message"
+    CONFIRM = "confirm"
     CASE = "case"
     REFERRED = "referred"
     DELETE = "delete"
@@ -56,7 +58,9 @@ QUESTIONS = (
     State.LANGUAGE,
     State.MESSAGE,
 )
-INTAKE_STATES = frozenset({State.NEW, *QUESTIONS})
+INTAKE_STATES = frozenset({State.NEW, State.CONFIRM, *QUESTIONS})
+#: Questions whose answer free text may already give (see handlers.understand).
+_FACT_STATES = frozenset(State(k) for k in FACTS)
 _COLUMNS = {State.STATE: 2, State.DISTRICT: 2, State.LANGUAGE: 2}
 _COMMANDS = {
     "start": "start",
@@ -85,6 +89,8 @@ _WHO_WORDS = frozenset(
     {"wer", "who", "wer bist du", "wer liest mit", "wer ist da", "who are you", "who is reading"}
 )
 _WHOLE_ANSWER = frozenset({State.CONSENT, State.MESSAGE, State.DELETE})
+#: Labels of understood facts in the echo ("Ich habe verstanden: ...").
+_ECHO_KEYS = {"audience": "reason.audience", "scene": "reason.scene", "incident": "reason.incident"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +163,14 @@ def crisis_reply(t: Translator) -> Reply:
     return Reply(t("crisis"), urgent=True)
 
 
-def greeting(t: Translator, retention: dict[str, Any], platform: str = "") -> list[Reply]:
-    """Greeting, privacy notice (with what the platform itself can see) and consent."""
+def greeting(
+    t: Translator, retention: dict[str, Any], platform: str = "", facts: str = ""
+) -> list[Reply]:
+    """Greeting, privacy notice (with what the platform itself can see) and consent.
+
+    ``facts`` (see handlers.understand.pack) is what the first message told us: it rides
+    in the consent button, so it is used only after a yes and never stored before.
+    """
     notice = t("privacy.notice", **retention)
     key = f"privacy.platform.{platform}"
     if platform and t(key) != key:
@@ -166,7 +178,15 @@ def greeting(t: Translator, retention: dict[str, Any], platform: str = "") -> li
     if platform == "telegram" and retention.get("matrix"):
         notice += "\n" + t("privacy.platform.telegram.matrix", **retention)
     consent = question_reply(State.CONSENT, t)
-    return [Reply(t("greeting")), Reply(f"{notice}\n\n{consent.text}", consent.buttons)]
+    buttons = consent.buttons
+    if facts:
+        buttons = tuple(
+            tuple(
+                replace(b, data=f"{b.data}:{facts}") if b.data == "consent:yes" else b for b in row
+            )
+            for row in buttons
+        )
+    return [Reply(t("greeting")), Reply(f"{notice}\n\n{consent.text}", buttons)]
 
 
 def step(
@@ -209,9 +229,13 @@ def step(
     if state is State.NEW and msg.button and msg.button.startswith("region:"):
         return _declined_region(ctx, msg, t)
     if state is State.NEW:
-        return Transition(
-            State.CONSENT.value, {}, [*replies, *greeting(t, ctx.retention, msg.platform.value)]
-        )
+        facts = pack(understand(msg.text, t), t) if msg.text and not replies else ""
+        hello = greeting(t, ctx.retention, msg.platform.value, facts)
+        return Transition(State.CONSENT.value, {}, [*replies, *hello])
+    if state is State.CONFIRM:
+        result = _confirm(profile, msg, t, replies)
+        result.effects[:0] = effects
+        return result
     if state is State.CASE:
         if msg.button and msg.button.startswith("transfer:"):
             effects.append(Effect("transfer_answer", {"yes": msg.button == "transfer:yes"}))
@@ -232,6 +256,13 @@ def step(
         return result
 
     answer = _answer(state, msg, t)
+    town: dict[str, str] = {}
+    if answer is None and not msg.button and state in (State.STATE, State.DISTRICT):
+        region = state_of(msg.text, t, cue=False)  # asked where: a bare "Rostock" will do
+        if region is not None and (state is State.STATE or region == ("MV", region[1])):
+            town = {"state": region[0], **({"district": region[1]} if region[1] else {})}
+            value = town["state"] if state is State.STATE else town.get("district")
+            answer = Option(value, "") if value else None
     if replies and not msg.button and state is not State.MESSAGE:
         answer = None  # a crisis text is no answer: "Ich will mich umbringen" is not "Ich ..."
     if state is State.MESSAGE and answer is None and msg.text.strip() and not msg.button:
@@ -242,27 +273,144 @@ def step(
         return _ask(state, profile, t, [Reply(t("error.not_understood"))])
 
     if state is State.CONSENT:
-        return _consent(ctx, answer.value, profile, t, replies)
+        result = _consent(ctx, answer.value, profile, t, replies)
+        if answer.value == "yes" and msg.button and msg.button.count(":") == 2:
+            pre = unpack(msg.button.rpartition(":")[2], t)
+            if pre:
+                result.profile["pre"] = pre
+        return result
 
     profile.setdefault("history", []).append(state.value)
     if state is State.SAFETY:
         if answer.value == "yes":
             replies.append(crisis_reply(t))
             effects.append(Effect("mark_urgent"))
+        pre = profile.pop("pre", None)
+        if isinstance(pre, dict) and pre:
+            return _echo(profile, _known(pre), State.AUDIENCE, t, replies, effects)
     elif state is State.MESSAGE:
         return _finish(
             ctx, profile, msg.text if answer.value == "text" else None, t, replies, effects
         )
     else:
         profile[state.value] = answer.value
-    nxt = _next(state, profile)
+        if not msg.button and state in _FACT_STATES:
+            # Typed: take what else the words say, and echo all of it for a one-tap fix.
+            read = {**town, state.value: answer.value, **understand(msg.text, t, profile)}
+            if state is State.DISTRICT:
+                read.pop("state", None)
+            if exact(msg.text, options_for(state.value, t)) is None or len(read) > 1:
+                profile.pop(state.value)
+                profile["history"].pop()
+                return _echo(profile, read, state, t, replies, effects)
+    nxt = _next_open(profile)
     return Transition(nxt.value, profile, [*replies, question_reply(nxt, t)], effects)
+
+
+def _known(facts: dict[str, Any]) -> dict[str, str]:
+    """Pre-filled facts that fit together (no prison answer unless about oneself, ...)."""
+    out = {k: str(v) for k, v in facts.items() if k in FACTS}
+    if out.get("audience") != Audience.SELF:
+        out.pop("prison", None)
+    if out.get("audience") != Audience.AFFECTED:
+        out.pop("incident", None)
+    if out.get("state") != "MV":
+        out.pop("district", None)
+    return out
+
+
+def _echo(
+    profile: dict[str, Any],
+    facts: dict[str, str],
+    asked: State,
+    t: Translator,
+    replies: list[Reply],
+    effects: list[Effect],
+) -> Transition:
+    """Take understood facts and ask "Stimmt das?" (yes / correct it)."""
+    have = {k: profile[k] for k in FACTS if k in profile}
+    facts = {k: v for k, v in _known({**have, **facts}).items() if k not in profile}
+    if not facts:
+        return _ask(asked, profile, t, [*replies, Reply(t("error.not_understood"))])
+    history = profile.setdefault("history", [])
+    for key in FACTS:  # asked order, so "zurück" walks back through them
+        if key in facts:
+            profile[key] = facts[key]
+            history.append(key)
+    profile["echo"] = [k for k in FACTS if k in facts]
+    profile["echo_at"] = asked.value
+    return Transition(State.CONFIRM.value, profile, [*replies, confirm_reply(facts, t)], effects)
+
+
+def echo_text(facts: dict[str, str], t: Translator) -> str:
+    """What was understood, in the reader's words (never the first line of a message)."""
+    parts = []
+    for key in FACTS:
+        value = facts.get(key)
+        if value is None:
+            continue
+        if key in _ECHO_KEYS:
+            parts.append(t(f"{_ECHO_KEYS[key]}.{value}"))
+        elif key == "state":
+            parts.append(STATES.get(value, value))
+        elif key == "district":
+            parts.append(MV_DISTRICTS.get(value, value))
+        elif key == "prison":
+            parts.append(t(f"echo.prison.{value}"))
+        else:
+            parts.append(t("echo.language", language=LANGUAGES.get(value, value)))
+    return ", ".join(parts)
+
+
+def confirm_reply(facts: dict[str, str], t: Translator) -> Reply:
+    """The echo with its two buttons."""
+    buttons = tuple(
+        (Button(o.label, f"confirm:{o.value}"),) for o in options_for(State.CONFIRM.value, t)
+    )
+    return Reply(t("confirm.question", facts=echo_text(facts, t)), buttons)
+
+
+def _confirm(
+    profile: dict[str, Any], msg: InboundMessage, t: Translator, replies: list[Reply]
+) -> Transition:
+    echoed = [k for k in profile.get("echo") or [] if k in FACTS]
+    asked = _state(profile.get("echo_at"), State.AUDIENCE)
+    answer = _answer(State.CONFIRM, msg, t)
+    if answer is None and msg.text.strip() and replies:
+        answer = None  # a crisis text is no answer
+    if answer is None:
+        again = confirm_reply({k: profile[k] for k in echoed if k in profile}, t)
+        return Transition(
+            State.CONFIRM.value, profile, [*replies, Reply(t("error.not_understood")), again]
+        )
+    profile.pop("echo", None)
+    profile.pop("echo_at", None)
+    if answer.value == "no":  # the correction: drop what was read and ask one by one
+        history = profile.setdefault("history", [])
+        for key in echoed:
+            profile.pop(key, None)
+            if key in history:
+                history.remove(key)
+        return _ask(asked, profile, t, [*replies, Reply(t("confirm.redo"))])
+    nxt = _next_open(profile)
+    return Transition(nxt.value, profile, [*replies, question_reply(nxt, t)])
+
+
+def _next_open(profile: dict[str, Any]) -> State:
+    """The first question on the person's path that has no answer yet."""
+    state = State.SAFETY
+    while True:
+        state = _next(state, profile)
+        if state not in _FACT_STATES or state.value not in profile:
+            return state
 
 
 def _answer(state: State, msg: InboundMessage, t: Translator) -> Option | None:
     opts = options_for(state.value, t)
     if msg.button:
         prefix, _, value = msg.button.partition(":")
+        if state is State.CONSENT:
+            value = value.partition(":")[0]  # "consent:yes:<facts>" (see greeting)
         if prefix != state.value:
             return None
         return next((o for o in opts if o.value == value), None)

@@ -233,6 +233,19 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "fa": ("persisch", "farsi", "persian", "dari"),
         "other": ("andere", "other"),
     },
+    "confirm": {
+        "yes": ("ja", "yes", "stimmt", "richtig", "genau", "passt", "that's right", "right"),
+        "no": (
+            "nein",
+            "no",
+            "korrigieren",
+            "stimmt nicht",
+            "falsch",
+            "correct it",
+            "wrong",
+            "not right",
+        ),
+    },
     "message": {"skip": ("nein", "no", "nein danke", "no thanks", "weiter", "skip", "nichts")},
     "delete": {
         "yes": ("ja", "yes", "loeschen", "delete"),
@@ -265,8 +278,8 @@ def options_for(question: str, t: Translator) -> list[Option]:
 
 #: Words that negate the option named right after them ("nicht rechts", "not in prison").
 _NEGATORS = frozenset(
-    "nicht kein keine keinen keiner keinem nie niemals not no never isn't aren't wasn't "
-    "don't nor".split()
+    {"nicht", "kein", "keine", "keinen", "keiner", "keinem", "nie", "niemals", "not", "no"}
+    | {"never", "isn't", "aren't", "wasn't", "don't", "nor"}
 )
 #: "nicht mehr rechts" / "no longer": still about that scene, not a negation of it.
 _STILL = frozenset({"mehr", "longer", "anymore", "more"})
@@ -287,6 +300,7 @@ class Hit:
     end: int
     length: int
     negated: bool
+    word: str = ""
 
 
 def tokens(text: str) -> list[str]:
@@ -305,6 +319,14 @@ def _negated(words: list[str], start: int) -> bool:
     return False
 
 
+def _starts(token: str, word: str) -> bool:
+    """A word start: a short word only with a short ending ("sons", "nazis"), so "son"
+    is not read in "sondern" nor "haft" in "Haftbefehl"."""
+    if len(word) < 5:
+        return token.startswith(word) and len(token) <= len(word) + 2
+    return token.startswith(word)
+
+
 def hits(text: str, options: list[Option], *, min_len: int = 3) -> list[Hit]:
     """Every option a text names (a label, synonym or word start, at a word border).
 
@@ -321,8 +343,8 @@ def hits(text: str, options: list[Option], *, min_len: int = 3) -> list[Hit]:
             n = len(parts)
             for i in range(len(words) - n + 1):
                 window = words[i : i + n]
-                if window[:-1] == parts[:-1] and window[-1].startswith(parts[-1]):
-                    found.append(Hit(opt, i, i + n, len(word), _negated(words, i)))
+                if window[:-1] == parts[:-1] and _starts(window[-1], parts[-1]):
+                    found.append(Hit(opt, i, i + n, len(word), _negated(words, i), word))
     return [
         h
         for h in found

@@ -526,7 +526,12 @@ def test_right_wing_mv_ends_in_a_jump_case() -> None:
 def test_referral_ends_in_referred_state() -> None:
     chat = at(State.AUDIENCE)
     tr = chat.feed(
-        Press("audience:relative"), "Islamismus", "Bayern", "Deutsch", Press("message:skip")
+        Press("audience:relative"),
+        "Islamismus",
+        Press("confirm:yes"),  # a typed word that is read, not matched, is echoed first
+        "Bayern",
+        "Deutsch",
+        Press("message:skip"),
     )
     route: Route = opened(tr).data["route"]
     assert route.programme.id == "bamf"
