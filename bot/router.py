@@ -371,7 +371,7 @@ class Router:
             elif kind == "who":
                 out.extend(await svc.who(person, t))
             elif kind == "followups":
-                out.extend(await svc.person_followups(person, bool(effect.data["paused"]), t))
+                out.extend(await svc.person_followups(person, str(effect.data["action"]), t))
         touch(contact, state=tr.state)
         if tr.profile != profile:
             contact.profile_ct = (

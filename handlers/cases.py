@@ -35,7 +35,7 @@ from storage.models import (
     StaffAway,
     touch,
 )
-from storage.repositories import UnitOfWork, drop_followups, new_case_code, new_id
+from storage.repositories import JobChange, UnitOfWork, drop_followups, new_case_code, new_id
 
 STATS_DAYS = 3 * 365
 OUTCOMES = ("exit", "referred", "no_contact", "declined", "other")
@@ -560,20 +560,59 @@ class CaseService:
     async def person_followups(
         self,
         person: Person,
-        paused: bool,
+        action: str,
         t: Translator,
     ) -> list[OutboundMessage]:
-        """The person pauses or resumes check-in messages."""
+        """The person chooses how check-ins go on: ``pause``, ``resume``, ``less`` (twice
+        the interval) or ``stop`` (the follow-up and its job are deleted). The counsellor
+        is told what the person chose."""
         case = await self.open_case_of(person)
         row = None
         if case is not None:
             row = (
                 await self.uow.session.execute(select(FollowUp).where(FollowUp.case_id == case.id))
             ).scalar_one_or_none()
-        if row is None:
+        if row is None or case is None:
             return [self.to_person(person, t("followup.none"))]
-        row.paused = paused
-        return [self.to_person(person, t("followup.paused" if paused else "followup.resumed"))]
+        if action == "stop":
+            self.uow.jobs.append(JobChange(row.id, None))
+            await self.uow.session.delete(row)
+            key = "followup.stopped"
+        elif action == "less":
+            if row.every_days:
+                days = min(365, row.every_days * 2)
+                row.due_at += timedelta(days=days - row.every_days)
+                row.every_days = days
+            else:  # a single check-in: twice as far away as it is now
+                row.due_at += max(row.due_at - self.now, timedelta(days=1))
+            row.paused = False
+            self.uow.jobs.append(JobChange(row.id, row.due_at))
+            key = "followup.less"
+        else:
+            row.paused = action == "pause"
+            key = "followup.paused" if row.paused else "followup.resumed"
+        out = [
+            self.to_person(
+                person,
+                t(key, date=f"{row.due_at:%d.%m.%Y}"),
+                () if action == "stop" else followup_buttons(t, paused=row.paused),
+            )
+        ]
+        programme = self.programme_of(case)
+        if programme is not None:
+            st = self.staff_t(programme)
+            out.extend(
+                self.to_staff(
+                    programme,
+                    st(
+                        f"staff.followup.person.{action}",
+                        code=case.code,
+                        when=f"{row.due_at:%d.%m.%Y}",
+                    ),
+                    case=case,
+                )
+            )
+        return out
 
     # -- staff side ------------------------------------------------------------------
     async def person_of(self, case: Case) -> Person | None:
@@ -938,6 +977,16 @@ class CaseService:
 
 
 ATTACHMENT_KINDS = ("photo", "voice", "video", "audio", "document", "sticker")
+
+
+def followup_buttons(t: Translator, *, paused: bool = False) -> tuple[tuple[Button, ...], ...]:
+    """The person's controls on every follow-up notice and check-in."""
+    toggle = ("resume", "followup.button.resume") if paused else ("pause", "followup.button.pause")
+    return (
+        (Button(t("followup.button.less"), "followup:less"),),
+        (Button(t(toggle[1]), f"followup:{toggle[0]}"),),
+        (Button(t("followup.button.stop"), "followup:stop"),),
+    )
 
 
 def one_stop(text: str, name: str) -> str:

@@ -89,6 +89,8 @@ _WHO_WORDS = frozenset(
     {"wer", "who", "wer bist du", "wer liest mit", "wer ist da", "who are you", "who is reading"}
 )
 _WHOLE_ANSWER = frozenset({State.CONSENT, State.MESSAGE, State.DELETE})
+#: What a person may choose for check-ins (buttons ``followup:<action>``).
+_FOLLOWUP_ACTIONS = frozenset({"less", "pause", "resume", "stop"})
 #: Labels of understood facts in the echo ("Ich habe verstanden: ...").
 _ECHO_KEYS = {"audience": "reason.audience", "scene": "reason.scene", "incident": "reason.incident"}
 
@@ -239,6 +241,9 @@ def step(
     if state is State.CASE:
         if msg.button and msg.button.startswith("transfer:"):
             effects.append(Effect("transfer_answer", {"yes": msg.button == "transfer:yes"}))
+        elif msg.button and msg.button.partition(":")[2] in _FOLLOWUP_ACTIONS:
+            if msg.button.startswith("followup:"):
+                effects.append(Effect("followups", {"action": msg.button.partition(":")[2]}))
         elif msg.text.strip():
             effects.append(Effect("relay", {"text": msg.text}))
         return Transition(state.value, profile, replies, effects)
@@ -531,7 +536,7 @@ def _command(
         if state is not State.CASE:
             return Transition(state.value, profile, [Reply(t("followup.none"))])
         return Transition(
-            state.value, profile, [], [Effect("followups", {"paused": command == "pause"})]
+            state.value, profile, [], [Effect("followups", {"action": command})]
         )
     if command == "help":
         return Transition(state.value, profile, [Reply(t("help.person"))])
