@@ -51,9 +51,10 @@ JOURNEYS = {
         ("1", "rechts", "Mecklenburg", "überspringen", "nein", "Deutsch"),
         "JUMP!",
     ),
-    "left-wing-nrw-left": (("ich will raus", "links", "NRW", "2", "1"), "LEFT"),
+    # a typed answer that is read rather than matched is echoed: "stimmt" confirms it
+    "left-wing-nrw-left": (("ich will raus", "stimmt", "links", "NRW", "2", "1"), "LEFT"),
     "mother-bavaria-fallback": (
-        ("Ich mache mir Sorgen", "rechts", "Bayern", "deutsch"),
+        ("Ich mache mir Sorgen", "stimmt", "rechts", "Bayern", "deutsch"),
         "Clearingstelle",
     ),
 }
