@@ -121,8 +121,11 @@ def command_of(msg: InboundMessage) -> str | None:
     return None
 
 
-def question_reply(state: State, t: Translator, *, with_back: bool = True) -> Reply:
-    """Render a question with its buttons."""
+def question_reply(
+    state: State, t: Translator, *, with_back: bool = True, audience: object = None
+) -> Reply:
+    """Render a question with its buttons (worded for the audience where a catalog has
+    ``<question>.question.<audience>``, e.g. the scene question for people affected)."""
     opts = options_for(state.value, t)
     per_row = _COLUMNS.get(state, 1)
     rows: list[tuple[Button, ...]] = [
@@ -134,7 +137,14 @@ def question_reply(state: State, t: Translator, *, with_back: bool = True) -> Re
         rows.append((Button(t(f"language.switch.{other}"), f"lang:{other}"),))
     if with_back and state not in (State.CONSENT, State.SAFETY):
         rows.append((Button(t("nav.back"), "cmd:back"),))
-    return Reply(t(f"{state.value}.question"), tuple(rows))
+    key = f"{state.value}.question"
+    if audience and t(f"{key}.{audience}") != f"{key}.{audience}":
+        key = f"{key}.{audience}"
+    return Reply(t(key), tuple(rows))
+
+
+def _question(state: State, profile: dict[str, Any], t: Translator) -> Reply:
+    return question_reply(state, t, audience=profile.get("audience"))
 
 
 def _next(state: State, profile: dict[str, Any]) -> State:
@@ -145,7 +155,9 @@ def _next(state: State, profile: dict[str, Any]) -> State:
         return State.AUDIENCE
     if state is State.AUDIENCE:
         return State.INCIDENT if audience == Audience.AFFECTED else State.SCENE
-    if state in (State.INCIDENT, State.SCENE):
+    if state is State.INCIDENT:  # which scene decides who helps after an attack, too
+        return State.SCENE
+    if state is State.SCENE:
         return State.STATE
     if state is State.STATE and profile.get("state") == "MV":
         return State.DISTRICT
@@ -157,7 +169,7 @@ def _next(state: State, profile: dict[str, Any]) -> State:
 
 
 def _ask(state: State, profile: dict[str, Any], t: Translator, replies: list[Reply]) -> Transition:
-    return Transition(state.value, profile, [*replies, question_reply(state, t)])
+    return Transition(state.value, profile, [*replies, _question(state, profile, t)])
 
 
 def crisis_reply(t: Translator) -> Reply:
@@ -274,7 +286,9 @@ def step(
         answer = Option("text", "")
     if answer is None:
         if replies:  # crisis text: numbers first, then the same question again
-            return Transition(state.value, profile, [*replies, question_reply(state, t)], effects)
+            return Transition(
+                state.value, profile, [*replies, _question(state, profile, t)], effects
+            )
         return _ask(state, profile, t, [Reply(t("error.not_understood"))])
 
     if state is State.CONSENT:
@@ -309,7 +323,7 @@ def step(
                 profile["history"].pop()
                 return _echo(profile, read, state, t, replies, effects)
     nxt = _next_open(profile)
-    return Transition(nxt.value, profile, [*replies, question_reply(nxt, t)], effects)
+    return Transition(nxt.value, profile, [*replies, _question(nxt, profile, t)], effects)
 
 
 def _known(facts: dict[str, Any]) -> dict[str, str]:
@@ -398,7 +412,7 @@ def _confirm(
                 history.remove(key)
         return _ask(asked, profile, t, [*replies, Reply(t("confirm.redo"))])
     nxt = _next_open(profile)
-    return Transition(nxt.value, profile, [*replies, question_reply(nxt, t)])
+    return Transition(nxt.value, profile, [*replies, _question(nxt, profile, t)])
 
 
 def _next_open(profile: dict[str, Any]) -> State:
@@ -552,7 +566,7 @@ def _command(
         if state is State.CONSENT:  # consent is informed only in a language the person reads
             replies.append(greeting(new_t, ctx.retention, platform)[-1])
         elif state in QUESTIONS:
-            replies.append(question_reply(state, new_t))
+            replies.append(_question(state, profile, new_t))
         return Transition(state.value, profile, replies, [Effect("set_locale", {"locale": other})])
     if command == "delete":
         if state is State.NEW or (state is State.CONSENT and not profile.get("consent")):
@@ -590,7 +604,7 @@ def _confirm_delete(
     back = _state(profile.pop("return", State.CONSENT.value), State.CONSENT)
     replies.append(Reply(t("delete.cancelled")))
     if back in QUESTIONS:
-        replies.append(question_reply(back, t))
+        replies.append(_question(back, profile, t))
     return Transition(back.value, profile, replies)
 
 

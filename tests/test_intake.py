@@ -406,18 +406,27 @@ def test_prison_is_asked_only_of_people_who_want_out(audience: str, after_state:
     assert asks(chat.send(Press("state:NW")), after_state)
 
 
-def test_affected_get_the_incident_question_and_no_scene_or_prison() -> None:
+def test_affected_get_the_incident_and_scene_questions_and_no_prison() -> None:
+    # Issue 12 part 8: the scene is asked of affected people too (it decides who helps:
+    # a service for victims of right-wing violence is not for every attack).
     chat = at(State.AUDIENCE)
     assert asks(chat.send(Press("audience:affected")), State.INCIDENT)
-    assert asks(chat.send("Gewalt"), State.STATE)
+    chat.send("Gewalt")
+    assert asks(chat.send(Press("confirm:yes")), State.SCENE, AFFECTED_SCENE)
+    assert asks(chat.send(Press("scene:left")), State.STATE)
     assert asks(chat.send(Press("state:MV")), State.DISTRICT)
     assert asks(chat.send(Press("district:HRO")), State.LANGUAGE)
     assert asks(chat.send(Press("language:de")), State.MESSAGE)
     tr = chat.send(Press("message:skip"))
     profile = opened(tr).data["profile"]
-    assert profile.scene is None
+    assert profile.scene == "left"
     assert profile.in_prison is None
     assert profile.incident == "violence"
+
+
+def AFFECTED_SCENE(key: str) -> str:  # noqa: N802 - used like a translator
+    """The German catalog, with the scene question as worded for people affected."""
+    return DE(f"{key}.affected") if key == "scene.question" else DE(key)
     assert profile.district == "HRO"
     assert chat.profile["history"] == [
         "safety",

@@ -156,6 +156,7 @@ async def test_check_19_journeys_for_every_audience(phone: Phone) -> None:
         "affected",
         "audience:affected",
         "incident:antisemitism",
+        "scene:right",
         "state:MV",
         "district:skip",
         "language:de",

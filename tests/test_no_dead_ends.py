@@ -21,8 +21,20 @@ CODE = re.compile(r"K-[23456789A-HJ-NP-Z]{4}")
 JOURNEYS: dict[str, tuple[str, ...]] = {
     "jump": ("audience:self", "scene:right", "state:MV", "district:skip", "prison:no"),
     "bidaya": ("audience:self", "scene:islamist", "state:MV", "district:skip", "prison:no"),
-    "lobbi": ("audience:affected", "incident:violence", "state:MV", "district:skip"),
-    "dia-mv": ("audience:affected", "incident:antisemitism", "state:MV", "district:skip"),
+    "lobbi": (
+        "audience:affected",
+        "incident:violence",
+        "scene:right",
+        "state:MV",
+        "district:skip",
+    ),
+    "dia-mv": (
+        "audience:affected",
+        "incident:antisemitism",
+        "scene:other",
+        "state:MV",
+        "district:skip",
+    ),
     "regionalzentren": ("audience:professional", "scene:other", "state:MV", "district:skip"),
     # the workplace team serves professionals; it is shown next to the exit programme
     "betriebsberatung": ("audience:professional", "scene:right", "state:MV", "district:skip"),
