@@ -27,6 +27,7 @@ from bot.messages import (
 )
 from config.directory import Directory
 from config.i18n import pick_locale, translator
+from config.register import addressed
 from config.settings import RetentionSettings
 from handlers import intake, staff
 from handlers.base import Transition
@@ -325,7 +326,11 @@ class Router:
             OutboundMessage(msg.address, r.text, r.buttons, urgent=r.urgent, contact_id=contact.id)
             for r in tr.replies
         ]
-        t = translator(contact.locale)
+        # One register per audience (config/register.py): "Sie" for relatives and professionals.
+        case = person.case if person.case_loaded else None
+        audience = tr.profile.get("audience") or profile.get("audience")
+        audience = audience or (case.audience if case is not None else None)
+        t = addressed(contact.locale, audience)
         for effect in tr.effects:
             kind = effect.kind
             if kind == "erase":
@@ -333,7 +338,7 @@ class Router:
                 return out, None
             if kind == "set_locale":
                 contact.locale = effect.data["locale"]
-                t = translator(contact.locale)
+                t = addressed(contact.locale, audience)
             elif kind == "mark_urgent":
                 out.extend(await svc.mark_urgent(person))
             elif kind == "relay":

@@ -19,8 +19,9 @@ from bot.clock import day, hour
 from bot.messages import Address, Button, OutboundMessage, OutKind, Platform
 from config.directory import Directory, Programme, StaffMember
 from config.i18n import Translator, translator
+from config.register import addressed
 from config.settings import RetentionSettings
-from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Kind
+from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Audience, Kind
 from handlers.base import Effect
 from handlers.intake import contact_lines
 from handlers.routing import Profile, Route, chat_fallback
@@ -276,6 +277,8 @@ class CaseService:
         info = route.programme.info.get(profile.audience)
         if info:
             out.append(self.to_person(person, t("route.info", text=info[_loc(t)])))
+        elif profile.audience in FIRST_ADVICE:  # the operator's own advice comes first
+            out.append(self.to_person(person, t(f"advice.{profile.audience.value}")))
         lines = [line for line in (contact_lines(p, t) for p in route.alternatives) if line]
         if lines:
             out.append(self.to_person(person, t("route.alternatives", contacts="\n".join(lines))))
@@ -652,7 +655,7 @@ class CaseService:
             await self.uow.held.drop([case.id])
         person = await self.person_of(case)
         if person is not None:
-            pt = translator(person.contact.locale)
+            pt = addressed(person.contact.locale, case.audience)
             out.append(
                 self.to_person(
                     person,
@@ -702,7 +705,7 @@ class CaseService:
             self.set_status(case, "active")
         touch(case, last_activity_at=hour(self.now), delete_after=expiry)
         touch(person.contact, delete_after=expiry)
-        pt = translator(person.contact.locale)
+        pt = addressed(person.contact.locale, case.audience)
         body = pt(
             "relay.from_counsellor.named" if self.name_programme else "relay.from_counsellor",
             alias=role.member.alias,
@@ -719,7 +722,7 @@ class CaseService:
         if person is None:
             st = self.staff_t(role.programme)
             return self.to_staff(role.programme, st("staff.case.gone", code=case.code), case=case)
-        pt = translator(person.contact.locale)
+        pt = addressed(person.contact.locale, case.audience)
         label = pt(
             "relay.attachment_from_counsellor.named"
             if self.name_programme
@@ -748,7 +751,7 @@ class CaseService:
             person.contact.delete_after = hour(self.now) + timedelta(
                 hours=self.retention.intake_hours
             )
-            pt = translator(person.contact.locale)
+            pt = addressed(person.contact.locale, case.audience)
             out.append(self.to_person(person, pt("case.closed")))
         if self.retention.closed_grace_days == 0:
             await self.uow.held.drop([case.id])
@@ -798,7 +801,7 @@ class CaseService:
             )
             person = await self.person_of(case)
             if person is not None:
-                pt = translator(person.contact.locale)
+                pt = addressed(person.contact.locale, case.audience)
                 out.append(
                     self.to_person(
                         person,
@@ -815,7 +818,7 @@ class CaseService:
         if person is None:
             return self.to_staff(role.programme, st("staff.case.gone", code=case.code), case=case)
         case.pending_transfer = programme.id
-        pt = translator(person.contact.locale)
+        pt = addressed(person.contact.locale, case.audience)
         buttons = (
             (Button(pt("transfer.yes"), "transfer:yes"), Button(pt("transfer.no"), "transfer:no")),
         )
@@ -977,6 +980,11 @@ class CaseService:
 
 
 ATTACHMENT_KINDS = ("photo", "voice", "video", "audio", "document", "sticker")
+
+
+#: Audiences who get a short first advice after routing (texts ``advice.<audience>``,
+#: general and factual, from the seed material) unless the programme has its own.
+FIRST_ADVICE = frozenset({Audience.RELATIVE, Audience.PROFESSIONAL, Audience.AFFECTED})
 
 
 def followup_buttons(t: Translator, *, paused: bool = False) -> tuple[tuple[Button, ...], ...]:

@@ -15,7 +15,7 @@ from typing import Literal
 from sqlalchemy import select
 
 from bot.messages import OutboundMessage
-from config.i18n import translator
+from config.register import addressed
 from handlers.cases import CaseService, StaffRole, followup_buttons
 from storage.models import Case, FollowUp
 from storage.repositories import JobChange, new_id
@@ -116,7 +116,7 @@ class FollowUpService:
         )
         person = await self.svc.person_of(case)
         if person is not None:  # the person knows when and how often, and can change it
-            pt = translator(person.contact.locale)
+            pt = addressed(person.contact.locale, case.audience)
             notice = "followup.set.every" if every else "followup.set.once"
             text = pt(notice, days=days, date=f"{due:%d.%m.%Y}")
             out.append(self.svc.to_person(person, text, followup_buttons(pt, paused=row.paused)))
@@ -143,7 +143,7 @@ class FollowUpService:
         person = await self.svc.person_of(case)
         programme = self.svc.programme_of(case)
         if not row.paused and person is not None:
-            pt = translator(person.contact.locale)
+            pt = addressed(person.contact.locale, case.audience)
             out.append(self.svc.to_person(person, pt("followup.checkin"), followup_buttons(pt)))
             if programme is not None:
                 st = self.svc.staff_t(programme)

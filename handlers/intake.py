@@ -12,7 +12,8 @@ from typing import Any
 
 from bot.messages import Button, InboundMessage
 from config.directory import Directory, Programme
-from config.i18n import SUPPORTED, Translator, translator
+from config.i18n import SUPPORTED, Translator
+from config.register import addressed
 from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Audience, Incident, Scene
 from handlers.base import Effect, Reply, Transition
 from handlers.options import Option, exact, match, options_for
@@ -207,7 +208,7 @@ def step(
     ctx: IntakeContext, state_name: str, profile: dict[str, Any], locale: str, msg: InboundMessage
 ) -> Transition:
     """Decide the next step of a person's conversation."""
-    t = translator(locale)
+    t = addressed(locale, profile.get("audience"))
     state = _state(state_name, State.NEW)
     profile = dict(profile)
     if "history" in profile:  # never mutate the caller's list: it compares old and new
@@ -549,9 +550,7 @@ def _command(
     if command in ("pause", "resume"):
         if state is not State.CASE:
             return Transition(state.value, profile, [Reply(t("followup.none"))])
-        return Transition(
-            state.value, profile, [], [Effect("followups", {"action": command})]
-        )
+        return Transition(state.value, profile, [], [Effect("followups", {"action": command})])
     if command == "help":
         return Transition(state.value, profile, [Reply(t("help.person"))])
     if command == "who":
@@ -561,7 +560,7 @@ def _command(
         return Transition(state.value, profile, [Reply(t(key))])
     if command == "language":
         other = next(loc for loc in SUPPORTED if loc != t.locale)
-        new_t = translator(other)
+        new_t = addressed(other, profile.get("audience"))
         replies = [Reply(new_t("language.switched"))]
         if state is State.CONSENT:  # consent is informed only in a language the person reads
             replies.append(greeting(new_t, ctx.retention, platform)[-1])

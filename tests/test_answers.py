@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import pytest
 
+from config.register import addressed
 from config.vocabulary import MV_DISTRICTS, STATES
 from handlers.intake import State
 from handlers.understand import pack, places, understand, unpack
 from tests.phone import Phone
 from tests.test_intake import DE, EN, Chat, Press, asks, at, buttons, opened
 
+#: Relatives and professionals are addressed formally (config/register.py).
+SIE = addressed("de", "relative")
 #: What the consent button carries after a first message (facts in its data).
 PREFILLED = "Ich will aus der rechten Szene in MV raus"
 
@@ -145,7 +148,7 @@ def test_a_typed_answer_with_more_facts_echoes_them_all() -> None:
         STATES["MV"],
         MV_DISTRICTS["NWM"],
     )
-    assert asks(chat.send(Press("confirm:yes")), State.LANGUAGE)
+    assert asks(chat.send(Press("confirm:yes")), State.LANGUAGE, SIE)
 
 
 def test_correcting_a_typed_answer_asks_that_question_again() -> None:
@@ -196,7 +199,7 @@ def test_back_after_a_confirmed_echo_walks_through_the_read_answers() -> None:
     chat = at(State.AUDIENCE)
     chat.send("Mein Sohn ist bei den Nazis")
     chat.send(Press("confirm:yes"))
-    assert asks(chat.last, State.STATE)  # type: ignore[arg-type]
+    assert asks(chat.last, State.STATE, SIE)  # type: ignore[arg-type]
     tr = chat.send("zurück")
     assert asks(tr, State.SCENE)
     assert "scene" not in tr.profile

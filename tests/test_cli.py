@@ -69,7 +69,7 @@ def test_demo_journey_to_counsellor_reply(name: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     # the programme is named in the takeover message, not in the routing result
     assert re.search(rf"Das ist \w+ von [^\n]*{re.escape(programme)}", out), out[-3000:]
-    code = re.search(r"Dein Fallcode: (K-\w{4})", out)
+    code = re.search(r"(?:Dein|Ihr) Fallcode: (K-\w{4})", out)  # "Ihr" for relatives
     assert code is not None
     assert f"[Bot → Team-Raum] [{code.group(1)}] (wartende Nachricht) Ich brauche Hilfe." in out
     reply = re.search(r"\[Bot → Person\] (\w+):\n    Hallo, ich bin da\.", out)

@@ -13,6 +13,7 @@ import pytest
 from bot.messages import Address, InboundMessage, Platform
 from config.directory import Directory, load_directory
 from config.i18n import pick_locale, translator
+from config.register import addressed
 from config.settings import EXAMPLE_DIRECTORY
 from config.vocabulary import STATES
 from handlers.base import Effect, Reply, Transition
@@ -403,7 +404,8 @@ def test_prison_is_asked_only_of_people_who_want_out(audience: str, after_state:
     chat = at(State.AUDIENCE)
     assert asks(chat.send(Press(f"audience:{audience}")), State.SCENE)
     chat.send(Press("scene:right"))
-    assert asks(chat.send(Press("state:NW")), after_state)
+    # relatives and professionals are addressed formally once they said who they are
+    assert asks(chat.send(Press("state:NW")), after_state, addressed("de", audience))
 
 
 def test_affected_get_the_incident_and_scene_questions_and_no_prison() -> None:
@@ -422,21 +424,22 @@ def test_affected_get_the_incident_and_scene_questions_and_no_prison() -> None:
     assert profile.scene == "left"
     assert profile.in_prison is None
     assert profile.incident == "violence"
-
-
-def AFFECTED_SCENE(key: str) -> str:  # noqa: N802 - used like a translator
-    """The German catalog, with the scene question as worded for people affected."""
-    return DE(f"{key}.affected") if key == "scene.question" else DE(key)
     assert profile.district == "HRO"
     assert chat.profile["history"] == [
         "safety",
         "audience",
         "incident",
+        "scene",
         "state",
         "district",
         "language",
         "message",
     ]
+
+
+def AFFECTED_SCENE(key: str) -> str:
+    """The German catalog, with the scene question as worded for people affected."""
+    return DE(f"{key}.affected") if key == "scene.question" else DE(key)
 
 
 def test_questions_carry_a_back_button_except_consent_and_safety() -> None:
@@ -546,7 +549,7 @@ def test_referral_ends_in_referred_state() -> None:
     assert route.programme.id == "bamf"
     assert tr.state == State.REFERRED.value
     again = chat.send("hallo?")
-    assert texts(again) == [DE("referred.again")]
+    assert texts(again) == [addressed("de", "relative")("referred.again")]
 
 
 def test_text_in_a_case_is_relayed() -> None:

@@ -36,7 +36,7 @@ NOT_A_PERSON_MESSAGE = re.compile(
     r"|state\.none$|district\.skip$|language\.other$|message\.skip$)"
 )
 #: Keys used only when the operator set ``discretion: {name_programme: true}``.
-NAMED = re.compile(r"\.named$")
+NAMED = re.compile(r"\.named(\.formal)?$")
 
 
 def person_keys(locale: str) -> list[str]:

@@ -209,7 +209,7 @@ async def test_after_a_referral_the_person_can_chat_with_the_fallback_team_inste
     p = phone
     await intake(p, "r", *JOURNEYS["bamf"], "language:de", message="Mein Sohn macht mir Sorgen.")
     [offer] = [m for m in p.to_people() if any(b.data == "referred:chat" for b in m.flat_buttons)]
-    assert "ohne deine Nachricht" in offer.text
+    assert "ohne Ihre Nachricht" in offer.text  # a relative: addressed formally
     assert await count(p, Case) == 0
     got = await p.press("r", "referred:chat")
     code = CODE.search(got)
