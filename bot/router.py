@@ -321,15 +321,15 @@ class Router:
     ) -> tuple[list[OutboundMessage], str | None]:
         person, profile = await self._load(uow, msg, pseudonyms)
         contact = person.contact
-        tr = intake.step(self._ctx, contact.state, profile, contact.locale, msg)
+        case = person.case if person.case_loaded else None
+        audience = case.audience if case is not None else None
+        tr = intake.step(self._ctx, contact.state, profile, contact.locale, msg, audience)
         out = [
             OutboundMessage(msg.address, r.text, r.buttons, urgent=r.urgent, contact_id=contact.id)
             for r in tr.replies
         ]
         # One register per audience (config/register.py): "Sie" for relatives and professionals.
-        case = person.case if person.case_loaded else None
-        audience = tr.profile.get("audience") or profile.get("audience")
-        audience = audience or (case.audience if case is not None else None)
+        audience = tr.profile.get("audience") or profile.get("audience") or audience
         t = addressed(contact.locale, audience)
         for effect in tr.effects:
             kind = effect.kind

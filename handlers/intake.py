@@ -205,10 +205,19 @@ def greeting(
 
 
 def step(
-    ctx: IntakeContext, state_name: str, profile: dict[str, Any], locale: str, msg: InboundMessage
+    ctx: IntakeContext,
+    state_name: str,
+    profile: dict[str, Any],
+    locale: str,
+    msg: InboundMessage,
+    audience: str | None = None,
 ) -> Transition:
-    """Decide the next step of a person's conversation."""
-    t = addressed(locale, profile.get("audience"))
+    """Decide the next step of a person's conversation.
+
+    ``audience`` is the open case's (the answers are dropped once a case opens): it keeps
+    the register ("du" / "Sie") the person was addressed with during the intake.
+    """
+    t = addressed(locale, profile.get("audience") or audience)
     state = _state(state_name, State.NEW)
     profile = dict(profile)
     if "history" in profile:  # never mutate the caller's list: it compares old and new

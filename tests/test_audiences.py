@@ -200,3 +200,12 @@ def test_formal_falls_back_to_the_plain_text_never_to_another_language() -> None
     assert t("greeting") == translator("en")("greeting")
     assert t("route.unsent") == catalog("en")["route.unsent.formal"]
     assert addressed("de", "self")("route.unsent") == catalog("de")["route.unsent"]
+
+
+async def test_the_register_holds_after_the_case_opened(phone: Phone) -> None:
+    """The answers are dropped when a case opens; the case's audience keeps the register."""
+    await journey(phone, "x", "audience:relative", "scene:right", "state:NW", "language:de")
+    assert await case_of(phone) is not None
+    got = await phone.say("x", "/start")
+    assert got == addressed("de", "relative")("start.has_case")
+    assert not DU.search(got)
