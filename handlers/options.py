@@ -330,6 +330,12 @@ def _words(text: str) -> tuple[list[str], list[str]]:
     return words[:-1], lemmas[:-1]
 
 
+def warm_up() -> None:
+    """Load the lemma dictionaries (a few seconds, once per process)."""
+    _lemma("Söhne", "soehne")
+    _lemma("sons", "sons")
+
+
 @lru_cache(maxsize=4096)
 def _lemma(raw: str, folded: str) -> str:
     word = _PUNCT.sub("", raw)
