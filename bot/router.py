@@ -34,7 +34,6 @@ from handlers.base import Transition
 from handlers.cases import CaseService, Person, StaffRole
 from handlers.followups import FollowUpService
 from handlers.limits import Limits
-from handlers.options import warm_up
 from handlers.safety import is_crisis
 from storage.db import Database
 from storage.keystore import KeyStore
@@ -134,8 +133,6 @@ class Router:
             },
             relay_attachments=relay_attachments,
         )
-        # Load the lemma dictionaries now (seconds), not on the loop with a first message.
-        warm_up()
 
     def use_directory(self, directory: Directory) -> None:
         """Switch to a reloaded directory (access changes take effect at once)."""

@@ -5,9 +5,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, replace
-from functools import lru_cache
-
-import simplemma
 
 from config.i18n import Translator
 from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES
@@ -61,15 +58,20 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
             "angehoerig",
             "eltern",
             "mutter",
+            "muetter",
             "vater",
+            "vaeter",
             "mama",
             "papa",
             "sohn",
+            "soehne",
             "tochter",
+            "toechter",
             "freund",
             "freundin",
             "partner",
             "bruder",
+            "brueder",
             "schwester",
             "familie",
             "relative",
@@ -309,39 +311,8 @@ class Hit:
 def tokens(text: str) -> list[str]:
     """Folded words; ``|`` marks a clause border (comma, full stop) that negation never
     crosses ("Nein, ich bin im Gefängnis" negates nothing)."""
-    return _words(text)[0]
-
-
-def _words(text: str) -> tuple[list[str], list[str]]:
-    """Folded words and, position by position, their folded lemmas ("Söhne" -> "sohn",
-    "Töchter" -> "tochter"; simplemma, German and English): plural forms with an umlaut
-    do not start like their singular."""
-    words: list[str] = []
-    lemmas: list[str] = []
-    for clause in _CLAUSE.split(unicodedata.normalize("NFKC", text)):
-        start = len(words)
-        for raw in clause.split():
-            parts = fold(raw).split()
-            words.extend(parts)
-            lemmas.extend(parts if len(parts) != 1 else [_lemma(raw, parts[0])])
-        if len(words) > start:
-            words.append("|")
-            lemmas.append("|")
-    return words[:-1], lemmas[:-1]
-
-
-def warm_up() -> None:
-    """Load the lemma dictionaries (a few seconds, once per process)."""
-    _lemma("Söhne", "soehne")
-    _lemma("sons", "sons")
-
-
-@lru_cache(maxsize=4096)
-def _lemma(raw: str, folded: str) -> str:
-    word = _PUNCT.sub("", raw)
-    if not word or word.isdigit():
-        return folded
-    return fold(simplemma.lemmatize(word, lang=("de", "en"))) or folded
+    clauses = _CLAUSE.split(unicodedata.normalize("NFKC", text))
+    return " | ".join(f for f in (fold(c) for c in clauses) if f).split()
 
 
 def _negated(words: list[str], start: int) -> bool:
@@ -351,14 +322,6 @@ def _negated(words: list[str], start: int) -> bool:
         if words[i] in _NEGATORS:
             return not (i + 1 < len(words) and words[i + 1] in _STILL)
     return False
-
-
-def _fits(token: str, lemma: str, part: str, *, last: bool) -> bool:
-    """A word of an answer at a position: the whole word, or (the last one) its start;
-    the word as written or its lemma."""
-    if last:
-        return _starts(token, part) or _starts(lemma, part)
-    return part in (token, lemma)
 
 
 def _starts(token: str, word: str) -> bool:
@@ -375,7 +338,7 @@ def hits(text: str, options: list[Option], *, min_len: int = 3) -> list[Hit]:
     A hit inside a longer hit of another option is dropped ("Sachsen-Anhalt" is not
     "Sachsen"); each hit knows whether a negation stands right before it.
     """
-    words, lemmas = _words(text)
+    words = tokens(text)
     found: list[Hit] = []
     for opt in options:
         for word in {fold(opt.label), *opt.synonyms}:
@@ -384,10 +347,8 @@ def hits(text: str, options: list[Option], *, min_len: int = 3) -> list[Hit]:
                 continue
             n = len(parts)
             for i in range(len(words) - n + 1):
-                if all(
-                    _fits(words[i + k], lemmas[i + k], part, last=k == n - 1)
-                    for k, part in enumerate(parts)
-                ):
+                window = words[i : i + n]
+                if window[:-1] == parts[:-1] and _starts(window[-1], parts[-1]):
                     found.append(Hit(opt, i, i + n, len(word), _negated(words, i), word))
     return [
         h
