@@ -53,6 +53,9 @@ def echoes(chat: Chat, *parts: str, t: object = DE) -> None:
         ("Ich bin nicht in Haft, will aber aussteigen", {"audience": "self", "prison": "no"}),
         ("Ich sitze im Knast und will raus", {"audience": "self", "prison": "yes"}),
         ("Ich spreche Russisch", {"language": "ru"}),
+        # plurals with an umlaut do not start like their singular: listed as words
+        ("Meine Söhne sind bei den Reichsbürgern", {"audience": "relative", "scene": "conspiracy"}),
+        ("Ich bin Lehrerin, zwei Schüler machen mir Sorgen", {"audience": "professional"}),
         ("nicht rechts, sondern links", {"scene": "left"}),
         ("Ich habe Hunger und will essen", {}),  # "Essen" is a town only after "in"/"aus"
         ("by the way he is here", {}),  # "by", "he" are no state codes in lower case
