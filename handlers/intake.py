@@ -257,7 +257,10 @@ def step(
         hello = greeting(t, ctx.retention, msg.platform.value, facts)
         return Transition(State.CONSENT.value, {}, [*replies, *hello])
     if state is State.CONFIRM:
-        result = _confirm(profile, msg, t, replies)
+        said = _answer(State.CONFIRM, msg, t)
+        if replies and not msg.button:
+            said = None  # a crisis text is no answer ("Nein, ich will nicht mehr leben")
+        result = _confirm(profile, said.value if said else None, t, replies)
         result.effects[:0] = effects
         return result
     if state is State.CASE:
@@ -400,13 +403,11 @@ def confirm_reply(facts: dict[str, str], t: Translator) -> Reply:
 
 
 def _confirm(
-    profile: dict[str, Any], msg: InboundMessage, t: Translator, replies: list[Reply]
+    profile: dict[str, Any], answer: str | None, t: Translator, replies: list[Reply]
 ) -> Transition:
+    """The answer to an echo: ``yes`` goes on, ``no`` drops what was read and asks again."""
     echoed = [k for k in profile.get("echo") or [] if k in FACTS]
     asked = _state(profile.get("echo_at"), State.AUDIENCE)
-    answer = _answer(State.CONFIRM, msg, t)
-    if answer is None and msg.text.strip() and replies:
-        answer = None  # a crisis text is no answer
     if answer is None:
         again = confirm_reply({k: profile[k] for k in echoed if k in profile}, t)
         return Transition(
@@ -414,7 +415,7 @@ def _confirm(
         )
     profile.pop("echo", None)
     profile.pop("echo_at", None)
-    if answer.value == "no":  # the correction: drop what was read and ask one by one
+    if answer == "no":  # the correction: drop what was read and ask one by one
         history = profile.setdefault("history", [])
         for key in echoed:
             profile.pop(key, None)
@@ -575,6 +576,9 @@ def _command(
             replies.append(greeting(new_t, ctx.retention, platform)[-1])
         elif state in QUESTIONS:
             replies.append(_question(state, profile, new_t))
+        elif state is State.CONFIRM:
+            echoed = {k: profile[k] for k in profile.get("echo") or [] if k in profile}
+            replies.append(confirm_reply(echoed, new_t))
         return Transition(state.value, profile, replies, [Effect("set_locale", {"locale": other})])
     if command == "delete":
         if state is State.NEW or (state is State.CONSENT and not profile.get("consent")):
@@ -582,6 +586,8 @@ def _command(
         confirm = question_reply(State.DELETE, t, with_back=False)
         back_to = profile.get("return", State.CONSENT.value) if state is State.DELETE else state
         return Transition(State.DELETE.value, {**profile, "return": str(back_to)}, [confirm])
+    if command == "back" and state is State.CONFIRM:  # back from an echo: correct it
+        return _confirm(profile, "no", t, [])
     if command == "back":
         history = profile.get("history") or []
         if state not in QUESTIONS or not history:

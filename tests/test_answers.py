@@ -234,3 +234,30 @@ async def test_first_message_prefill_through_the_memory_transport(phone: Phone) 
     await phone.press("p1", "language:de")
     done = await phone.press("p1", "message:skip")
     assert "K-" in done, done
+
+
+def test_back_at_an_echo_corrects_it() -> None:
+    chat = at(State.SCENE)
+    chat.send("Salafisten")
+    tr = chat.send("zurück")
+    assert tr.replies[0].text == DE("confirm.redo")
+    assert asks(tr, State.SCENE)
+    assert "scene" not in tr.profile
+
+
+def test_a_crisis_text_at_an_echo_gets_numbers_and_the_echo_again() -> None:
+    chat = at(State.SCENE)
+    chat.send("Salafisten")
+    tr = chat.send("Nein, ich will mich umbringen")
+    assert tr.replies[0].urgent
+    assert tr.replies[0].text == DE("crisis")
+    assert [e.kind for e in tr.effects] == ["mark_urgent"]
+    echoes(chat, DE("reason.scene.islamist"))
+    assert chat.profile["scene"] == "islamist", "nothing was corrected by it"
+
+
+def test_switching_the_language_at_an_echo_asks_it_again() -> None:
+    chat = at(State.SCENE)
+    chat.send("Salafisten")
+    chat.send("/language")
+    echoes(chat, EN("reason.scene.islamist"), t=EN)
