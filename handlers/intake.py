@@ -266,9 +266,10 @@ def step(
     if state is State.CASE:
         if msg.button and msg.button.startswith("transfer:"):
             effects.append(Effect("transfer_answer", {"yes": msg.button == "transfer:yes"}))
-        elif msg.button and msg.button.partition(":")[2] in _FOLLOWUP_ACTIONS:
-            if msg.button.startswith("followup:"):
-                effects.append(Effect("followups", {"action": msg.button.partition(":")[2]}))
+        elif msg.button and msg.button.startswith("followup:"):
+            action = msg.button.partition(":")[2]
+            if action in _FOLLOWUP_ACTIONS:
+                effects.append(Effect("followups", {"action": action}))
         elif msg.text.strip():
             effects.append(Effect("relay", {"text": msg.text}))
         return Transition(state.value, profile, replies, effects)
@@ -619,6 +620,9 @@ def _confirm_delete(
     replies.append(Reply(t("delete.cancelled")))
     if back in QUESTIONS:
         replies.append(_question(back, profile, t))
+    elif back is State.CONFIRM:
+        echoed = {k: profile[k] for k in profile.get("echo") or [] if k in profile}
+        replies.append(confirm_reply(echoed, t))
     return Transition(back.value, profile, replies)
 
 

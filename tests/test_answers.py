@@ -261,3 +261,11 @@ def test_switching_the_language_at_an_echo_asks_it_again() -> None:
     chat.send("Salafisten")
     chat.send("/language")
     echoes(chat, EN("reason.scene.islamist"), t=EN)
+
+
+def test_cancelled_delete_at_an_echo_asks_it_again() -> None:
+    chat = at(State.SCENE)
+    chat.send("Salafisten")
+    chat.send("/delete")
+    chat.send(Press("delete:no"))
+    echoes(chat, DE("reason.scene.islamist"))
