@@ -35,9 +35,10 @@ _WEAK_SELF = frozenset({"ich", "selbst", "ich selbst", "myself"})
 #: Words that say a place follows ("in Rostock", "aus Essen"): in free text a town name
 #: counts only after one of them, since many are also words ("Essen", "Hof", "Leer").
 _PLACE_CUES = frozenset({"in", "aus", "bei", "nahe", "near", "from", "um", "im", "raum", "nach"})
+#: Words that say "in prison" (a bare "ja" does not, outside the prison question).
+_PRISON_WORDS = ("haft", "knast", "gefaengnis", "jva", "prison", "jail", "inhaftiert")
 #: Two-letter state codes count in free text only as written in capitals ("MV", "NRW"):
 #: "by", "be", "he" are English words.
-_PRISON_WORDS = ("haft", "knast", "gefaengnis", "jva", "prison", "jail", "inhaftiert")
 _CODE = re.compile(r"\b(?:NRW|[A-Z]{2})\b")
 
 
