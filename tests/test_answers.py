@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import pytest
 
+from config.lockscreen import names_of, problems
 from config.register import addressed
 from config.vocabulary import MV_DISTRICTS, STATES
 from handlers.intake import State
 from handlers.understand import pack, places, understand, unpack
-from tests.phone import Phone
+from tests.phone import EXAMPLE, Phone
 from tests.test_intake import DE, EN, Chat, Press, asks, at, buttons, opened
 
 #: Relatives and professionals are addressed formally (config/register.py).
@@ -64,6 +65,27 @@ def echoes(chat: Chat, *parts: str, t: object = DE) -> None:
 )
 def test_free_text_gives_its_facts(text: str, facts: dict[str, str]) -> None:
     assert understand(text, DE) == facts
+
+
+@pytest.mark.parametrize(
+    ("text", "facts"),
+    [
+        (
+            "I want out of the far right scene in Rostock",
+            {"audience": "self", "scene": "right", "state": "MV", "district": "HRO"},
+        ),
+        (
+            "My daughter is getting into conspiracy stuff, we live in Cologne",
+            {"audience": "relative", "scene": "conspiracy", "state": "NW"},
+        ),
+        (
+            "I was attacked, it was antisemitic, in Greifswald",
+            {"audience": "affected", "incident": "antisemitism", "state": "MV", "district": "VG"},
+        ),
+    ],
+)
+def test_free_text_in_english(text: str, facts: dict[str, str]) -> None:
+    assert understand(text, EN) == facts
 
 
 def test_the_places_file_knows_every_mv_district_and_the_big_cities() -> None:
@@ -234,6 +256,8 @@ async def test_first_message_prefill_through_the_memory_transport(phone: Phone) 
     await phone.press("p1", "language:de")
     done = await phone.press("p1", "message:skip")
     assert "K-" in done, done
+    for msg in phone.to_people():  # the echo never shows the scene on a lock screen
+        assert problems(msg.text, "de", names_of(EXAMPLE)) == [], msg.text
 
 
 def test_back_at_an_echo_corrects_it() -> None:
