@@ -30,6 +30,7 @@ from bot.messages import (
 )
 from config.directory import Directory
 from config.i18n import pick_locale, translator
+from config.register import addressed
 from config.settings import RetentionSettings
 from handlers import intake, staff
 from handlers.base import Transition
@@ -454,12 +455,16 @@ class Router:
     ) -> tuple[list[OutboundMessage], str | None]:
         person, profile = await self._load(uow, msg, pseudonyms)
         contact = person.contact
-        tr = intake.step(self._ctx, contact.state, profile, contact.locale, msg)
+        case = person.case if person.case_loaded else None
+        audience = case.audience if case is not None else None
+        tr = intake.step(self._ctx, contact.state, profile, contact.locale, msg, audience)
         out = [
             OutboundMessage(msg.address, r.text, r.buttons, urgent=r.urgent, contact_id=contact.id)
             for r in tr.replies
         ]
-        t = translator(contact.locale)
+        # One register per audience (config/register.py): "Sie" for relatives and professionals.
+        audience = tr.profile.get("audience") or profile.get("audience") or audience
+        t = addressed(contact.locale, audience)
         for effect in tr.effects:
             kind = effect.kind
             if kind == "erase":
@@ -467,7 +472,7 @@ class Router:
                 return out, None
             if kind == "set_locale":
                 contact.locale = effect.data["locale"]
-                t = translator(contact.locale)
+                t = addressed(contact.locale, audience)
             elif kind == "mark_urgent":
                 out.extend(await svc.mark_urgent(person, effect.data.get("danger"), t))
             elif kind == "relay":
@@ -500,7 +505,7 @@ class Router:
             elif kind == "who":
                 out.extend(await svc.who(person, t))
             elif kind == "followups":
-                out.extend(await svc.person_followups(person, bool(effect.data["paused"]), t))
+                out.extend(await svc.person_followups(person, str(effect.data["action"]), t))
         touch(contact, state=tr.state)
         if tr.profile != profile:
             contact.profile_ct = (

@@ -21,8 +21,9 @@ from bot.messages import Address, Button, OutboundMessage, OutKind, Platform
 from bot.staff_text import quote
 from config.directory import Directory, Programme, StaffMember
 from config.i18n import Translator, translator
+from config.register import addressed
 from config.settings import RetentionSettings
-from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Kind
+from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Audience, Kind
 from handlers.base import Effect
 from handlers.intake import contact_lines
 from handlers.limits import Limits
@@ -39,7 +40,7 @@ from storage.models import (
     StaffThread,
     touch,
 )
-from storage.repositories import UnitOfWork, drop_followups, new_case_code, new_id
+from storage.repositories import JobChange, UnitOfWork, drop_followups, new_case_code, new_id
 
 STATS_DAYS = 3 * 365
 OUTCOMES = ("exit", "referred", "no_contact", "declined", "other")
@@ -345,6 +346,8 @@ class CaseService:
         info = route.programme.info.get(profile.audience)
         if info:
             out.append(self.to_person(person, t("route.info", text=info[_loc(t)])))
+        elif profile.audience in FIRST_ADVICE:  # the operator's own advice comes first
+            out.append(self.to_person(person, t(f"advice.{profile.audience.value}")))
         lines = [line for line in (contact_lines(p, t) for p in route.alternatives) if line]
         if lines:
             out.append(self.to_person(person, t("route.alternatives", contacts="\n".join(lines))))
@@ -737,20 +740,59 @@ class CaseService:
     async def person_followups(
         self,
         person: Person,
-        paused: bool,
+        action: str,
         t: Translator,
     ) -> list[OutboundMessage]:
-        """The person pauses or resumes check-in messages."""
+        """The person chooses how check-ins go on: ``pause``, ``resume``, ``less`` (twice
+        the interval) or ``stop`` (the follow-up and its job are deleted). The counsellor
+        is told what the person chose."""
         case = await self.open_case_of(person)
         row = None
         if case is not None:
             row = (
                 await self.uow.session.execute(select(FollowUp).where(FollowUp.case_id == case.id))
             ).scalar_one_or_none()
-        if row is None:
+        if row is None or case is None:
             return [self.to_person(person, t("followup.none"))]
-        row.paused = paused
-        return [self.to_person(person, t("followup.paused" if paused else "followup.resumed"))]
+        if action == "stop":
+            self.uow.jobs.append(JobChange(row.id, None))
+            await self.uow.session.delete(row)
+            key = "followup.stopped"
+        elif action == "less":
+            if row.every_days:
+                days = min(365, row.every_days * 2)
+                row.due_at += timedelta(days=days - row.every_days)
+                row.every_days = days
+            else:  # a single check-in: twice as far away as it is now
+                row.due_at += max(row.due_at - self.now, timedelta(days=1))
+            row.paused = False
+            self.uow.jobs.append(JobChange(row.id, row.due_at))
+            key = "followup.less"
+        else:
+            row.paused = action == "pause"
+            key = "followup.paused" if row.paused else "followup.resumed"
+        out = [
+            self.to_person(
+                person,
+                t(key, date=f"{row.due_at:%d.%m.%Y}"),
+                () if action == "stop" else followup_buttons(t, paused=row.paused),
+            )
+        ]
+        programme = self.programme_of(case)
+        if programme is not None:
+            st = self.staff_t(programme)
+            out.extend(
+                self.to_staff(
+                    programme,
+                    st(
+                        f"staff.followup.person.{action}",
+                        code=case.code,
+                        when=f"{row.due_at:%d.%m.%Y}",
+                    ),
+                    case=case,
+                )
+            )
+        return out
 
     # -- staff side ------------------------------------------------------------------
     async def person_of(self, case: Case) -> Person | None:
@@ -780,7 +822,7 @@ class CaseService:
         out.extend(await self._held_digest(case, role.programme, st))
         person = await self.person_of(case)
         if person is not None:
-            pt = translator(person.contact.locale)
+            pt = addressed(person.contact.locale, case.audience)
             out.append(
                 self.to_person(
                     person,
@@ -853,7 +895,7 @@ class CaseService:
             self.set_status(case, "active")
         touch(case, last_activity_at=hour(self.now), delete_after=expiry)
         touch(person.contact, delete_after=expiry)
-        pt = translator(person.contact.locale)
+        pt = addressed(person.contact.locale, case.audience)
         body = pt(
             "relay.from_counsellor.named" if self.name_programme else "relay.from_counsellor",
             alias=role.member.alias,
@@ -870,7 +912,7 @@ class CaseService:
         if person is None:
             st = self.staff_t(role.programme)
             return self.to_staff(role.programme, st("staff.case.gone", code=case.code), case=case)
-        pt = translator(person.contact.locale)
+        pt = addressed(person.contact.locale, case.audience)
         label = pt(
             "relay.attachment_from_counsellor.named"
             if self.name_programme
@@ -900,7 +942,7 @@ class CaseService:
             person.contact.delete_after = hour(self.now) + timedelta(
                 hours=self.retention.intake_hours
             )
-            pt = translator(person.contact.locale)
+            pt = addressed(person.contact.locale, case.audience)
             out.append(self.to_person(person, pt("case.closed")))
         if self.retention.closed_grace_days == 0:
             await self.uow.held.drop([case.id])
@@ -950,7 +992,7 @@ class CaseService:
             )
             person = await self.person_of(case)
             if person is not None:
-                pt = translator(person.contact.locale)
+                pt = addressed(person.contact.locale, case.audience)
                 out.append(
                     self.to_person(
                         person,
@@ -967,7 +1009,7 @@ class CaseService:
         if person is None:
             return self.to_staff(role.programme, st("staff.case.gone", code=case.code), case=case)
         case.pending_transfer = programme.id
-        pt = translator(person.contact.locale)
+        pt = addressed(person.contact.locale, case.audience)
         buttons = (
             (Button(pt("transfer.yes"), "transfer:yes"), Button(pt("transfer.no"), "transfer:no")),
         )
@@ -1166,6 +1208,21 @@ class CaseService:
 
 
 ATTACHMENT_KINDS = ("photo", "voice", "video", "audio", "document", "sticker")
+
+
+#: Audiences who get a short first advice after routing (texts ``advice.<audience>``,
+#: general and factual, from the seed material) unless the programme has its own.
+FIRST_ADVICE = frozenset({Audience.RELATIVE, Audience.PROFESSIONAL, Audience.AFFECTED})
+
+
+def followup_buttons(t: Translator, *, paused: bool = False) -> tuple[tuple[Button, ...], ...]:
+    """The person's controls on every follow-up notice and check-in."""
+    toggle = ("resume", "followup.button.resume") if paused else ("pause", "followup.button.pause")
+    return (
+        (Button(t("followup.button.less"), "followup:less"),),
+        (Button(t(toggle[1]), f"followup:{toggle[0]}"),),
+        (Button(t("followup.button.stop"), "followup:stop"),),
+    )
 
 
 def one_stop(text: str, name: str) -> str:

@@ -15,8 +15,8 @@ from typing import Literal
 from sqlalchemy import select
 
 from bot.messages import OutboundMessage
-from config.i18n import translator
-from handlers.cases import CaseService, StaffRole
+from config.register import addressed
+from handlers.cases import CaseService, StaffRole, followup_buttons
 from storage.models import Case, FollowUp
 from storage.repositories import JobChange, new_id
 
@@ -111,9 +111,16 @@ class FollowUpService:
         self.uow.jobs.append(JobChange(row.id, due))
         self.svc.event(case, case.programme_id, "followup_set")
         key = "staff.followup.every" if every else "staff.followup.once"
-        return self.svc.to_staff(
+        out = self.svc.to_staff(
             role.programme, st(key, code=case.code, days=days, when=f"{due:%d.%m.%Y}"), case=case
         )
+        person = await self.svc.person_of(case)
+        if person is not None:  # the person knows when and how often, and can change it
+            pt = addressed(person.contact.locale, case.audience)
+            notice = "followup.set.every" if every else "followup.set.once"
+            text = pt(notice, days=days, date=f"{due:%d.%m.%Y}")
+            out.append(self.svc.to_person(person, text, followup_buttons(pt, paused=row.paused)))
+        return out
 
     async def fire(self, followup_id: str) -> list[OutboundMessage]:
         """Send a due follow-up once; advance or remove it. Idempotent.
@@ -136,8 +143,8 @@ class FollowUpService:
         person = await self.svc.person_of(case)
         programme = self.svc.programme_of(case)
         if not row.paused and person is not None:
-            pt = translator(person.contact.locale)
-            out.append(self.svc.to_person(person, pt("followup.checkin")))
+            pt = addressed(person.contact.locale, case.audience)
+            out.append(self.svc.to_person(person, pt("followup.checkin"), followup_buttons(pt)))
             if programme is not None:
                 st = self.svc.staff_t(programme)
                 out.extend(

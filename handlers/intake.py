@@ -15,12 +15,14 @@ from typing import Any
 
 from bot.messages import Button, InboundMessage
 from config.directory import Directory, Programme
-from config.i18n import Translator, translator
-from config.vocabulary import Audience, Incident, Kind, Scene
+from config.i18n import SUPPORTED, Translator
+from config.register import addressed
+from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Audience, Incident, Kind, Scene
 from handlers.base import Effect, Reply, Transition
-from handlers.options import Option, match, options_for
+from handlers.options import Option, exact, match, options_for
 from handlers.routing import Profile, Route, chat_fallback, route
 from handlers.safety import Danger, detect
+from handlers.understand import FACTS, pack, state_of, understand, unpack
 
 MAX_TEXT = 4000
 #: Profile keys allowed before consent: where a deep link came from (no personal data).
@@ -44,6 +46,7 @@ class State(enum.StrEnum):
     PRISON = "prison"
     LANGUAGE = "language"
     MESSAGE = "message"
+    CONFIRM = "confirm"
     CASE = "case"
     REFERRED = "referred"
     DELETE = "delete"
@@ -62,7 +65,9 @@ QUESTIONS = (
     State.LANGUAGE,
     State.MESSAGE,
 )
-INTAKE_STATES = frozenset({State.NEW, *QUESTIONS})
+INTAKE_STATES = frozenset({State.NEW, State.CONFIRM, *QUESTIONS})
+#: Questions whose answer free text may already give (see handlers.understand).
+_FACT_STATES = frozenset(State(k) for k in FACTS)
 _COLUMNS = {State.STATE: 2, State.DISTRICT: 2, State.LANGUAGE: 2}
 _COMMANDS = {
     "start": "start",
@@ -91,6 +96,10 @@ _WHO_WORDS = frozenset(
     {"wer", "who", "wer bist du", "wer liest mit", "wer ist da", "who are you", "who is reading"}
 )
 _WHOLE_ANSWER = frozenset({State.CONSENT, State.MESSAGE, State.DELETE})
+#: What a person may choose for check-ins (buttons ``followup:<action>``).
+_FOLLOWUP_ACTIONS = frozenset({"less", "pause", "resume", "stop"})
+#: Labels of understood facts in the echo ("Ich habe verstanden: ...").
+_ECHO_KEYS = {"audience": "reason.audience", "scene": "reason.scene", "incident": "reason.incident"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +128,11 @@ def command_of(msg: InboundMessage) -> str | None:
     return None
 
 
-def question_reply(state: State, t: Translator, *, with_back: bool = True) -> Reply:
-    """Render a question with its buttons."""
+def question_reply(
+    state: State, t: Translator, *, with_back: bool = True, audience: object = None
+) -> Reply:
+    """Render a question with its buttons (worded for the audience where a catalog has
+    ``<question>.question.<audience>``, e.g. the scene question for people affected)."""
     opts = options_for(state.value, t)
     per_row = _COLUMNS.get(state, 1)
     rows: list[tuple[Button, ...]] = [
@@ -132,7 +144,14 @@ def question_reply(state: State, t: Translator, *, with_back: bool = True) -> Re
         rows.append((Button(t(f"language.switch.{other}"), f"lang:{other}"),))
     if with_back and state not in (State.CONSENT, State.SAFETY):
         rows.append((Button(t("nav.back"), "cmd:back"),))
-    return Reply(t(f"{state.value}.question"), tuple(rows))
+    key = f"{state.value}.question"
+    if audience and t(f"{key}.{audience}") != f"{key}.{audience}":
+        key = f"{key}.{audience}"
+    return Reply(t(key), tuple(rows))
+
+
+def _question(state: State, profile: dict[str, Any], t: Translator) -> Reply:
+    return question_reply(state, t, audience=profile.get("audience"))
 
 
 def _next(state: State, profile: dict[str, Any]) -> State:
@@ -143,7 +162,9 @@ def _next(state: State, profile: dict[str, Any]) -> State:
         return State.AUDIENCE
     if state is State.AUDIENCE:
         return State.INCIDENT if audience == Audience.AFFECTED else State.SCENE
-    if state in (State.INCIDENT, State.SCENE):
+    if state is State.INCIDENT:  # which scene decides who helps after an attack, too
+        return State.SCENE
+    if state is State.SCENE:
         return State.STATE
     if state is State.STATE and profile.get("state") == "MV":
         return State.DISTRICT
@@ -155,7 +176,7 @@ def _next(state: State, profile: dict[str, Any]) -> State:
 
 
 def _ask(state: State, profile: dict[str, Any], t: Translator, replies: list[Reply]) -> Transition:
-    return Transition(state.value, profile, [*replies, question_reply(state, t)])
+    return Transition(state.value, profile, [*replies, _question(state, profile, t)])
 
 
 def crisis_reply(t: Translator, danger: Danger | None = None) -> Reply:
@@ -178,8 +199,14 @@ def danger_of_button(button: str) -> Danger | None:
         return None
 
 
-def greeting(t: Translator, retention: dict[str, Any], platform: str = "") -> list[Reply]:
-    """Greeting, privacy notice (with what the platform itself can see) and consent."""
+def greeting(
+    t: Translator, retention: dict[str, Any], platform: str = "", facts: str = ""
+) -> list[Reply]:
+    """Greeting, privacy notice (with what the platform itself can see) and consent.
+
+    ``facts`` (see handlers.understand.pack) is what the first message told us: it rides
+    in the consent button, so it is used only after a yes and never stored before.
+    """
     notice = t("privacy.notice", **retention)
     key = f"privacy.platform.{platform}"
     if platform and t(key) != key:
@@ -187,14 +214,31 @@ def greeting(t: Translator, retention: dict[str, Any], platform: str = "") -> li
     if platform == "telegram" and retention.get("matrix"):
         notice += "\n" + t("privacy.platform.telegram.matrix", **retention)
     consent = question_reply(State.CONSENT, t)
-    return [Reply(t("greeting")), Reply(f"{notice}\n\n{consent.text}", consent.buttons)]
+    buttons = consent.buttons
+    if facts:
+        buttons = tuple(
+            tuple(
+                replace(b, data=f"{b.data}:{facts}") if b.data == "consent:yes" else b for b in row
+            )
+            for row in buttons
+        )
+    return [Reply(t("greeting")), Reply(f"{notice}\n\n{consent.text}", buttons)]
 
 
 def step(
-    ctx: IntakeContext, state_name: str, profile: dict[str, Any], locale: str, msg: InboundMessage
+    ctx: IntakeContext,
+    state_name: str,
+    profile: dict[str, Any],
+    locale: str,
+    msg: InboundMessage,
+    audience: str | None = None,
 ) -> Transition:
-    """Decide the next step of a person's conversation."""
-    tr = _step(ctx, state_name, profile, locale, msg)
+    """Decide the next step of a person's conversation.
+
+    ``audience`` is the open case's (the answers are dropped once a case opens): it keeps
+    the register ("du" / "Sie") the person was addressed with during the intake.
+    """
+    tr = _step(ctx, state_name, profile, locale, msg, audience)
     offer = [r for r in tr.replies if _offers_contact(r)]
     if offer:
         # The "contact me now" question goes last: it is what a lock screen and the chat
@@ -208,9 +252,14 @@ def _offers_contact(reply: Reply) -> bool:
 
 
 def _step(
-    ctx: IntakeContext, state_name: str, profile: dict[str, Any], locale: str, msg: InboundMessage
+    ctx: IntakeContext,
+    state_name: str,
+    profile: dict[str, Any],
+    locale: str,
+    msg: InboundMessage,
+    audience: str | None = None,
 ) -> Transition:
-    t = translator(locale)
+    t = addressed(locale, profile.get("audience") or audience)
     state = _state(state_name, State.NEW)
     profile = dict(profile)
     if "history" in profile:  # never mutate the caller's list: it compares old and new
@@ -264,12 +313,23 @@ def _step(
     if state is State.NEW and msg.button and msg.button.startswith("region:"):
         return _declined_region(ctx, msg, t)
     if state is State.NEW:
-        return Transition(
-            State.CONSENT.value, {}, [*replies, *greeting(t, ctx.retention, msg.platform.value)]
-        )
+        facts = pack(understand(msg.text, t), t) if msg.text and not replies else ""
+        hello = greeting(t, ctx.retention, msg.platform.value, facts)
+        return Transition(State.CONSENT.value, {}, [*replies, *hello])
+    if state is State.CONFIRM:
+        said = _answer(State.CONFIRM, msg, t)
+        if replies and not msg.button:
+            said = None  # a crisis text is no answer ("Nein, ich will nicht mehr leben")
+        result = _confirm(profile, said.value if said else None, t, replies)
+        result.effects[:0] = effects
+        return result
     if state is State.CASE:
         if msg.button and msg.button.startswith("transfer:"):
             effects.append(Effect("transfer_answer", {"yes": msg.button == "transfer:yes"}))
+        elif msg.button and msg.button.startswith("followup:"):
+            action = msg.button.partition(":")[2]
+            if action in _FOLLOWUP_ACTIONS:
+                effects.append(Effect("followups", {"action": action}))
         elif msg.text.strip():
             effects.append(Effect("relay", {"text": msg.text}))
         return Transition(state.value, profile, replies, effects)
@@ -287,36 +347,163 @@ def _step(
         return result
 
     answer = _answer(state, msg, t)
+    town: dict[str, str] = {}
+    if answer is None and not msg.button and state in (State.STATE, State.DISTRICT):
+        region = state_of(msg.text, t, cue=False)  # asked where: a bare "Rostock" will do
+        if region is not None and (state is State.STATE or region == ("MV", region[1])):
+            town = {"state": region[0], **({"district": region[1]} if region[1] else {})}
+            value = town["state"] if state is State.STATE else town.get("district")
+            answer = Option(value, "") if value else None
     if replies and not msg.button and state is not State.MESSAGE:
         answer = None  # a crisis text is no answer: "Ich will mich umbringen" is not "Ich ..."
     if state is State.MESSAGE and answer is None and msg.text.strip() and not msg.button:
         answer = Option("text", "")
     if answer is None:
         if replies:  # crisis text: numbers first, then the same question again
-            return Transition(state.value, profile, [*replies, question_reply(state, t)], effects)
+            return Transition(
+                state.value, profile, [*replies, _question(state, profile, t)], effects
+            )
         return _ask(state, profile, t, [Reply(t("error.not_understood"))])
 
     if state is State.CONSENT:
-        return _consent(ctx, answer.value, profile, t, replies)
+        result = _consent(ctx, answer.value, profile, t, replies)
+        if answer.value == "yes" and msg.button and msg.button.count(":") == 2:
+            pre = unpack(msg.button.rpartition(":")[2], t)
+            if pre:
+                result.profile["pre"] = pre
+        return result
 
     profile.setdefault("history", []).append(state.value)
     if state is State.SAFETY:
+        pre = profile.pop("pre", None)
+        known = _known(pre) if isinstance(pre, dict) else {}
         if answer.value == "yes":  # "yes, right now": an urgent case at once, no more questions
+            # Route by what the first message already said (a region, say), if anything.
+            profile = {**known, **profile}
             return urgent_case(ctx, profile, t, None, [*replies, crisis_reply(t)], effects)
+        if known:
+            return _echo(profile, known, State.AUDIENCE, t, replies, effects)
     elif state is State.MESSAGE:
         return _finish(
             ctx, profile, msg.text if answer.value == "text" else None, t, replies, effects
         )
     else:
         profile[state.value] = answer.value
-    nxt = _next(state, profile)
-    return Transition(nxt.value, profile, [*replies, question_reply(nxt, t)], effects)
+        if not msg.button and state in _FACT_STATES:
+            # Typed: take what else the words say, and echo all of it for a one-tap fix.
+            read = {**town, state.value: answer.value, **understand(msg.text, t, profile)}
+            if state is State.DISTRICT:
+                read.pop("state", None)
+            if exact(msg.text, options_for(state.value, t)) is None or len(read) > 1:
+                profile.pop(state.value)
+                profile["history"].pop()
+                return _echo(profile, read, state, t, replies, effects)
+    nxt = _next_open(profile)
+    return Transition(nxt.value, profile, [*replies, _question(nxt, profile, t)], effects)
+
+
+def _known(facts: dict[str, Any]) -> dict[str, str]:
+    """Pre-filled facts that fit together (no prison answer unless about oneself, ...)."""
+    out = {k: str(v) for k, v in facts.items() if k in FACTS}
+    if out.get("audience") != Audience.SELF:
+        out.pop("prison", None)
+    if out.get("audience") != Audience.AFFECTED:
+        out.pop("incident", None)
+    if out.get("state") != "MV":
+        out.pop("district", None)
+    return out
+
+
+def _echo(
+    profile: dict[str, Any],
+    facts: dict[str, str],
+    asked: State,
+    t: Translator,
+    replies: list[Reply],
+    effects: list[Effect],
+) -> Transition:
+    """Take understood facts and ask "Stimmt das?" (yes / correct it)."""
+    have = {k: profile[k] for k in FACTS if k in profile}
+    facts = {k: v for k, v in _known({**have, **facts}).items() if k not in profile}
+    if not facts:
+        return _ask(asked, profile, t, [*replies, Reply(t("error.not_understood"))])
+    history = profile.setdefault("history", [])
+    for key in FACTS:  # asked order, so "zurück" walks back through them
+        if key in facts:
+            profile[key] = facts[key]
+            history.append(key)
+    profile["echo"] = [k for k in FACTS if k in facts]
+    profile["echo_at"] = asked.value
+    return Transition(State.CONFIRM.value, profile, [*replies, confirm_reply(facts, t)], effects)
+
+
+def echo_text(facts: dict[str, str], t: Translator) -> str:
+    """What was understood, in the reader's words (never the first line of a message)."""
+    parts = []
+    for key in FACTS:
+        value = facts.get(key)
+        if value is None:
+            continue
+        if key in _ECHO_KEYS:
+            parts.append(t(f"{_ECHO_KEYS[key]}.{value}"))
+        elif key == "state":
+            parts.append(STATES.get(value, value))
+        elif key == "district":
+            parts.append(MV_DISTRICTS.get(value, value))
+        elif key == "prison":
+            parts.append(t(f"echo.prison.{value}"))
+        else:
+            parts.append(t("echo.language", language=LANGUAGES.get(value, value)))
+    return ", ".join(parts)
+
+
+def confirm_reply(facts: dict[str, str], t: Translator) -> Reply:
+    """The echo with its two buttons."""
+    buttons = tuple(
+        (Button(o.label, f"confirm:{o.value}"),) for o in options_for(State.CONFIRM.value, t)
+    )
+    return Reply(t("confirm.question", facts=echo_text(facts, t)), buttons)
+
+
+def _confirm(
+    profile: dict[str, Any], answer: str | None, t: Translator, replies: list[Reply]
+) -> Transition:
+    """The answer to an echo: ``yes`` goes on, ``no`` drops what was read and asks again."""
+    echoed = [k for k in profile.get("echo") or [] if k in FACTS]
+    asked = _state(profile.get("echo_at"), State.AUDIENCE)
+    if answer is None:
+        again = confirm_reply({k: profile[k] for k in echoed if k in profile}, t)
+        return Transition(
+            State.CONFIRM.value, profile, [*replies, Reply(t("error.not_understood")), again]
+        )
+    profile.pop("echo", None)
+    profile.pop("echo_at", None)
+    if answer == "no":  # the correction: drop what was read and ask one by one
+        history = profile.setdefault("history", [])
+        for key in echoed:
+            profile.pop(key, None)
+            if key in history:
+                history.remove(key)
+        return _ask(asked, profile, t, [*replies, Reply(t("confirm.redo"))])
+    nxt = _next_open(profile)
+    return Transition(nxt.value, profile, [*replies, _question(nxt, profile, t)])
+
+
+def _next_open(profile: dict[str, Any]) -> State:
+    """The first question on the person's path that has no answer yet."""
+    state = State.SAFETY
+    while True:
+        state = _next(state, profile)
+        if state not in _FACT_STATES or state.value not in profile:
+            return state
 
 
 def _answer(state: State, msg: InboundMessage, t: Translator) -> Option | None:
     opts = options_for(state.value, t)
     if msg.button:
         prefix, _, value = msg.button.partition(":")
+        if state is State.CONSENT:
+            value = value.partition(":")[0]  # "consent:yes:<facts>" (see greeting)
         if prefix != state.value:
             return None
         return next((o for o in opts if o.value == value), None)
@@ -490,9 +677,7 @@ def _command(
     if command in ("pause", "resume"):
         if state is not State.CASE:
             return Transition(state.value, profile, [Reply(t("followup.none"))])
-        return Transition(
-            state.value, profile, [], [Effect("followups", {"paused": command == "pause"})]
-        )
+        return Transition(state.value, profile, [], [Effect("followups", {"action": command})])
     if command == "help":
         return Transition(state.value, profile, [Reply(t("help.person"))])
     if command == "who":
@@ -501,13 +686,16 @@ def _command(
         key = "referred.again" if state is State.REFERRED else "who.none"
         return Transition(state.value, profile, [Reply(t(key))])
     if command == "language":
-        other = "en" if t.locale == "de" else "de"  # the two complete catalogs
-        new_t = translator(other)
+        other = next(loc for loc in SUPPORTED if loc != t.locale)
+        new_t = addressed(other, profile.get("audience"))
         replies = [Reply(new_t("language.switched"))]
         if state is State.CONSENT:  # consent is informed only in a language the person reads
             replies.append(greeting(new_t, ctx.retention, platform)[-1])
         elif state in QUESTIONS:
-            replies.append(question_reply(state, new_t))
+            replies.append(_question(state, profile, new_t))
+        elif state is State.CONFIRM:
+            echoed = {k: profile[k] for k in profile.get("echo") or [] if k in profile}
+            replies.append(confirm_reply(echoed, new_t))
         return Transition(state.value, profile, replies, [Effect("set_locale", {"locale": other})])
     if command == "delete":
         if state is State.NEW or (state is State.CONSENT and not profile.get("consent")):
@@ -515,6 +703,8 @@ def _command(
         confirm = question_reply(State.DELETE, t, with_back=False)
         back_to = profile.get("return", State.CONSENT.value) if state is State.DELETE else state
         return Transition(State.DELETE.value, {**profile, "return": str(back_to)}, [confirm])
+    if command == "back" and state is State.CONFIRM:  # back from an echo: correct it
+        return _confirm(profile, "no", t, [])
     if command == "back":
         history = profile.get("history") or []
         if state not in QUESTIONS or not history:
@@ -545,7 +735,10 @@ def _confirm_delete(
     back = _state(profile.pop("return", State.CONSENT.value), State.CONSENT)
     replies.append(Reply(t("delete.cancelled")))
     if back in QUESTIONS:
-        replies.append(question_reply(back, t))
+        replies.append(_question(back, profile, t))
+    elif back is State.CONFIRM:
+        echoed = {k: profile[k] for k in profile.get("echo") or [] if k in profile}
+        replies.append(confirm_reply(echoed, t))
     return Transition(back.value, profile, replies)
 
 

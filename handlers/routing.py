@@ -78,8 +78,9 @@ def _reachable(p: Programme) -> bool:
 def _serves(p: Programme, profile: Profile, kinds: tuple[Kind, ...]) -> bool:
     if p.kind not in kinds or profile.audience not in p.audiences:
         return False
-    needs_scene = profile.audience is not Audience.AFFECTED
-    return not (needs_scene and p.scenes and profile.scene not in p.scenes)
+    if profile.audience is Audience.AFFECTED and profile.scene in (None, Scene.OTHER):
+        return True  # an attack by an unknown side: any service for those affected
+    return not (p.scenes and profile.scene not in p.scenes)
 
 
 def _rank(p: Programme, profile: Profile, kinds: tuple[Kind, ...]) -> tuple[int, ...]:

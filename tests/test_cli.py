@@ -53,9 +53,10 @@ JOURNEYS = {
         ("1", "rechts", "Mecklenburg", "überspringen", "nein", "Deutsch"),
         "JUMP!",
     ),
-    "left-wing-nrw-left": (("ich will raus", "links", "NRW", "2", "1"), "LEFT"),
+    # a typed answer that is read rather than matched is echoed: "stimmt" confirms it
+    "left-wing-nrw-left": (("ich will raus", "stimmt", "links", "NRW", "2", "1"), "LEFT"),
     "mother-bavaria-fallback": (
-        ("Ich mache mir Sorgen", "rechts", "Bayern", "deutsch"),
+        ("Ich mache mir Sorgen", "stimmt", "rechts", "Bayern", "deutsch"),
         "Clearingstelle",
     ),
 }
@@ -70,7 +71,7 @@ def test_demo_journey_to_counsellor_reply(name: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     # the programme is named in the takeover message, not in the routing result
     assert re.search(rf"Das ist \w+ von [^\n]*{re.escape(programme)}", out), out[-3000:]
-    code = re.search(r"Dein Fallcode: (K-\w{4})", out)
+    code = re.search(r"(?:Dein|Ihr) Fallcode: (K-\w{4})", out)  # "Ihr" for relatives
     assert code is not None
     topic = f"[Bot → Team-Raum › {code.group(1)}] [{code.group(1)}]"  # the case's own topic
     held = f"{topic} (wartende Nachricht)\n    > Ich brauche Hilfe."

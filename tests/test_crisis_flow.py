@@ -180,13 +180,14 @@ async def test_danger_in_a_claimed_case_alerts_the_claimer(
     code = await w.open("p1")
     await w.staff("a1", f"/claim {code}")
     w.t.pop("p1")
-    got = await w.person("p1", "Ich habe ein Messer dabei")
+    got = await w.person("p1", "Ich habe ein Messer dabei und werde ihn heute abstechen")
     assert got[0].text == DE("crisis.others")
     room = w.t.pop("alpha-room")
     alerts = urgent_announcements(room, code)
     assert any("Alex" in m.text and DE("staff.danger.others") in m.text for m in alerts)
     # the message itself is relayed as before (the person consented; the case is claimed)
-    assert any(m.text.endswith("Ich habe ein Messer dabei") for m in room)
+    said = "Ich habe ein Messer dabei und werde ihn heute abstechen"
+    assert any(m.text.endswith(said) for m in room)
     assert (await w.case(code)).urgent_due_ct is None, "claimed: nothing to escalate"
 
 

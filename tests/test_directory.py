@@ -151,7 +151,9 @@ def test_scenes_and_audiences(example: Directory) -> None:
     assert p["api-nrw"].scenes == [Scene.ISLAMIST]
     assert p["bamf"].scenes == [Scene.ISLAMIST]
     assert p["left-nrw"].scenes == [Scene.LEFT]
-    assert p["lobbi"].scenes == []
+    # the seed: support for those affected by right-wing violence (issue 12 part 8: the
+    # affected path asks the scene, so an attack from another side goes elsewhere)
+    assert p["lobbi"].scenes == [Scene.RIGHT]
     assert p["clearing"].scenes == []
     assert p["lobbi"].audiences == [Audience.AFFECTED]
     assert set(p["clearing"].audiences) == set(Audience)

@@ -293,7 +293,7 @@ async def test_crisis_numbers_go_out_even_when_the_database_fails(
     monkeypatch.setattr(intake_mod, "step", broken)  # type: ignore[attr-defined]
     got = await harness.say("p11", "Ich will mich umbringen")
     assert got[0].urgent
-    assert "110" in got[0].text
+    assert "112" in got[0].text  # suicide: TelefonSeelsorge and 112 (docs/CRISIS.md)
     assert "schiefgegangen" in got[1].text
 
 

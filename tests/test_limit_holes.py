@@ -62,7 +62,7 @@ async def make_world(settings: Settings) -> AsyncIterator[MakeWorld]:
 
 
 def crisis_numbers(msgs: list[OutboundMessage]) -> bool:
-    return any(m.urgent and "110" in m.text for m in msgs)
+    return any(m.urgent and ("110" in m.text or "112" in m.text) for m in msgs)
 
 
 async def test_crisis_word_over_the_newcomer_limit_gets_numbers_and_no_contact(

@@ -26,16 +26,17 @@ LOCALES = sorted(p.stem for p in LOCALES_DIR.glob("*.po"))
 CODE = re.compile(r"K-[23456789A-HJ-NP-Z]{4}")
 
 #: Keys that never start a message to a person: staff texts, button labels, and
-#: fragments placed inside other messages (never in their first line).
+#: fragments placed inside other messages (never in their first line; ``echo.*`` sits in
+#: the second line of ``confirm.question``).
 NOT_A_PERSON_MESSAGE = re.compile(
-    r"^(staff\.|help\.staff$|reason\.|route\.step\.|availability\.|contact\.|crisis\.short$"
+    r"^(staff\.|help\.staff$|reason\.|echo\.|route\.step\.|availability\.|contact\.|crisis\.short$"
     r"|language\.switch\.|nav\.back$|attachment\.(photo|voice|video|audio|document|sticker)$"
     r"|(consent|safety|prison|delete|transfer)\.(yes|no|more)$"
     r"|(audience|incident|scene)\.(?!question$)\w+$"
     r"|state\.none$|district\.skip$|language\.other$|message\.skip$)"
 )
 #: Keys used only when the operator set ``discretion: {name_programme: true}``.
-NAMED = re.compile(r"\.named$")
+NAMED = re.compile(r"\.named(\.formal)?$")
 
 
 def person_keys(locale: str) -> list[str]:
@@ -155,6 +156,7 @@ async def test_check_19_journeys_for_every_audience(phone: Phone) -> None:
         "affected",
         "audience:affected",
         "incident:antisemitism",
+        "scene:right",
         "state:MV",
         "district:skip",
         "language:de",

@@ -21,8 +21,20 @@ CODE = re.compile(r"K-[23456789A-HJ-NP-Z]{4}")
 JOURNEYS: dict[str, tuple[str, ...]] = {
     "jump": ("audience:self", "scene:right", "state:MV", "district:skip", "prison:no"),
     "bidaya": ("audience:self", "scene:islamist", "state:MV", "district:skip", "prison:no"),
-    "lobbi": ("audience:affected", "incident:violence", "state:MV", "district:skip"),
-    "dia-mv": ("audience:affected", "incident:antisemitism", "state:MV", "district:skip"),
+    "lobbi": (
+        "audience:affected",
+        "incident:violence",
+        "scene:right",
+        "state:MV",
+        "district:skip",
+    ),
+    "dia-mv": (
+        "audience:affected",
+        "incident:antisemitism",
+        "scene:other",
+        "state:MV",
+        "district:skip",
+    ),
     "regionalzentren": ("audience:professional", "scene:other", "state:MV", "district:skip"),
     # the workplace team serves professionals; it is shown next to the exit programme
     "betriebsberatung": ("audience:professional", "scene:right", "state:MV", "district:skip"),
@@ -197,7 +209,7 @@ async def test_after_a_referral_the_person_can_chat_with_the_fallback_team_inste
     p = phone
     await intake(p, "r", *JOURNEYS["bamf"], "language:de", message="Mein Sohn macht mir Sorgen.")
     [offer] = [m for m in p.to_people() if any(b.data == "referred:chat" for b in m.flat_buttons)]
-    assert "ohne deine Nachricht" in offer.text
+    assert "ohne Ihre Nachricht" in offer.text  # a relative: addressed formally
     assert await count(p, Case) == 0
     got = await p.press("r", "referred:chat")
     code = CODE.search(got)

@@ -58,6 +58,7 @@ async def test_person_on_telegram_counsellor_on_matrix(
                 "ja",
                 "nein",
                 "ich will raus",
+                "stimmt",  # a read (not matched) answer is echoed: confirm it
                 "rechts",
                 "MV",
                 "überspringen",
