@@ -61,6 +61,7 @@ async def _run(settings: Settings) -> int:
         )
     settings.load_key_file()
     settings.check_secrets()  # before any transport connects
+    settings.check_operator()
     app = App(settings, build_transports(settings))
     await run_until_stopped(app, ready_file=settings.data_dir / "ready")
     return 0

@@ -13,11 +13,13 @@ from typing import Any
 from bot.messages import Button, InboundMessage
 from config.directory import Directory, Programme
 from config.i18n import SUPPORTED, Translator, translator
+from config.settings import DEMO_OPERATOR, OperatorSettings
 from config.vocabulary import Audience, Incident, Scene
 from handlers.base import Effect, Reply, Transition
 from handlers.options import Option, match, options_for
-from handlers.routing import Profile, Route, chat_fallback, route
+from handlers.routing import Profile, Route, chat_fallback, route, without_authority
 from handlers.safety import is_crisis
+from handlers.transparency import notice_params
 
 MAX_TEXT = 4000
 #: Profile keys allowed before consent: where a deep link came from (no personal data).
@@ -38,6 +40,7 @@ class State(enum.StrEnum):
     PRISON = "prison"
     LANGUAGE = "language"
     MESSAGE = "message"
+    AUTHORITY = "authority"
     CASE = "case"
     REFERRED = "referred"
     DELETE = "delete"
@@ -56,7 +59,10 @@ QUESTIONS = (
     State.LANGUAGE,
     State.MESSAGE,
 )
-INTAKE_STATES = frozenset({State.NEW, *QUESTIONS})
+#: Not a question of its own: the choice before a hand-over to a state authority's programme.
+INTAKE_STATES = frozenset({State.NEW, *QUESTIONS, State.AUTHORITY})
+#: Choices before a hand-over to a programme run by a state authority.
+AUTHORITY_CHOICES = ("continue", "alternative", "contacts")
 _COLUMNS = {State.STATE: 2, State.DISTRICT: 2, State.LANGUAGE: 2}
 _COMMANDS = {
     "start": "start",
@@ -94,6 +100,8 @@ class IntakeContext:
     directory: Directory
     retention: dict[str, Any]
     relay_attachments: bool = False
+    #: Who runs the bot, told before consent (the app passes the checked settings).
+    controller: OperatorSettings = DEMO_OPERATOR
 
 
 def command_of(msg: InboundMessage) -> str | None:
@@ -157,9 +165,11 @@ def crisis_reply(t: Translator) -> Reply:
     return Reply(t("crisis"), urgent=True)
 
 
-def greeting(t: Translator, retention: dict[str, Any], platform: str = "") -> list[Reply]:
-    """Greeting, privacy notice (with what the platform itself can see) and consent."""
-    notice = t("privacy.notice", **retention)
+def greeting(t: Translator, ctx: IntakeContext, platform: str = "") -> list[Reply]:
+    """Greeting, privacy notice (who runs the bot, what a case keeps, what the platform
+    itself can see) and consent: all of it before the person agrees to anything."""
+    retention = ctx.retention
+    notice = t("privacy.notice", **notice_params(t, retention, ctx.controller))
     key = f"privacy.platform.{platform}"
     if platform and t(key) != key:
         notice += "\n" + t(key)
@@ -210,7 +220,7 @@ def step(
         return _declined_region(ctx, msg, t)
     if state is State.NEW:
         return Transition(
-            State.CONSENT.value, {}, [*replies, *greeting(t, ctx.retention, msg.platform.value)]
+            State.CONSENT.value, {}, [*replies, *greeting(t, ctx, msg.platform.value)]
         )
     if state is State.CASE:
         if msg.button and msg.button.startswith("transfer:"):
@@ -226,6 +236,8 @@ def step(
             effects.append(Effect("open_case", {"route": chat, "message": None, "profile": prof}))
             return Transition(State.CASE.value, profile, replies, effects)
         return Transition(state.value, profile, [*replies, Reply(t("referred.again"))], effects)
+    if state is State.AUTHORITY:
+        return _authority_choice(ctx, profile, msg, t, replies, effects)
     if state is State.DELETE:
         result = _confirm_delete(ctx, profile, msg, t, replies)
         result.effects[:0] = effects  # a crisis here is still marked urgent
@@ -282,7 +294,7 @@ def _consent(
         return _ask(State.SAFETY, profile, t, [*replies, Reply(t("consent.thanks"))])
     if value == "more":
         consent = question_reply(State.CONSENT, t)
-        details = t("privacy.details", **ctx.retention)
+        details = t("privacy.details", **notice_params(t, ctx.retention, ctx.controller))
         return Transition(
             State.CONSENT.value,
             profile,
@@ -339,9 +351,84 @@ def _finish(
 ) -> Transition:
     prof = to_profile(profile)
     result = route(ctx.directory, prof)
+    if result.opens_case and result.programme.state_authority:
+        # Told before a word goes there; the typed message waits (encrypted, intake expiry).
+        if text:
+            profile["pending"] = text
+        reply = authority_reply(result, without_authority(ctx.directory, prof), t)
+        return Transition(State.AUTHORITY.value, profile, [*replies, reply], effects)
+    return _open(result, prof, profile, text, replies, effects)
+
+
+def _open(
+    result: Route,
+    prof: Profile,
+    profile: dict[str, Any],
+    text: str | None,
+    replies: list[Reply],
+    effects: list[Effect],
+) -> Transition:
     effects.append(Effect("open_case", {"route": result, "message": text, "profile": prof}))
     nxt = State.CASE if result.opens_case else State.REFERRED
     return Transition(nxt.value, profile, replies, effects)
+
+
+def authority_reply(result: Route, other: Route | None, t: Translator) -> Reply:
+    """One sentence on who runs the programme, and the choice: continue, another
+    programme (when routing has one that takes chats), or contact details only."""
+    programme = result.programme
+    text = t(
+        "authority.notice",
+        programme=programme.name,
+        authority=programme.operator_name or programme.name,
+    )
+    rows = [(Button(t("authority.button.continue"), "authority:continue"),)]
+    if other is not None:
+        text += "\n" + t("authority.part.alternative", alternative=other.programme.name)
+        rows.append((Button(t("authority.button.alternative"), "authority:alternative"),))
+    rows.append((Button(t("authority.button.contacts"), "authority:contacts"),))
+    rows.append((Button(t("nav.back"), "cmd:back"),))
+    return Reply(f"{text}\n\n{t('authority.question')}", tuple(rows))
+
+
+def _authority_choice(
+    ctx: IntakeContext,
+    profile: dict[str, Any],
+    msg: InboundMessage,
+    t: Translator,
+    replies: list[Reply],
+    effects: list[Effect],
+) -> Transition:
+    """The person's choice before a hand-over to a state authority's programme."""
+    prof = to_profile(profile)
+    result = route(ctx.directory, prof)  # again: the directory may have been reloaded
+    other = without_authority(ctx.directory, prof)
+    choice = _authority_answer(msg, t, other is not None)
+    if choice is None or (replies and not msg.button):  # a crisis text is no choice
+        again = [] if replies else [Reply(t("error.not_understood"))]
+        reply = authority_reply(result, other, t)
+        return Transition(State.AUTHORITY.value, profile, [*replies, *again, reply], effects)
+    text = profile.pop("pending", None)
+    if choice == "contacts":
+        programme = result.programme
+        contacts = contact_lines(programme, t) or t("contact.none")
+        replies.append(Reply(t("authority.contacts", programme=programme.name, contacts=contacts)))
+        if text:  # nothing typed is dropped silently
+            replies.append(Reply(t("route.unsent")))
+        return Transition(State.NEW.value, {}, replies, [*effects, Effect("erase")])
+    chosen = other if choice == "alternative" and other is not None else result
+    return _open(chosen, prof, profile, text, replies, effects)
+
+
+def _authority_answer(msg: InboundMessage, t: Translator, alternative: bool) -> str | None:
+    offered = [c for c in AUTHORITY_CHOICES if alternative or c != "alternative"]
+    if msg.button:
+        prefix, _, value = msg.button.partition(":")
+        return value if prefix == State.AUTHORITY.value and value in offered else None
+    typed = msg.text.strip().casefold()
+    labels = {t(f"authority.button.{c}").casefold(): c for c in offered}
+    numbered = {str(i): c for i, c in enumerate(offered, 1)}
+    return labels.get(typed) or numbered.get(typed)
 
 
 def to_profile(profile: dict[str, Any]) -> Profile:
@@ -376,7 +463,7 @@ def _command(
         effects = [Effect("restart")]
         if arg:
             effects.append(Effect("referral", {"code": arg[:24]}))
-        return Transition(State.CONSENT.value, {}, greeting(t, ctx.retention, platform), effects)
+        return Transition(State.CONSENT.value, {}, greeting(t, ctx, platform), effects)
     if command == "vanish":
         return Transition(state.value, profile, [], [Effect("vanish")])
     if command in ("pause", "resume"):
@@ -397,9 +484,13 @@ def _command(
         new_t = translator(other)
         replies = [Reply(new_t("language.switched"))]
         if state is State.CONSENT:  # consent is informed only in a language the person reads
-            replies.append(greeting(new_t, ctx.retention, platform)[-1])
+            replies.append(greeting(new_t, ctx, platform)[-1])
         elif state in QUESTIONS:
             replies.append(question_reply(state, new_t))
+        elif state is State.AUTHORITY:
+            prof = to_profile(profile)
+            result = route(ctx.directory, prof)
+            replies.append(authority_reply(result, without_authority(ctx.directory, prof), new_t))
         return Transition(state.value, profile, replies, [Effect("set_locale", {"locale": other})])
     if command == "delete":
         if state is State.NEW or (state is State.CONSENT and not profile.get("consent")):
@@ -407,6 +498,11 @@ def _command(
         confirm = question_reply(State.DELETE, t, with_back=False)
         back_to = profile.get("return", State.CONSENT.value) if state is State.DELETE else state
         return Transition(State.DELETE.value, {**profile, "return": str(back_to)}, [confirm])
+    if command == "back" and state is State.AUTHORITY:
+        profile.pop("pending", None)
+        if profile.get("history"):
+            profile["history"].pop()
+        return _ask(State.MESSAGE, profile, t, [])
     if command == "back":
         history = profile.get("history") or []
         if state not in QUESTIONS or not history:

@@ -29,6 +29,7 @@ CODE = re.compile(r"K-[23456789A-HJ-NP-Z]{4}")
 #: fragments placed inside other messages (never in their first line).
 NOT_A_PERSON_MESSAGE = re.compile(
     r"^(staff\.|help\.staff$|reason\.|route\.step\.|availability\.|contact\.|crisis\.short$"
+    r"|privacy\.field\.|authority\.(part|button)\."
     r"|language\.switch\.|nav\.back$|attachment\.(photo|voice|video|audio|document|sticker)$"
     r"|(consent|safety|prison|delete|transfer)\.(yes|no|more)$"
     r"|(audience|incident|scene)\.(?!question$)\w+$"
