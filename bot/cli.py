@@ -99,6 +99,8 @@ def routing_table(directory: Directory) -> str:
     lines = ["Programmes:"]
     for p in directory.programmes:
         chat = "chat" if p.chat_enabled else "referral"
+        if p.state_authority:  # people are told and choose before a case goes there
+            chat += ", state authority"
         scenes = ",".join(p.scenes) or "all"
         lines.append(
             f"  {p.id:<18} {p.kind.value:<22} {','.join(p.states):<6} "

@@ -534,6 +534,10 @@ def _confirm_delete(
     replies.append(Reply(t("delete.cancelled")))
     if back in QUESTIONS:
         replies.append(question_reply(back, t))
+    elif back is State.AUTHORITY:
+        prof = to_profile(profile)
+        result = route(ctx.directory, prof)
+        replies.append(authority_reply(result, without_authority(ctx.directory, prof), t))
     return Transition(back.value, profile, replies)
 
 

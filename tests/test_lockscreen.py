@@ -182,6 +182,7 @@ async def test_check_19_journeys_for_every_audience(phone: Phone) -> None:
         message="I want out.",
         locale="en",
     )
+    await p.press("left", "authority:continue", "en")  # LEFT is run by a state authority
     await p.say("left", "/who", "en")
     # declining consent, then asking for the region's contacts
     await p.say("declines", "hallo")

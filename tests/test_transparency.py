@@ -318,3 +318,30 @@ async def test_no_alternative_button_when_no_other_programme_takes_chats(
     await p.press("n", "authority:contacts")
     assert "0211 000000" in "\n".join(m.text for m in p.to_people())
     assert await count(p.app, Case) == 0
+
+
+async def test_transfer_to_an_authority_programme_says_so_before_the_person_agrees(
+    phone: Phone,
+) -> None:
+    p = phone
+    text = await intake(p, "t", *JUMP, message="Ich will raus.")
+    code = CODE.search(text)
+    assert code is not None
+    await p.staff("counsellor", f"/claim {code.group()}")
+    p.t.pop("t")
+    await p.staff("counsellor", f"/transfer {code.group()} left-nrw")
+    ask = p.t.pop("t")[-1]
+    left = EXAMPLE.by_id["left-nrw"]
+    assert "transfer:yes" in button_data([ask])
+    assert str(left.operator_name) in ask.text
+    assert translator("de")("authority.part.transfer", programme="", authority="")[:12] in ask.text
+
+
+async def test_delete_cancelled_at_the_choice_asks_the_choice_again(phone: Phone) -> None:
+    p = phone
+    await intake(p, "d", *LEFT, message=None)
+    await p.say("d", "/delete")
+    await p.press("d", "delete:no")
+    again = p.t.sent[-1]
+    assert "authority:continue" in button_data([again])
+    assert await count(p.app, Contact) == 1
