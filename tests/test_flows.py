@@ -30,8 +30,16 @@ async def intake(
     for answer in answers:
         await h.press(who, answer)
     if message is None:
-        return await h.press(who, "message:skip")
-    return await h.say(who, message)
+        return await go_on(h, who, await h.press(who, "message:skip"))
+    return await go_on(h, who, await h.say(who, message))
+
+
+async def go_on(h: Harness, who: str, got: list[OutboundMessage]) -> list[OutboundMessage]:
+    """Answer the notice before a programme run by a state authority with "continue"
+    (issue 12 part 4: the person is told and chooses before a case goes there)."""
+    if any(b.data == "authority:continue" for m in got for b in m.flat_buttons):
+        return [*got, *await h.press(who, "authority:continue")]
+    return got
 
 
 async def count(h: Harness, model: type, *where: object) -> int:
@@ -144,7 +152,7 @@ async def test_crisis_reply_is_first_and_marks_case_urgent(harness: Harness) -> 
     await h.press("p3", "state:NW")
     await h.press("p3", "prison:no")
     await h.press("p3", "language:de")
-    await h.press("p3", "message:skip")
+    await go_on(h, "p3", await h.press("p3", "message:skip"))
     announced = h.room()
     assert any("DRINGEND" in m.text and m.urgent for m in announced)
 
