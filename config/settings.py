@@ -111,8 +111,7 @@ class MatrixSettings(BaseModel):
     store_path: Path | None = None
     store_pickle_key: SecretStr | None = None
     admin_purge: bool = Field(
-        False,
-        description="the bot account is an admin of its own Synapse: rooms it forgets"
+        False, description="the bot account is an admin of its own Synapse: rooms it forgets"
         " after retention are also purged from the server (admin API)",
     )
     reaction_shortcuts: bool = Field(
@@ -176,8 +175,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     default_locale: Literal["de", "en"] = "de"
     relay_attachments: bool = Field(
-        False,
-        description="copy photos / voice / files between person and counsellor"
+        False, description="copy photos / voice / files between person and counsellor"
         " once a case is claimed (never stored); off: people are asked to write text",
     )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)

@@ -416,7 +416,7 @@ def _authority_choice(
         if text:  # nothing typed is dropped silently
             replies.append(Reply(t("route.unsent")))
         return Transition(State.NEW.value, {}, replies, [*effects, Effect("erase")])
-    chosen = other if choice == "alternative" and other is not None else result
+    chosen = replace(other, step="chosen") if choice == "alternative" and other else result
     return _open(chosen, prof, profile, text, replies, effects)
 
 

@@ -19,7 +19,8 @@ from typing import Literal
 from config.directory import Directory, Programme
 from config.vocabulary import Audience, Incident, Kind, Scene
 
-Step = Literal["match", "coordination", "national", "fallback"]
+#: ``chosen``: the person chose this programme instead of one run by a state authority.
+Step = Literal["match", "coordination", "national", "fallback", "chosen"]
 
 #: Which kinds of programme serve which audience.
 KINDS_FOR: dict[Audience, tuple[Kind, ...]] = {

@@ -231,7 +231,9 @@ async def test_alternative_opens_the_case_elsewhere(phone: Phone) -> None:
     assert await count(p.app, Case, Case.programme_id == "left-nrw") == 0
     assert await count(p.app, Case, Case.programme_id == "clearing") == 1
     assert "Fallcode" in text
+    assert translator("de")("route.step.chosen") in text  # not "nothing fits your region"
     assert await count(p.app, HeldMessage) == 1
+    assert await count(p.app, Case, Case.route_step == "chosen") == 1
 
 
 async def test_contacts_only_shows_the_paths_and_keeps_nothing(phone: Phone) -> None:
