@@ -233,6 +233,10 @@ def step(
         if msg.button == "referred:chat" and fallback is not None and profile.get("audience"):
             prof = to_profile(profile)
             chat = Route(fallback, "fallback", (("fallback", "directory"),))
+            if fallback.state_authority:  # told first, as after the questions
+                profile["via"] = "chat"
+                reply = authority_reply(chat, None, t)
+                return Transition(State.AUTHORITY.value, profile, [*replies, reply], effects)
             effects.append(Effect("open_case", {"route": chat, "message": None, "profile": prof}))
             return Transition(State.CASE.value, profile, replies, effects)
         return Transition(state.value, profile, [*replies, Reply(t("referred.again"))], effects)
@@ -401,14 +405,14 @@ def _authority_choice(
 ) -> Transition:
     """The person's choice before a hand-over to a state authority's programme."""
     prof = to_profile(profile)
-    result = route(ctx.directory, prof)  # again: the directory may have been reloaded
-    other = without_authority(ctx.directory, prof)
+    result, other = _authority_routes(ctx, profile, prof)
     choice = _authority_answer(msg, t, other is not None)
     if choice is None or (replies and not msg.button):  # a crisis text is no choice
         again = [] if replies else [Reply(t("error.not_understood"))]
         reply = authority_reply(result, other, t)
         return Transition(State.AUTHORITY.value, profile, [*replies, *again, reply], effects)
     text = profile.pop("pending", None)
+    profile.pop("via", None)
     if choice == "contacts":
         programme = result.programme
         contacts = contact_lines(programme, t) or t("contact.none")
@@ -418,6 +422,23 @@ def _authority_choice(
         return Transition(State.NEW.value, {}, replies, [*effects, Effect("erase")])
     chosen = replace(other, step="chosen") if choice == "alternative" and other else result
     return _open(chosen, prof, profile, text, replies, effects)
+
+
+def _authority_routes(
+    ctx: IntakeContext, profile: dict[str, Any], prof: Profile
+) -> tuple[Route, Route | None]:
+    """The route the choice is about and the alternative, worked out again (the directory
+    may have been reloaded): the intake's route, or the chat team a referred person asked
+    for (no alternative there: that team is the directory's last resort)."""
+    fallback = chat_fallback(ctx.directory) if profile.get("via") == "chat" else None
+    if fallback is not None:
+        return Route(fallback, "fallback", (("fallback", "directory"),)), None
+    return route(ctx.directory, prof), without_authority(ctx.directory, prof)
+
+
+def _authority_again(ctx: IntakeContext, profile: dict[str, Any], t: Translator) -> Reply:
+    """The authority notice and choice once more (after a language switch or /delete)."""
+    return authority_reply(*_authority_routes(ctx, profile, to_profile(profile)), t)
 
 
 def _authority_answer(msg: InboundMessage, t: Translator, alternative: bool) -> str | None:
@@ -488,9 +509,7 @@ def _command(
         elif state in QUESTIONS:
             replies.append(question_reply(state, new_t))
         elif state is State.AUTHORITY:
-            prof = to_profile(profile)
-            result = route(ctx.directory, prof)
-            replies.append(authority_reply(result, without_authority(ctx.directory, prof), new_t))
+            replies.append(_authority_again(ctx, profile, new_t))
         return Transition(state.value, profile, replies, [Effect("set_locale", {"locale": other})])
     if command == "delete":
         if state is State.NEW or (state is State.CONSENT and not profile.get("consent")):
@@ -498,6 +517,8 @@ def _command(
         confirm = question_reply(State.DELETE, t, with_back=False)
         back_to = profile.get("return", State.CONSENT.value) if state is State.DELETE else state
         return Transition(State.DELETE.value, {**profile, "return": str(back_to)}, [confirm])
+    if command == "back" and state is State.AUTHORITY and profile.pop("via", None):
+        return Transition(State.REFERRED.value, profile, [Reply(t("referred.again"))])
     if command == "back" and state is State.AUTHORITY:
         profile.pop("pending", None)
         if profile.get("history"):
@@ -535,9 +556,7 @@ def _confirm_delete(
     if back in QUESTIONS:
         replies.append(question_reply(back, t))
     elif back is State.AUTHORITY:
-        prof = to_profile(profile)
-        result = route(ctx.directory, prof)
-        replies.append(authority_reply(result, without_authority(ctx.directory, prof), t))
+        replies.append(_authority_again(ctx, profile, t))
     return Transition(back.value, profile, replies)
 
 

@@ -347,3 +347,76 @@ async def test_delete_cancelled_at_the_choice_asks_the_choice_again(phone: Phone
     again = p.t.sent[-1]
     assert "authority:continue" in button_data([again])
     assert await count(p.app, Contact) == 1
+
+
+REFERRAL_THEN_AUTHORITY = """
+fallback: [amt]
+programmes:
+  - id: verein
+    name: Verein-Beratung
+    kind: exit
+    scenes: [right]
+    audiences: [self]
+    states: [NW]
+    contact: {web: www.verein.example}
+    description: {de: Ein Verein., en: An association.}
+  - id: amt
+    name: Amt-Team
+    operator: {kind: state_authority, name: Landesamt Beispiel}
+    kind: clearing
+    audiences: [self, relative, professional, affected]
+    states: [DE]
+    description: {de: Ein Team., en: A team.}
+    staff:
+      - {id: amt-1, alias: Jo, accounts: {console: counsellor}}
+    staff_rooms: {console: staff}
+"""
+
+
+async def test_chat_instead_of_a_referral_is_announced_when_the_team_is_an_authority(
+    tmp_path: Path,
+) -> None:
+    app, transport = await start(tmp_path, parse_directory(REFERRAL_THEN_AUTHORITY))
+    p = Phone(app, transport)
+    try:
+        right = ("audience:self", "scene:right", "state:NW", "prison:no", "language:de")
+        await intake(p, "r", *right, message=None)
+        assert "www.verein.example" in "\n".join(m.text for m in p.to_people())
+        await p.press("r", "referred:chat")
+        notice = p.t.sent[-1]
+        assert "Landesamt Beispiel" in notice.text
+        assert button_data([notice]) == ["authority:continue", "authority:contacts", "cmd:back"]
+        assert await count(app, Case) == 0
+        assert translator("de")("referred.again") in await p.say("r", "zurück")
+        await p.press("r", "referred:chat")
+        await p.press("r", "authority:continue")
+        assert await count(app, Case, Case.programme_id == "amt") == 1
+    finally:
+        await app.stop()
+
+
+async def test_crisis_words_at_the_choice_get_the_numbers_first_and_no_case(
+    phone: Phone,
+) -> None:
+    p = phone
+    await intake(p, "s", *LEFT, message=None)
+    await p.t.push("s", "Ich will mich umbringen", locale="de")
+    got = p.t.pop("s")
+    assert got[0].urgent
+    assert got[0].text == translator("de")("crisis")
+    assert "authority:continue" in button_data(got[1:])  # the same choice again
+    assert await count(p.app, Case) == 0
+    assert await count(p.app, Contact, Contact.urgent.is_(True)) == 1
+    await p.press("s", "authority:continue")
+    assert await count(p.app, Case, Case.urgent.is_(True)) == 1
+
+
+async def test_language_switch_at_the_choice_repeats_it_in_the_new_language(
+    phone: Phone,
+) -> None:
+    p = phone
+    await intake(p, "l", *LEFT, message=None)
+    await p.say("l", "/language")
+    again = p.t.sent[-1]
+    assert again.text.endswith(translator("en")("authority.question"))
+    assert "authority:continue" in button_data([again])
