@@ -133,6 +133,7 @@ class App:
         """Check configuration, migrate, build the core, rebuild jobs, start transports."""
         self.settings.load_key_file()
         self.settings.check_secrets()
+        self.settings.check_operator()
         directory = self._directory or load_directory(self.settings.directory_path)
         self._directory = directory
         self.db = Database(
@@ -156,6 +157,7 @@ class App:
             self.limits,
             relay_attachments=self.settings.relay_attachments,
             matrix_contact=self.settings.matrix.user_id if self.settings.matrix.enabled else None,
+            controller=self.settings.controller(),
         )
         await self.threads.load(self.db)
         if self.scheduler is not None:

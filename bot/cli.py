@@ -63,6 +63,7 @@ async def _run(settings: Settings) -> int:
     # Every refusal before the first byte is written (database, key store, ready file).
     findings = preflight_settings(settings, load_directory(settings.directory_path))
     findings.raise_if_refused()
+    settings.check_operator()  # who runs the bot is told before consent
     app = App(settings, build_transports(settings))
 
     def reload() -> None:
@@ -187,6 +188,8 @@ def routing_table(directory: Directory) -> str:
     lines = ["Programmes:"]
     for p in directory.programmes:
         chat = "chat" if p.chat_enabled else "referral"
+        if p.state_authority:  # people are told and choose before a case goes there
+            chat += ", state authority"
         scenes = ",".join(p.scenes) or "all"
         lines.append(
             f"  {p.id:<18} {p.kind.value:<22} {','.join(p.states):<6} "

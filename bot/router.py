@@ -31,7 +31,7 @@ from bot.messages import (
 from config.directory import Directory
 from config.i18n import pick_locale, translator
 from config.register import addressed
-from config.settings import RetentionSettings
+from config.settings import DEMO_OPERATOR, OperatorSettings, RetentionSettings
 from handlers import intake, staff
 from handlers.base import Transition
 from handlers.cases import CaseService, Person, StaffRole
@@ -133,6 +133,7 @@ class Router:
         *,
         relay_attachments: bool = False,
         matrix_contact: str | None = None,
+        controller: OperatorSettings = DEMO_OPERATOR,
     ) -> None:
         self.db = db
         self.vault = vault
@@ -161,14 +162,13 @@ class Router:
                 "matrix": matrix_contact or "",
             },
             relay_attachments=relay_attachments,
+            controller=controller,
         )
 
     def use_directory(self, directory: Directory) -> None:
         """Switch to a reloaded directory (access changes take effect at once)."""
         self.directory = directory
-        self._ctx = intake.IntakeContext(
-            directory, self._ctx.retention, relay_attachments=self.relay_attachments
-        )
+        self._ctx = replace(self._ctx, directory=directory)
 
     async def handle(self, msg: InboundMessage) -> Handled:
         """Process one message in one transaction; never raises."""

@@ -198,6 +198,14 @@ class OfficeHours(_Strict):
         return cursor.astimezone(when.tzinfo)
 
 
+class Operator(_Strict):
+    """Who runs a programme. ``state_authority``: a public authority (e.g. an interior
+    ministry); a person is told so, and chooses, before a case is handed there."""
+
+    kind: Literal["state_authority", "other"] = "other"
+    name: str
+
+
 class StaffMember(_Strict):
     """A counsellor or coordinator. ``accounts`` maps platform -> account id."""
 
@@ -213,7 +221,9 @@ class Programme(_Strict):
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")
     name: str
-    operator: str | None = None
+    operator: str | Operator | None = Field(
+        default=None, description="a name, or {kind: state_authority, name: ...}"
+    )
     kind: Kind
     scenes: list[Scene] = Field(default_factory=list, description="empty: every scene")
     audiences: list[Audience]
@@ -295,6 +305,16 @@ class Programme(_Strict):
         for audience, text in value.items():
             _complete(text, f"info.{audience}")
         return value
+
+    @property
+    def operator_name(self) -> str | None:
+        """The operator's name, however it was given."""
+        return self.operator.name if isinstance(self.operator, Operator) else self.operator
+
+    @property
+    def state_authority(self) -> bool:
+        """Run by a state authority: the person is told and chooses before a hand-over."""
+        return isinstance(self.operator, Operator) and self.operator.kind == "state_authority"
 
     @property
     def national(self) -> bool:

@@ -90,8 +90,8 @@ def names_of(directory: Directory) -> tuple[str, ...]:
     out: list[str] = []
     for p in directory.programmes:
         out.extend(p.names)
-        if p.operator:
-            out.append(p.operator)
+        if p.operator_name:
+            out.append(p.operator_name)
     return tuple(dict.fromkeys(out))
 
 

@@ -14,7 +14,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -143,6 +143,27 @@ class RetentionSettings(BaseModel):
     vanish_hours: int = Field(48, description="Telegram message ids kept for /vanish")
 
 
+class OperatorSettings(BaseModel):
+    """Who runs this bot: the controller (Art. 4(7) GDPR) every person is told about
+    before consent, with a data-protection contact and the full privacy notice."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str | None = Field(default=None, description="controller, e.g. the association")
+    privacy_contact: str | None = Field(
+        default=None, description="data-protection contact (e-mail or postal address)"
+    )
+    privacy_url: str | None = Field(default=None, description="the full privacy notice (https)")
+
+
+#: Shown in the demo only: clearly not a real controller (production refuses them).
+DEMO_OPERATOR = OperatorSettings(
+    name="DEMO – kein echter Betreiber / not a real operator",
+    privacy_contact="datenschutz@demo.invalid (DEMO)",
+    privacy_url="https://demo.invalid/datenschutz (DEMO)",
+)
+
+
 class Settings(BaseSettings):
     """All settings. Read from ``AUSWEG_*`` variables and an optional ``.env``."""
 
@@ -167,6 +188,38 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     matrix: MatrixSettings = Field(default_factory=MatrixSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    operator: OperatorSettings = Field(default_factory=OperatorSettings)
+
+    def controller(self) -> OperatorSettings:
+        """The operator as told to people; in the demo, missing values are demo values."""
+        if self.mode != "demo":
+            return self.operator
+        return OperatorSettings(
+            **{
+                name: getattr(self.operator, name) or getattr(DEMO_OPERATOR, name)
+                for name in OperatorSettings.model_fields
+            }
+        )
+
+    def check_operator(self) -> None:
+        """Refuse a production start that cannot tell people who runs it.
+
+        Raises:
+            ConfigError: naming the setting to fix.
+        """
+        if self.mode == "demo":
+            return
+        for name in OperatorSettings.model_fields:
+            value = (getattr(self.operator, name) or "").strip()
+            demo = getattr(DEMO_OPERATOR, name)
+            if value.lower() in PLACEHOLDERS or value == demo or ".invalid" in value:
+                raise ConfigError(
+                    f"operator.{name} is missing or a placeholder: set AUSWEG_OPERATOR__"
+                    f"{name.upper()} (people are told who runs the bot before they consent)"
+                )
+        url = (self.operator.privacy_url or "").strip()
+        if not url.startswith("https://"):
+            raise ConfigError("operator.privacy_url must be the https:// address of the notice")
 
     @property
     def database_url(self) -> str:

@@ -1013,15 +1013,17 @@ class CaseService:
         buttons = (
             (Button(pt("transfer.yes"), "transfer:yes"), Button(pt("transfer.no"), "transfer:no")),
         )
-        ask = self.to_person(
-            person,
-            pt(
-                "transfer.ask",
-                programme=programme.name,
-                description=programme.description[_loc(pt)],
-            ),
-            buttons,
+        text = pt(
+            "transfer.ask",
+            programme=programme.name,
+            description=programme.description[_loc(pt)],
         )
+        if programme.state_authority:  # said before the person agrees, as at first routing
+            authority = programme.operator_name or programme.name
+            text += "\n" + pt(
+                "authority.part.transfer", programme=programme.name, authority=authority
+            )
+        ask = self.to_person(person, text, buttons)
         return [
             *self.to_staff(
                 role.programme,

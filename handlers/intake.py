@@ -17,11 +17,13 @@ from bot.messages import Button, InboundMessage
 from config.directory import Directory, Programme
 from config.i18n import SUPPORTED, Translator
 from config.register import addressed
+from config.settings import DEMO_OPERATOR, OperatorSettings
 from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Audience, Incident, Kind, Scene
 from handlers.base import Effect, Reply, Transition
 from handlers.options import Option, exact, match, options_for
-from handlers.routing import Profile, Route, chat_fallback, route
+from handlers.routing import Profile, Route, chat_fallback, route, without_authority
 from handlers.safety import Danger, detect
+from handlers.transparency import notice_params
 from handlers.understand import FACTS, pack, state_of, understand, unpack
 
 MAX_TEXT = 4000
@@ -47,6 +49,7 @@ class State(enum.StrEnum):
     LANGUAGE = "language"
     MESSAGE = "message"
     CONFIRM = "confirm"
+    AUTHORITY = "authority"
     CASE = "case"
     REFERRED = "referred"
     DELETE = "delete"
@@ -65,9 +68,11 @@ QUESTIONS = (
     State.LANGUAGE,
     State.MESSAGE,
 )
-INTAKE_STATES = frozenset({State.NEW, State.CONFIRM, *QUESTIONS})
+INTAKE_STATES = frozenset({State.NEW, State.CONFIRM, *QUESTIONS, State.AUTHORITY})
 #: Questions whose answer free text may already give (see handlers.understand).
 _FACT_STATES = frozenset(State(k) for k in FACTS)
+#: Choices before a hand-over to a programme run by a state authority.
+AUTHORITY_CHOICES = ("continue", "alternative", "contacts")
 _COLUMNS = {State.STATE: 2, State.DISTRICT: 2, State.LANGUAGE: 2}
 _COMMANDS = {
     "start": "start",
@@ -109,6 +114,8 @@ class IntakeContext:
     directory: Directory
     retention: dict[str, Any]
     relay_attachments: bool = False
+    #: Who runs the bot, told before consent (the app passes the checked settings).
+    controller: OperatorSettings = DEMO_OPERATOR
 
 
 def command_of(msg: InboundMessage) -> str | None:
@@ -199,15 +206,15 @@ def danger_of_button(button: str) -> Danger | None:
         return None
 
 
-def greeting(
-    t: Translator, retention: dict[str, Any], platform: str = "", facts: str = ""
-) -> list[Reply]:
-    """Greeting, privacy notice (with what the platform itself can see) and consent.
+def greeting(t: Translator, ctx: IntakeContext, platform: str = "", facts: str = "") -> list[Reply]:
+    """Greeting, privacy notice (who runs the bot, what a case keeps, what the platform
+    itself can see) and consent: all of it before the person agrees to anything.
 
     ``facts`` (see handlers.understand.pack) is what the first message told us: it rides
     in the consent button, so it is used only after a yes and never stored before.
     """
-    notice = t("privacy.notice", **retention)
+    retention = ctx.retention
+    notice = t("privacy.notice", **notice_params(t, retention, ctx.controller))
     key = f"privacy.platform.{platform}"
     if platform and t(key) != key:
         notice += "\n" + t(key)
@@ -287,7 +294,7 @@ def _step(
     if msg.button and (msg.button == CONTACT_NOW or msg.button.startswith(CONTACT_NOW + ":")):
         if state is State.NEW:  # no notice was shown to this chat yet: no informed consent
             return Transition(
-                State.CONSENT.value, {}, [*replies, *greeting(t, ctx.retention, msg.platform.value)]
+                State.CONSENT.value, {}, [*replies, *greeting(t, ctx, msg.platform.value)]
             )
         if state in INTAKE_STATES or state is State.REFERRED:
             return urgent_case(ctx, profile, t, danger_of_button(msg.button), replies, effects)
@@ -314,7 +321,7 @@ def _step(
         return _declined_region(ctx, msg, t)
     if state is State.NEW:
         facts = pack(understand(msg.text, t), t) if msg.text and not replies else ""
-        hello = greeting(t, ctx.retention, msg.platform.value, facts)
+        hello = greeting(t, ctx, msg.platform.value, facts)
         return Transition(State.CONSENT.value, {}, [*replies, *hello])
     if state is State.CONFIRM:
         said = _answer(State.CONFIRM, msg, t)
@@ -338,9 +345,15 @@ def _step(
         if msg.button == "referred:chat" and fallback is not None and profile.get("audience"):
             prof = to_profile(profile)
             chat = Route(fallback, "fallback", (("fallback", "directory"),))
+            if fallback.state_authority:  # told first, as after the questions
+                profile["via"] = "chat"
+                reply = authority_reply(chat, None, t)
+                return Transition(State.AUTHORITY.value, profile, [*replies, reply], effects)
             effects.append(Effect("open_case", {"route": chat, "message": None, "profile": prof}))
             return Transition(State.CASE.value, profile, replies, effects)
         return Transition(state.value, profile, [*replies, Reply(t("referred.again"))], effects)
+    if state is State.AUTHORITY:
+        return _authority_choice(ctx, profile, msg, t, replies, effects)
     if state is State.DELETE:
         result = _confirm_delete(ctx, profile, msg, t, replies)
         result.effects[:0] = effects  # a crisis here is still marked urgent
@@ -523,7 +536,7 @@ def _consent(
         return _ask(State.SAFETY, profile, t, [*replies, Reply(t("consent.thanks"))])
     if value == "more":
         consent = question_reply(State.CONSENT, t)
-        details = t("privacy.details", **ctx.retention)
+        details = t("privacy.details", **notice_params(t, ctx.retention, ctx.controller))
         return Transition(
             State.CONSENT.value,
             profile,
@@ -580,6 +593,23 @@ def _finish(
 ) -> Transition:
     prof = to_profile(profile)
     result = route(ctx.directory, prof)
+    if result.opens_case and result.programme.state_authority:
+        # Told before a word goes there; the typed message waits (encrypted, intake expiry).
+        if text:
+            profile["pending"] = text
+        reply = authority_reply(result, without_authority(ctx.directory, prof), t)
+        return Transition(State.AUTHORITY.value, profile, [*replies, reply], effects)
+    return _open(result, prof, profile, text, replies, effects)
+
+
+def _open(
+    result: Route,
+    prof: Profile,
+    profile: dict[str, Any],
+    text: str | None,
+    replies: list[Reply],
+    effects: list[Effect],
+) -> Transition:
     effects.append(Effect("open_case", {"route": result, "message": text, "profile": prof}))
     nxt = State.CASE if result.opens_case else State.REFERRED
     return Transition(nxt.value, profile, replies, effects)
@@ -639,6 +669,81 @@ def urgent_route(directory: Directory, profile: Profile) -> Route:
     return result
 
 
+def authority_reply(result: Route, other: Route | None, t: Translator) -> Reply:
+    """One sentence on who runs the programme, and the choice: continue, another
+    programme (when routing has one that takes chats), or contact details only."""
+    programme = result.programme
+    text = t(
+        "authority.notice",
+        programme=programme.name,
+        authority=programme.operator_name or programme.name,
+    )
+    rows = [(Button(t("authority.button.continue"), "authority:continue"),)]
+    if other is not None:
+        text += "\n" + t("authority.part.alternative", alternative=other.programme.name)
+        rows.append((Button(t("authority.button.alternative"), "authority:alternative"),))
+    rows.append((Button(t("authority.button.contacts"), "authority:contacts"),))
+    rows.append((Button(t("nav.back"), "cmd:back"),))
+    return Reply(f"{text}\n\n{t('authority.question')}", tuple(rows))
+
+
+def _authority_choice(
+    ctx: IntakeContext,
+    profile: dict[str, Any],
+    msg: InboundMessage,
+    t: Translator,
+    replies: list[Reply],
+    effects: list[Effect],
+) -> Transition:
+    """The person's choice before a hand-over to a state authority's programme."""
+    prof = to_profile(profile)
+    result, other = _authority_routes(ctx, profile, prof)
+    choice = _authority_answer(msg, t, other is not None)
+    if choice is None or (replies and not msg.button):  # a crisis text is no choice
+        again = [] if replies else [Reply(t("error.not_understood"))]
+        reply = authority_reply(result, other, t)
+        return Transition(State.AUTHORITY.value, profile, [*replies, *again, reply], effects)
+    text = profile.pop("pending", None)
+    profile.pop("via", None)
+    if choice == "contacts":
+        programme = result.programme
+        contacts = contact_lines(programme, t) or t("contact.none")
+        replies.append(Reply(t("authority.contacts", programme=programme.name, contacts=contacts)))
+        if text:  # nothing typed is dropped silently
+            replies.append(Reply(t("route.unsent")))
+        return Transition(State.NEW.value, {}, replies, [*effects, Effect("erase")])
+    chosen = replace(other, step="chosen") if choice == "alternative" and other else result
+    return _open(chosen, prof, profile, text, replies, effects)
+
+
+def _authority_routes(
+    ctx: IntakeContext, profile: dict[str, Any], prof: Profile
+) -> tuple[Route, Route | None]:
+    """The route the choice is about and the alternative, worked out again (the directory
+    may have been reloaded): the intake's route, or the chat team a referred person asked
+    for (no alternative there: that team is the directory's last resort)."""
+    fallback = chat_fallback(ctx.directory) if profile.get("via") == "chat" else None
+    if fallback is not None:
+        return Route(fallback, "fallback", (("fallback", "directory"),)), None
+    return route(ctx.directory, prof), without_authority(ctx.directory, prof)
+
+
+def _authority_again(ctx: IntakeContext, profile: dict[str, Any], t: Translator) -> Reply:
+    """The authority notice and choice once more (after a language switch or /delete)."""
+    return authority_reply(*_authority_routes(ctx, profile, to_profile(profile)), t)
+
+
+def _authority_answer(msg: InboundMessage, t: Translator, alternative: bool) -> str | None:
+    offered = [c for c in AUTHORITY_CHOICES if alternative or c != "alternative"]
+    if msg.button:
+        prefix, _, value = msg.button.partition(":")
+        return value if prefix == State.AUTHORITY.value and value in offered else None
+    typed = msg.text.strip().casefold()
+    labels = {t(f"authority.button.{c}").casefold(): c for c in offered}
+    numbered = {str(i): c for i, c in enumerate(offered, 1)}
+    return labels.get(typed) or numbered.get(typed)
+
+
 def to_profile(profile: dict[str, Any]) -> Profile:
     """Turn stored answers into a routing profile."""
     state = profile.get("state")
@@ -671,7 +776,7 @@ def _command(
         effects = [Effect("restart")]
         if arg:
             effects.append(Effect("referral", {"code": arg[:24]}))
-        return Transition(State.CONSENT.value, {}, greeting(t, ctx.retention, platform), effects)
+        return Transition(State.CONSENT.value, {}, greeting(t, ctx, platform), effects)
     if command == "vanish":
         return Transition(state.value, profile, [], [Effect("vanish")])
     if command in ("pause", "resume"):
@@ -690,12 +795,14 @@ def _command(
         new_t = addressed(other, profile.get("audience"))
         replies = [Reply(new_t("language.switched"))]
         if state is State.CONSENT:  # consent is informed only in a language the person reads
-            replies.append(greeting(new_t, ctx.retention, platform)[-1])
+            replies.append(greeting(new_t, ctx, platform)[-1])
         elif state in QUESTIONS:
             replies.append(_question(state, profile, new_t))
         elif state is State.CONFIRM:
             echoed = {k: profile[k] for k in profile.get("echo") or [] if k in profile}
             replies.append(confirm_reply(echoed, new_t))
+        elif state is State.AUTHORITY:
+            replies.append(_authority_again(ctx, profile, new_t))
         return Transition(state.value, profile, replies, [Effect("set_locale", {"locale": other})])
     if command == "delete":
         if state is State.NEW or (state is State.CONSENT and not profile.get("consent")):
@@ -705,6 +812,13 @@ def _command(
         return Transition(State.DELETE.value, {**profile, "return": str(back_to)}, [confirm])
     if command == "back" and state is State.CONFIRM:  # back from an echo: correct it
         return _confirm(profile, "no", t, [])
+    if command == "back" and state is State.AUTHORITY and profile.pop("via", None):
+        return Transition(State.REFERRED.value, profile, [Reply(t("referred.again"))])
+    if command == "back" and state is State.AUTHORITY:
+        profile.pop("pending", None)
+        if profile.get("history"):
+            profile["history"].pop()
+        return _ask(State.MESSAGE, profile, t, [])
     if command == "back":
         history = profile.get("history") or []
         if state not in QUESTIONS or not history:
@@ -739,6 +853,8 @@ def _confirm_delete(
     elif back is State.CONFIRM:
         echoed = {k: profile[k] for k in profile.get("echo") or [] if k in profile}
         replies.append(confirm_reply(echoed, t))
+    elif back is State.AUTHORITY:
+        replies.append(_authority_again(ctx, profile, t))
     return Transition(back.value, profile, replies)
 
 

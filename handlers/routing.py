@@ -19,7 +19,8 @@ from typing import Literal
 from config.directory import Directory, Programme
 from config.vocabulary import Audience, Incident, Kind, Scene
 
-Step = Literal["match", "coordination", "national", "fallback"]
+#: ``chosen``: the person chose this programme instead of one run by a state authority.
+Step = Literal["match", "coordination", "national", "fallback", "chosen"]
 
 #: Which kinds of programme serve which audience.
 KINDS_FOR: dict[Audience, tuple[Kind, ...]] = {
@@ -100,8 +101,12 @@ def _regional(p: Programme, profile: Profile) -> bool:
     return not (p.districts and profile.district and profile.district not in p.districts)
 
 
-def route(directory: Directory, profile: Profile) -> Route:
-    """Pick the programme for a profile; always returns a route."""
+def route(directory: Directory, profile: Profile, skip: frozenset[str] = frozenset()) -> Route:
+    """Pick the programme for a profile; always returns a route.
+
+    ``skip`` names programmes to leave out (the fallback chain is kept whole if it would
+    be empty, so there is still always a route).
+    """
     kinds = _kinds(profile)
     order = {p.id: i for i, p in enumerate(directory.programmes)}
 
@@ -116,7 +121,11 @@ def route(directory: Directory, profile: Profile) -> Route:
     if profile.scene is not None and profile.audience is not Audience.AFFECTED:
         reasons.append(("scene", profile.scene.value))
 
-    serving = [p for p in directory.programmes if _serves(p, profile, kinds) and _reachable(p)]
+    serving = [
+        p
+        for p in directory.programmes
+        if p.id not in skip and _serves(p, profile, kinds) and _reachable(p)
+    ]
     linked = next((p for p in serving if p.id == profile.preferred), None)
     if linked is not None and (
         profile.state is None or linked.national or _regional(linked, profile)
@@ -137,6 +146,7 @@ def route(directory: Directory, profile: Profile) -> Route:
             p
             for p in directory.programmes
             if p.kind is Kind.COORDINATION
+            and p.id not in skip
             and profile.state in p.states
             and profile.audience in p.audiences
             and _reachable(p)
@@ -150,8 +160,22 @@ def route(directory: Directory, profile: Profile) -> Route:
             national[0], "national", (*reasons, ("region", "national")), tuple(national[1:2])
         )
 
-    chain = [directory.by_id[i] for i in directory.fallback]
+    chain = [directory.by_id[i] for i in directory.fallback if i not in skip] or [
+        directory.by_id[i] for i in directory.fallback
+    ]
     return Route(chain[0], "fallback", (("fallback", "directory"),), tuple(chain[1:]))
+
+
+def without_authority(directory: Directory, profile: Profile) -> Route | None:
+    """Where routing would also send a person, leaving out programmes run by a state
+    authority: a chat with another programme, or None when there is none."""
+    skip = frozenset(p.id for p in directory.programmes if p.state_authority)
+    if not skip:
+        return None
+    other = route(directory, profile, skip)
+    if other.programme.id in skip or not other.opens_case:
+        return None
+    return other
 
 
 def _extras(p: Programme, profile: Profile) -> list[tuple[str, str]]:

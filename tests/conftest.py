@@ -25,6 +25,7 @@ from config.directory import Directory, load_directory
 from config.settings import (
     CryptoSettings,
     DatabaseSettings,
+    OperatorSettings,
     Settings,
     new_key,
 )
@@ -35,6 +36,17 @@ REQUIRE_SERVICES = os.environ.get("AUSWEG_REQUIRE_SERVICES") == "1"
 #: The example directory plus invented office hours, response times and languages that
 #: tests rely on (the shipped example keeps only published facts).
 TEST_DIRECTORY = Path(__file__).resolve().parent / "data" / "directory.test.yaml"
+#: The controller every production start needs (told to people before consent).
+OPERATOR = OperatorSettings(
+    name="Verein Testweg e.V.",
+    privacy_contact="datenschutz@testweg.example",
+    privacy_url="https://testweg.example/datenschutz",
+)
+#: The same as environment variables, for ``python -m bot run`` in a child process.
+OPERATOR_ENV = {
+    f"AUSWEG_OPERATOR__{name.upper()}": str(getattr(OPERATOR, name))
+    for name in OperatorSettings.model_fields
+}
 #: Tuesday 17 Nov 2026, 10:00 in Berlin: inside office hours.
 OFFICE_TIME = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)
 
@@ -88,6 +100,7 @@ def process_env(tmp_path: Path, **settings: str) -> dict[str, str]:
         AUSWEG_DATA_DIR=str(tmp_path / "data"),
         AUSWEG_CRYPTO__KEY_FILE=str(keys),
         AUSWEG_LOG_LEVEL="DEBUG",
+        **OPERATOR_ENV,
         **settings,
     )
     return env
@@ -114,6 +127,7 @@ def make_settings(data_dir: Path, db_url: str | None = None, **connect: object) 
             master_keys={1: SecretStr(new_key())}, pseudonym_keys={1: SecretStr(new_key())}
         ),
         database=DatabaseSettings(url=db_url, connect_args=dict(connect)),
+        operator=OPERATOR,
     )
 
 

@@ -30,13 +30,14 @@ def run(args: list[str], tmp_path: Path, stdin: str = "") -> subprocess.Complete
     )
 
 
-def demo_script(*answers: str, message: str, reply: str) -> str:
+def demo_script(*answers: str, message: str, reply: str, choice: str | None = None) -> str:
     lines = [
         "/start",
         "1",
         "Nein",
         *answers,
         message,
+        *([choice] if choice else []),
         "#c",
         "/queue",
         "1",
@@ -60,12 +61,16 @@ JOURNEYS = {
         "Clearingstelle",
     ),
 }
+#: Programmes run by a state authority: the person is told and chooses (1 = go on).
+CHOICES = {"left-wing-nrw-left": "1"}
 
 
 @pytest.mark.parametrize("name", list(JOURNEYS))
 def test_demo_journey_to_counsellor_reply(name: str, tmp_path: Path) -> None:
     answers, programme = JOURNEYS[name]
-    script = demo_script(*answers, message="Ich brauche Hilfe.", reply="Hallo, ich bin da.")
+    script = demo_script(
+        *answers, message="Ich brauche Hilfe.", reply="Hallo, ich bin da.", choice=CHOICES.get(name)
+    )
     proc = run(["demo"], tmp_path, script)
     out = proc.stdout
     assert proc.returncode == 0, proc.stderr

@@ -30,8 +30,16 @@ async def intake(
     for answer in answers:
         await h.press(who, answer)
     if message is None:
-        return await h.press(who, "message:skip")
-    return await h.say(who, message)
+        return await go_on(h, who, await h.press(who, "message:skip"))
+    return await go_on(h, who, await h.say(who, message))
+
+
+async def go_on(h: Harness, who: str, got: list[OutboundMessage]) -> list[OutboundMessage]:
+    """Answer the notice before a programme run by a state authority with "continue"
+    (issue 12 part 4: the person is told and chooses before a case goes there)."""
+    if any(b.data == "authority:continue" for m in got for b in m.flat_buttons):
+        return [*got, *await h.press(who, "authority:continue")]
+    return got
 
 
 async def count(h: Harness, model: type, *where: object) -> int:

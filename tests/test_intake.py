@@ -12,7 +12,7 @@ import pytest
 
 from bot.messages import Address, InboundMessage, Platform
 from config.directory import Directory, load_directory
-from config.i18n import pick_locale, translator
+from config.i18n import Translator, pick_locale, translator
 from config.register import addressed
 from config.settings import EXAMPLE_DIRECTORY
 from config.vocabulary import STATES
@@ -21,12 +21,18 @@ from handlers.intake import MAX_TEXT, IntakeContext, State, step
 from handlers.options import fold, match, options_for
 from handlers.routing import Route
 from handlers.safety import Danger, detect, is_crisis
+from handlers.transparency import notice_params
 
 DIRECTORY = load_directory(EXAMPLE_DIRECTORY)
 RETENTION = {"intake_hours": 48, "held_days": 14, "case_days": 90}
 CTX = IntakeContext(DIRECTORY, RETENTION)
 DE = translator("de")
 EN = translator("en")
+
+
+def notice_text(t: Translator, key: str = "privacy.notice") -> str:
+    """A privacy notice as the person reads it (retention, controller, the case's fields)."""
+    return t(key, **notice_params(t, RETENTION, CTX.controller))
 
 
 @dataclass(frozen=True)
@@ -146,7 +152,7 @@ def test_first_message_greets_with_privacy_notice_and_consent(
     greeting, notice = tr.replies
     assert greeting.text == t("greeting")
     assert greeting.text != translator(other)("greeting")
-    assert notice.text.startswith(t("privacy.notice", **RETENTION))
+    assert notice.text.startswith(notice_text(t))
     assert notice.text.endswith(t("consent.question"))
     assert "48" in notice.text, "retention periods are filled in"
     assert buttons(notice) == ["consent:yes", "consent:more", "consent:no", f"lang:{other}"]
@@ -184,7 +190,7 @@ def test_more_shows_details_and_asks_again(answer: str | Press) -> None:
     assert tr.profile == {}
     assert tr.effects == []
     (reply,) = tr.replies
-    assert reply.text.startswith(DE("privacy.details", **RETENTION))
+    assert reply.text.startswith(notice_text(DE, "privacy.details"))
     assert reply.text.endswith(DE("consent.question"))
     assert "consent:yes" in buttons(reply)
 
@@ -537,6 +543,8 @@ def test_back_walks_the_history_and_a_changed_answer_changes_the_route() -> None
     chat.send("links")
     chat.send("NRW")
     tr = chat.feed(Press("prison:no"), Press("language:de"), Press("message:skip"))
+    assert tr.state == State.AUTHORITY.value, "LEFT is run by a state authority: asked first"
+    tr = chat.send(Press("authority:continue"))
     route: Route = opened(tr).data["route"]
     assert route.programme.id == "left-nrw"
     assert tr.state == State.CASE.value
@@ -548,7 +556,9 @@ def test_going_back_drops_answers_a_new_path_does_not_ask() -> None:
     assert chat.state == State.LANGUAGE.value
     for expected in (State.PRISON, State.DISTRICT, State.STATE, State.SCENE, State.AUDIENCE):
         assert asks(chat.send("zurück"), expected)
-    tr = chat.feed(Press("audience:relative"), "rechts", "NRW", "Deutsch", "nein")
+    chat.feed(Press("audience:relative"), "rechts", "NRW", "Deutsch", "nein")
+    assert chat.state == State.AUTHORITY.value, "Spurwechsel is run by a state authority"
+    tr = chat.send(Press("authority:continue"))
     effect = opened(tr)
     assert effect.data["route"].programme.id == "spurwechsel"
     assert effect.data["profile"].in_prison is None, "a relative is never asked about prison"
@@ -641,7 +651,7 @@ def test_start_restarts(state: State) -> None:
     assert tr.profile == {}
     assert texts(tr)[0] == DE("greeting")
     assert asks(tr, State.CONSENT)
-    assert tr.replies[-1].text.startswith(DE("privacy.notice", **RETENTION))
+    assert tr.replies[-1].text.startswith(notice_text(DE))
 
 
 def test_start_keeps_an_open_case() -> None:
@@ -688,7 +698,7 @@ def test_language_button_at_consent_repeats_the_privacy_notice() -> None:
     assert tr.state == State.CONSENT.value
     assert texts(tr)[0] == EN("language.switched")
     notice = tr.replies[-1]
-    assert notice.text.startswith(EN("privacy.notice", **RETENTION)), "informed consent"
+    assert notice.text.startswith(notice_text(EN)), "informed consent"
     assert notice.text.endswith(EN("consent.question"))
     assert "lang:de" in buttons(notice)
 

@@ -46,7 +46,8 @@ async def test_link_with_qr_preselects_programme_and_counts_source(
         "b:language:de",
     ):
         await (h.press("p", step[2:]) if step.startswith("b:") else h.say("p", step))
-    got = await h.press("p", "message:skip")
+    await h.press("p", "message:skip")
+    got = await h.press("p", "authority:continue")  # LEFT is run by a state authority
     assert any("LEFT" in m.text for m in got)
     async with h.app.db.transaction() as s:
         case = (await s.execute(select(Case))).scalar_one()

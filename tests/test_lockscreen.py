@@ -30,6 +30,7 @@ CODE = re.compile(r"K-[23456789A-HJ-NP-Z]{4}")
 #: the second line of ``confirm.question``).
 NOT_A_PERSON_MESSAGE = re.compile(
     r"^(staff\.|help\.staff$|reason\.|echo\.|route\.step\.|availability\.|contact\.|crisis\.short$"
+    r"|privacy\.field\.|authority\.(part|button)\."
     r"|language\.switch\.|nav\.back$|attachment\.(photo|voice|video|audio|document|sticker)$"
     r"|(consent|safety|prison|delete|transfer)\.(yes|no|more)$"
     r"|(audience|incident|scene)\.(?!question$)\w+$"
@@ -183,6 +184,7 @@ async def test_check_19_journeys_for_every_audience(phone: Phone) -> None:
         message="I want out.",
         locale="en",
     )
+    await p.press("left", "authority:continue", "en")  # LEFT is run by a state authority
     await p.say("left", "/who", "en")
     # declining consent, then asking for the region's contacts
     await p.say("declines", "hallo")

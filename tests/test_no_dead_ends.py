@@ -72,6 +72,8 @@ async def test_each_seed_programme_is_reachable_with_its_seed_contacts(
     p = phone
     programme = EXAMPLE.by_id[pid]
     await intake(p, "x", *JOURNEYS[pid], "language:de", message=None)
+    if programme.state_authority:  # told who runs it first (issue 12 part 4): go on
+        await p.press("x", "authority:continue")
     got = "\n".join(m.text for m in p.to_people())
     for path in paths(programme):
         assert f"{programme.name}: " in got

@@ -20,6 +20,7 @@ from bot.messages import OutKind
 from bot.transports.matrix import MatrixTransport
 from bot.transports.memory import MemoryTransport
 from config.directory import Directory
+from config.i18n import translator
 from tests.conftest import memory_directory
 from tests.fakes.synapse import SynapseServer
 from tests.matrix.journey import (
@@ -190,7 +191,10 @@ async def test_plain_dm_reaction_and_slash_claim(
                 ("Deutsch", "Nein, weiter"),
             ):
                 got = await person.say(dm, answer, expect)
-            got = await person.say(dm, "1", lambda b: any(CODE.search(x) for x in b))
+            asked = translator("de")("authority.question")
+            got = await person.say(dm, "1", lambda b: any(CODE.search(x) or asked in x for x in b))
+            if not any(CODE.search(b) for b in got):  # run by a state authority: told, go on
+                got = await person.say(dm, "1", lambda b: any(CODE.search(x) for x in b))
             code = next(m.group() for b in got if (m := CODE.search(b)))
             await counsellor.expect(staff_room, code)
             case_room = await claim(counsellor, transport, staff_room, f"/claim {code}")
