@@ -63,7 +63,6 @@ async def _run(settings: Settings) -> int:
     # Every refusal before the first byte is written (database, key store, ready file).
     findings = preflight_settings(settings, load_directory(settings.directory_path))
     findings.raise_if_refused()
-    settings.check_operator()  # who runs the bot is told before consent
     app = App(settings, build_transports(settings))
 
     def reload() -> None:

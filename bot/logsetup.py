@@ -35,6 +35,7 @@ NOISY = (
     "aiosqlite",
     "asyncio",
     "alembic",
+    "pymorphy3",
 )
 #: Loggers that put message content into errors (matrix-nio logs a whole invalid event,
 #: body and sender included, at ERROR): silenced; the transports log by type only.

@@ -293,5 +293,9 @@ def preflight(settings: Settings, directory: Directory) -> Findings:
             "database.echo is on: SQL parameters (pseudonyms, ids) would reach the log past"
             " the redaction; set AUSWEG_DATABASE__ECHO=false"
         )
+    try:
+        settings.check_operator()
+    except ConfigError as exc:  # people are told who runs the bot before they consent
+        findings.refusals.append(str(exc))
     findings.flags += directory_flags(directory)
     return findings

@@ -16,7 +16,7 @@ from bot import cli
 from config.directory import Directory
 from config.preflight import example_values
 from config.settings import EXAMPLE_DIRECTORY, ConfigError, new_key
-from tests.conftest import production_directory
+from tests.conftest import OPERATOR_ENV, production_directory
 from tests.telegram.conftest import telegram_directory
 
 #: A token of the real shape (digits, colon, 35 characters).
@@ -88,6 +88,7 @@ def ausweg(
         CRYPTO__KEY_FILE=str(write_keys(tmp_path / "keys.json")),
         TELEGRAM__ENABLED="true",
         TELEGRAM__TOKEN=TOKEN,
+        **{k.removeprefix("AUSWEG_"): v for k, v in OPERATOR_ENV.items()},
     )
     return c
 

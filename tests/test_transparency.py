@@ -403,7 +403,7 @@ async def test_crisis_words_at_the_choice_get_the_numbers_first_and_no_case(
     await p.t.push("s", "Ich will mich umbringen", locale="de")
     got = p.t.pop("s")
     assert got[0].urgent
-    assert got[0].text == translator("de")("crisis")
+    assert got[0].text == translator("de")("crisis.suicide")  # the reply fits the category
     assert "authority:continue" in button_data(got[1:])  # the same choice again
     assert await count(p.app, Case) == 0
     assert await count(p.app, Contact, Contact.urgent.is_(True)) == 1
