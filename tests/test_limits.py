@@ -85,7 +85,7 @@ async def test_fast_writer_is_told_kindly_once_and_crisis_still_answered(
     assert sum(1 for rs in replies if rs) < 40
     crisis = await push(t, "fast", "Ich will mich umbringen")
     assert crisis[0].urgent
-    assert "110" in crisis[0].text
+    assert "112" in crisis[0].text  # suicide: TelefonSeelsorge and 112
 
 
 async def test_flood_keeps_others_fast_and_queues_capped(
@@ -124,7 +124,7 @@ async def test_flood_keeps_others_fast_and_queues_capped(
     p95 = latencies[int(len(latencies) * 0.95) - 1]
     assert p95 < 2.0, latencies
     assert normal  # the normal user got an answer to the last step
-    assert any(m.urgent and "110" in m.text for m in crisis)
+    assert any(m.urgent and "110" in m.text for m in crisis)  # a threat: police
     assert app.db is not None
     async with app.db.transaction() as s:
         jump_cases = (

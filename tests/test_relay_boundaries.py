@@ -164,7 +164,7 @@ async def test_crisis_words_in_an_unknown_group_still_get_the_numbers(world: Wor
     await w.staff("x9", "Ich will mich umbringen", room="random-group")
     said = [m for m in w.t.sent if m.address.chat_id == "random-group"]
     assert said[0].urgent
-    assert "110" in said[0].text
+    assert "112" in said[0].text  # suicide: TelefonSeelsorge and 112
     assert [m.kind for m in said] == [OutKind.TEXT, OutKind.TEXT, OutKind.LEAVE]
     assert await w.count(Contact) == 0
 

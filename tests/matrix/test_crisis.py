@@ -44,7 +44,7 @@ async def test_crisis_before_consent_contact_now_reaches_the_staff_room_urgently
 
             question = DE("crisis.contact.question")
             got = await person.say(dm, f"Ich will mich umbringen {tag}", question)
-            assert got[0] == DE("crisis.threat"), "the numbers come first"
+            assert got[0] == DE("crisis.suicide"), "the numbers come first"
             assert got[-1].startswith(question)
             assert all(tag not in b for b in counsellor.bodies(staff_room))
 
@@ -57,7 +57,7 @@ async def test_crisis_before_consent_contact_now_reaches_the_staff_room_urgently
             announced = await counsellor.expect(staff_room, code)
             urgent = [b for b in announced if code in b and b.startswith("🚨")]
             assert urgent, announced
-            assert DE("staff.danger.threat") in urgent[0]
+            assert DE("staff.danger.suicide") in urgent[0]
             assert all(tag not in b for b in counsellor.bodies(staff_room)), (
                 "the text sent before consent never reaches staff"
             )

@@ -18,7 +18,7 @@ async def test_crisis_before_consent_press_opens_urgent_case_in_the_forum(tg: Tg
     got = await tg.say(PERSON, "Ich will mich umbringen", language_code="ru")
     sent = [c for c in got if c["method"] == "sendMessage"]
     assert sent[0]["params"]["chat_id"] == PERSON
-    assert sent[0]["params"]["text"].startswith(ru("crisis.threat").splitlines()[0])
+    assert sent[0]["params"]["text"].startswith(ru("crisis.suicide").splitlines()[0])
     assert texts(got, PERSON)[-1] == ru("crisis.contact.question")
     assert texts(got, FORUM) == [], "nothing reaches staff before the press"
     [button] = [d for d in tg.buttons(PERSON) if d.startswith("crisis:contact")]
