@@ -86,6 +86,33 @@ _COMMANDS = {
     "wer": "who",
 }
 _BACK_WORDS = frozenset({"zurück", "zurueck", "back"})
+#: Whole messages that work as a command without ``/`` or ``!``: Element intercepts
+#: unknown /commands and owns /help, and a plain word is what most people try first.
+#: Not "vanish" (it acts at once, no confirmation): that one needs its prefix.
+_PLAIN_WORDS = {
+    "hilfe": "help",
+    "help": "help",
+    "befehle": "help",
+    "commands": "help",
+    "löschen": "delete",
+    "loeschen": "delete",
+    "delete": "delete",
+    "alles löschen": "delete",
+    "delete everything": "delete",
+    "sprache": "language",
+    "language": "language",
+    "pause": "pause",
+    "pausieren": "pause",
+    "fortsetzen": "resume",
+    "resume": "resume",
+    "start": "start",
+    "neustart": "start",
+    "neu starten": "start",
+    "restart": "start",
+}
+#: In a case (or as the message for one) a lone "Hilfe" is a plea: it is passed on, not answered
+#: with the command list.
+_PLEAS = frozenset({"help"})
 #: Plain words that ask who reads along (Element intercepts unknown /commands).
 _WHO_WORDS = frozenset(
     {"wer", "who", "wer bist du", "wer liest mit", "wer ist da", "who are you", "who is reading"}
@@ -102,8 +129,11 @@ class IntakeContext:
     relay_attachments: bool = False
 
 
-def command_of(msg: InboundMessage) -> str | None:
-    """The command in a message (``/start`` or ``!start``), normalised, if any."""
+def command_of(msg: InboundMessage, *, in_case: bool = False) -> str | None:
+    """The command in a message (``/start``, ``!start`` or the plain word), normalised.
+
+    ``in_case``: the person talks to a counsellor, so a plea ("Hilfe") is text.
+    """
     text = msg.text.strip()
     if msg.button and msg.button.startswith("cmd:"):
         return msg.button[4:]
@@ -114,8 +144,12 @@ def command_of(msg: InboundMessage) -> str | None:
         return _COMMANDS.get(word, word)
     if text.casefold() in _BACK_WORDS:
         return "back"
-    if text.casefold().rstrip("?!. ") in _WHO_WORDS:
+    words = " ".join(text.casefold().rstrip("?!. ").split())
+    if words in _WHO_WORDS:
         return "who"
+    plain = _PLAIN_WORDS.get(words)
+    if plain is not None and not (in_case and plain in _PLEAS):
+        return plain
     return None
 
 
@@ -253,7 +287,7 @@ def _step(
         too_long = Reply(t("error.too_long", max=MAX_TEXT))
         return Transition(state.value, profile, [*replies, too_long], effects)
 
-    command = command_of(msg)
+    command = command_of(msg, in_case=state in (State.CASE, State.MESSAGE))
     if command is not None:
         arg = msg.text.strip().partition(" ")[2].strip() if msg.text else ""
         result = _command(ctx, command, state, profile, t, arg, msg.platform.value)
@@ -494,7 +528,10 @@ def _command(
             state.value, profile, [], [Effect("followups", {"paused": command == "pause"})]
         )
     if command == "help":
-        return Transition(state.value, profile, [Reply(t("help.person"))])
+        text = t("help.person")
+        if platform == "matrix":  # Element: "!" or the plain word, never "/"
+            text += "\n\n" + t("help.person.matrix")
+        return Transition(state.value, profile, [Reply(text)])
     if command == "who":
         if state is State.CASE:
             return Transition(state.value, profile, [], [Effect("who")])
