@@ -109,6 +109,25 @@ _PLAIN_WORDS = {
     "neustart": "start",
     "neu starten": "start",
     "restart": "start",
+    # The other catalog languages: help, delete, language, who, back.
+    "помощь": "help",
+    "удалить": "delete",
+    "язык": "language",
+    "кто": "who",
+    "назад": "back",
+    "допомога": "help",
+    "видалити": "delete",
+    "мова": "language",
+    "хто": "who",
+    "مساعدة": "help",
+    "حذف": "delete",
+    "اللغة": "language",
+    "رجوع": "back",
+    "yardım": "help",
+    "sil": "delete",
+    "dil": "language",
+    "kim": "who",
+    "geri": "back",
 }
 #: In a case (or as the message for one) a lone "Hilfe" is a plea: it is passed on, not answered
 #: with the command list.
@@ -141,7 +160,10 @@ def command_of(msg: InboundMessage, *, in_case: bool = False) -> str | None:
         return "language"
     if text[:1] in "/!" and len(text) > 1:
         word = text[1:].split(maxsplit=1)[0].split("@")[0].casefold()
-        return _COMMANDS.get(word, word)
+        known = _COMMANDS.get(word) or _PLAIN_WORDS.get(word)
+        if text[0] == "!" and known is None and (in_case or not word.isalpha() or text[1] == " "):
+            return None  # "!!!", "! ja" or "!wichtig" to a counsellor: text, not a command
+        return known or word
     if text.casefold() in _BACK_WORDS:
         return "back"
     words = " ".join(text.casefold().rstrip("?!. ").split())

@@ -144,15 +144,27 @@ def _msg(text: str, platform: Platform = Platform.MATRIX) -> InboundMessage:
         ("fortsetzen", "resume"),
         ("!vanish", "vanish"),
         ("/delete", "delete"),
+        ("удалить", "delete"),
+        ("!удалить", "delete"),
+        ("Yardım", "help"),
+        ("حذف", "delete"),
     ],
 )
 def test_people_may_type_bang_commands_and_plain_words(text: str, command: str) -> None:
     assert intake.command_of(_msg(text)) == command
 
 
-@pytest.mark.parametrize("text", ["verschwinden", "ich will löschen", "Hilfe bitte", "Start-up"])
+@pytest.mark.parametrize(
+    "text", ["verschwinden", "ich will löschen", "Hilfe bitte", "Start-up", "!!!", "! ja", "!1"]
+)
 def test_other_text_is_no_command(text: str) -> None:
     assert intake.command_of(_msg(text)) is None
+
+
+def test_an_unknown_bang_word_is_text_in_a_case_and_an_unknown_command_before() -> None:
+    assert intake.command_of(_msg("!wichtig"), in_case=True) is None
+    assert intake.command_of(_msg("!wichtig")) == "wichtig"  # answered: "!help shows ..."
+    assert intake.command_of(_msg("/wichtig"), in_case=True) == "wichtig"
 
 
 def test_a_lone_help_in_a_case_is_a_plea_not_the_command_list() -> None:
@@ -265,3 +277,15 @@ def test_a_neutral_display_name_and_a_small_png_pass(tmp_path: Path) -> None:
     wrong = profile_refusals(_matrix(tmp_path, avatar_path=tmp_path / "a.gif"), directory)
     assert any("not a PNG" in f for f in wrong)
     assert PERSON_COMMANDS <= COMMANDS
+
+
+async def test_in_a_case_bang_text_and_a_lone_plea_reach_the_counsellor(named: World) -> None:
+    w = named
+    code = await w.open("p1")
+    await w.staff("a1", f"/claim {code}")
+    w.t.pop("alpha-room")
+    for text in ("!!! danke", "!wichtig: morgen geht nicht", "Hilfe"):
+        mine = await w.person("p1", text)
+        assert not any("Befehl" in m.text for m in mine), text
+        room = texts(w.t.pop("alpha-room"))
+        assert f"> {text}" in room, (text, room)
