@@ -9,6 +9,8 @@ native speaker pending); any other key falls back to English there.
 
 from __future__ import annotations
 
+import string
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,45 @@ CRISIS_KEYS = (
     "limits.case_cap",
     "error.generic",
 )
+
+
+#: Marks a name may end in ("JUMP!", "API e.V."): a full stop after it is not repeated.
+NAME_END_MARKS = ".!?…"
+_FORMATTER = string.Formatter()
+
+
+def after_name(name: str, following: str) -> str:
+    """The text that follows ``name``, without a mark the name already ends in.
+
+    ``"bei " + name + after_name(name, ". Danke")``: "bei JUMP! Danke", "bei API e.V.
+    Danke" - never "JUMP!." or "e.V..". Other punctuation stays ("e.V.,", "JUMP!:").
+    """
+    if not following or not name or name[-1] not in NAME_END_MARKS:
+        return following
+    first = following[0]
+    if (first == "." and not following.startswith("..")) or (first == name[-1] in "!?"):
+        return following[1:]
+    return following
+
+
+def fill(text: str, params: Mapping[str, Any]) -> str:
+    """``text.format(**params)``, with :func:`after_name` applied after every placeholder.
+
+    One rule for every name in every catalog: "Deine Anfrage ist bei {programme}." reads
+    "... bei JUMP!" for a programme called "JUMP!".
+    """
+    out: list[str] = []
+    previous = ""
+    for literal, field, spec, conversion in _FORMATTER.parse(text):
+        out.append(after_name(previous, literal) if previous else literal)
+        if field is None:
+            previous = ""
+            continue
+        value, _ = _FORMATTER.get_field(field, (), params)
+        value = _FORMATTER.convert_field(value, conversion)
+        previous = _FORMATTER.format_field(value, spec or "")
+        out.append(previous)
+    return "".join(out)
 
 
 @cache
@@ -72,7 +113,7 @@ class Translator:
 
     def __call__(self, key: str, **params: Any) -> str:
         text = self._texts.get(key) or self._fallback.get(key) or key
-        return text.format(**params) if params else text
+        return fill(text, params) if params else text
 
 
 @cache

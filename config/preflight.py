@@ -17,6 +17,9 @@ Refused (production):
 * equal master and pseudonym keys (one leaked key must not open both);
 * ``database.echo`` (SQLAlchemy prints bound parameters, pseudonyms and ids included,
   past the log redaction).
+* a Matrix display name that names a programme or the topic (chat lists and lock
+  screens show it with every message), or an avatar that is missing, too large or not
+  an image.
 
 ``check-config`` also flags Telegram staff given as ``@username`` (the bot only ever
 sees numeric ids, so such a counsellor can never act) and referral-only programmes
@@ -36,6 +39,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from config.directory import Directory, Programme
+from config.lockscreen import names_of, problems
 from config.settings import EXAMPLE_DIRECTORY, PACKAGE_DIR, ConfigError, Settings
 
 ENV_EXAMPLE = PACKAGE_DIR / "ausweg.env.example"
@@ -297,5 +301,38 @@ def preflight(settings: Settings, directory: Directory) -> Findings:
         settings.check_operator()
     except ConfigError as exc:  # people are told who runs the bot before they consent
         findings.refusals.append(str(exc))
+    findings.refusals += profile_refusals(settings, directory)
     findings.flags += directory_flags(directory)
     return findings
+
+
+#: Avatar images the bot uploads (by suffix), and their size limit.
+AVATAR_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+}
+AVATAR_MAX_BYTES = 1_000_000
+
+
+def profile_refusals(settings: Settings, directory: Directory) -> list[str]:
+    """The bot's Matrix profile: a name safe for a lock screen, an avatar that can be sent."""
+    ms = settings.matrix
+    if not ms.enabled:
+        return []
+    out = []
+    if ms.display_name and (found := problems(ms.display_name, "de", names_of(directory))):
+        out.append(
+            f"matrix.display_name gives the topic away ({', '.join(found)}): every chat list"
+            " and lock screen shows it; choose a neutral name"
+        )
+    path = ms.avatar_path
+    if path is not None:
+        if path.suffix.lower() not in AVATAR_TYPES:
+            out.append(f"matrix.avatar_path {path} is not a PNG, JPEG or WebP image")
+        elif not path.is_file():
+            out.append(f"matrix.avatar_path {path} does not exist")
+        elif path.stat().st_size > AVATAR_MAX_BYTES:
+            out.append(f"matrix.avatar_path {path} is larger than 1 MB")
+    return out

@@ -125,6 +125,18 @@ class MatrixSettings(BaseModel):
         " rooms always do); off: Element sends reactions unencrypted, so the homeservers"
         " would see which number a person tapped",
     )
+    display_name: str | None = Field(
+        "Ausweg",
+        max_length=64,
+        description="the bot account's display name, set at every start when it differs"
+        " (what chat lists and notifications show; it must not give the topic away);"
+        " empty: leave the profile as it is",
+    )
+    avatar_path: Path | None = Field(
+        None,
+        description="an image (PNG, JPEG, WebP, at most 1 MB) uploaded once as the bot's"
+        " avatar; uploaded again only when the file changes",
+    )
 
 
 class RetentionSettings(BaseModel):

@@ -1228,8 +1228,10 @@ def followup_buttons(t: Translator, *, paused: bool = False) -> tuple[tuple[Butt
 
 
 def one_stop(text: str, name: str) -> str:
-    """No doubled mark after a name that ends in one ("bei JUMP!." -> "bei JUMP!")."""
-    return text.replace(f"{name}.", name) if name[-1:] in "!?." else text
+    """The text as the translator made it: it already applies one rule after every name
+    (:func:`config.i18n.after_name`: "bei JUMP!." -> "bei JUMP!"). Kept for its callers."""
+    del name
+    return text
 
 
 def _kind(kind: str) -> str:

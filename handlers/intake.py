@@ -96,6 +96,52 @@ _COMMANDS = {
     "wer": "who",
 }
 _BACK_WORDS = frozenset({"zurück", "zurueck", "back"})
+#: Whole messages that work as a command without ``/`` or ``!``: Element intercepts
+#: unknown /commands and owns /help, and a plain word is what most people try first.
+#: Not "vanish" (it acts at once, no confirmation): that one needs its prefix.
+_PLAIN_WORDS = {
+    "hilfe": "help",
+    "help": "help",
+    "befehle": "help",
+    "commands": "help",
+    "löschen": "delete",
+    "loeschen": "delete",
+    "delete": "delete",
+    "alles löschen": "delete",
+    "delete everything": "delete",
+    "sprache": "language",
+    "language": "language",
+    "pause": "pause",
+    "pausieren": "pause",
+    "fortsetzen": "resume",
+    "resume": "resume",
+    "start": "start",
+    "neustart": "start",
+    "neu starten": "start",
+    "restart": "start",
+    # The other catalog languages: help, delete, language, who, back.
+    "помощь": "help",
+    "удалить": "delete",
+    "язык": "language",
+    "кто": "who",
+    "назад": "back",
+    "допомога": "help",
+    "видалити": "delete",
+    "мова": "language",
+    "хто": "who",
+    "مساعدة": "help",
+    "حذف": "delete",
+    "اللغة": "language",
+    "رجوع": "back",
+    "yardım": "help",
+    "sil": "delete",
+    "dil": "language",
+    "kim": "who",
+    "geri": "back",
+}
+#: In a case (or as the message for one) a lone "Hilfe" is a plea: it is passed on, not answered
+#: with the command list.
+_PLEAS = frozenset({"help"})
 #: Plain words that ask who reads along (Element intercepts unknown /commands).
 _WHO_WORDS = frozenset(
     {"wer", "who", "wer bist du", "wer liest mit", "wer ist da", "who are you", "who is reading"}
@@ -118,8 +164,11 @@ class IntakeContext:
     controller: OperatorSettings = DEMO_OPERATOR
 
 
-def command_of(msg: InboundMessage) -> str | None:
-    """The command in a message (``/start`` or ``!start``), normalised, if any."""
+def command_of(msg: InboundMessage, *, in_case: bool = False) -> str | None:
+    """The command in a message (``/start``, ``!start`` or the plain word), normalised.
+
+    ``in_case``: the person talks to a counsellor, so a plea ("Hilfe") is text.
+    """
     text = msg.text.strip()
     if msg.button and msg.button.startswith("cmd:"):
         return msg.button[4:]
@@ -127,11 +176,18 @@ def command_of(msg: InboundMessage) -> str | None:
         return "language"
     if text[:1] in "/!" and len(text) > 1:
         word = text[1:].split(maxsplit=1)[0].split("@")[0].casefold()
-        return _COMMANDS.get(word, word)
+        known = _COMMANDS.get(word) or _PLAIN_WORDS.get(word)
+        if text[0] == "!" and known is None and (in_case or not word.isalpha() or text[1] == " "):
+            return None  # "!!!", "! ja" or "!wichtig" to a counsellor: text, not a command
+        return known or word
     if text.casefold() in _BACK_WORDS:
         return "back"
-    if text.casefold().rstrip("?!. ") in _WHO_WORDS:
+    words = " ".join(text.casefold().rstrip("?!. ").split())
+    if words in _WHO_WORDS:
         return "who"
+    plain = _PLAIN_WORDS.get(words)
+    if plain is not None and not (in_case and plain in _PLEAS):
+        return plain
     return None
 
 
@@ -309,7 +365,7 @@ def _step(
         too_long = Reply(t("error.too_long", max=MAX_TEXT))
         return Transition(state.value, profile, [*replies, too_long], effects)
 
-    command = command_of(msg)
+    command = command_of(msg, in_case=state in (State.CASE, State.MESSAGE))
     if command is not None:
         arg = msg.text.strip().partition(" ")[2].strip() if msg.text else ""
         result = _command(ctx, command, state, profile, t, arg, msg.platform.value)
@@ -784,7 +840,10 @@ def _command(
             return Transition(state.value, profile, [Reply(t("followup.none"))])
         return Transition(state.value, profile, [], [Effect("followups", {"action": command})])
     if command == "help":
-        return Transition(state.value, profile, [Reply(t("help.person"))])
+        text = t("help.person")
+        if platform == "matrix":  # Element: "!" or the plain word, never "/"
+            text += "\n\n" + t("help.person.matrix")
+        return Transition(state.value, profile, [Reply(text)])
     if command == "who":
         if state is State.CASE:
             return Transition(state.value, profile, [], [Effect("who")])

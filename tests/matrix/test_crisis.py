@@ -7,6 +7,8 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from bot.commands import for_platform
+from bot.messages import Platform
 from bot.transports.matrix import MatrixTransport
 from config.directory import Directory
 from config.i18n import translator
@@ -21,7 +23,12 @@ from tests.matrix.journey import (
     running,
 )
 
-DE = translator("de")
+_DE = translator("de")
+
+
+def DE(key: str) -> str:
+    """A German text as Matrix shows it (commands named "!delete": issue 12 part 10)."""
+    return for_platform(_DE(key), Platform.MATRIX)
 
 
 async def test_crisis_before_consent_contact_now_reaches_the_staff_room_urgently(

@@ -10,7 +10,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from bot.messages import Button
+from bot.commands import for_platform
+from bot.messages import Button, Platform
 from bot.staff_text import QUOTE, is_quoted, one_line
 
 __all__ = [
@@ -59,8 +60,10 @@ def notice_content(text: str, buttons: Sequence[Button] = ()) -> dict[str, Any]:
 
     ``m.mentions`` is empty so that no word of the text pings anybody. Quoted person
     text (lines starting with ``> ``) is a ``<blockquote>``: it cannot pass for a line
-    of the bot.
+    of the bot. Commands are named as Element lets them through (``!delete``, never
+    ``/help``: :func:`bot.commands.for_platform`).
     """
+    text = for_platform(text, Platform.MATRIX)
     body = text
     formatted = _html(text)
     if buttons:

@@ -85,6 +85,8 @@ class StoredSession:
     store_version: int | None = None
     #: Staff rooms the bot created: programme id -> room id.
     team_rooms: Mapping[str, str] = field(default_factory=dict)
+    #: The avatar uploaded last: "<sha256 of the file> <mxc URI>" (uploaded once).
+    avatar: str = ""
 
     def __repr__(self) -> str:
         return "StoredSession(<secret>)"
@@ -103,6 +105,7 @@ class StoredSession:
                 "seeds": seeds,
                 "store_version": self.store_version,
                 "team_rooms": dict(self.team_rooms),
+                "avatar": self.avatar,
             }
         ).encode()
 
@@ -120,6 +123,7 @@ class StoredSession:
             else None,
             store_version=data.get("store_version"),
             team_rooms={str(k): str(v) for k, v in (data.get("team_rooms") or {}).items()},
+            avatar=str(data.get("avatar") or ""),
         )
 
 

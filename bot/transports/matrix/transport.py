@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import io
 import json
 import logging
+import mimetypes
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -45,6 +48,9 @@ from nio import (
     LoginResponse,
     MatrixRoom,
     MegolmEvent,
+    ProfileGetResponse,
+    ProfileSetAvatarResponse,
+    ProfileSetDisplayNameResponse,
     ReactionEvent,
     RoomCreateResponse,
     RoomGetStateEventResponse,
@@ -61,6 +67,7 @@ from nio import (
     SyncResponse,
     UnknownBadEvent,
     UnknownEvent,
+    UploadResponse,
     WhoamiResponse,
 )
 from nio.api import Api, MessageDirection
@@ -356,6 +363,7 @@ class MatrixTransport:
         """Log in, cross-sign the device, join the staff rooms."""
         await self._login(client)
         await self._cross_sign(client)
+        await self._set_profile(client)
         await self._join_staff_rooms(client)
         try:
             await self._ensure_team_rooms()
@@ -495,6 +503,56 @@ class MatrixTransport:
         seeds = await ensure_cross_signing(client, stored, password)
         if seeds != stored:
             self._save(seeds=seeds)
+
+    async def _set_profile(self, client: AsyncClient) -> None:
+        """Display name and avatar from the settings (chat lists show them, not "ausweg").
+
+        Changed only when they differ: every change is a new member event in every room
+        the bot is in. The avatar is uploaded once (again only when the file changes);
+        the stored "<sha256> <mxc>" tells. A refusal is logged, never fatal: the chats
+        work without a profile.
+        """
+        ms = self._settings.matrix
+        if not ms.display_name and ms.avatar_path is None:
+            return
+        current = await client.get_profile(self.user_id)
+        if not isinstance(current, ProfileGetResponse):
+            if _unavailable(http_status(current)):
+                raise MatrixError("matrix profile unavailable", status=http_status(current))
+            current = ProfileGetResponse()  # no profile yet (404): set everything
+        if ms.display_name and current.displayname != ms.display_name:
+            done = await client.set_displayname(ms.display_name)
+            if not isinstance(done, ProfileSetDisplayNameResponse):
+                log.error("matrix: display name not set: %s", http_status(done))
+        if ms.avatar_path is not None:
+            mxc = await self._avatar(client, ms.avatar_path)
+            if mxc and current.avatar_url != mxc:
+                done_avatar = await client.set_avatar(mxc)
+                if not isinstance(done_avatar, ProfileSetAvatarResponse):
+                    log.error("matrix: avatar not set: %s", http_status(done_avatar))
+
+    async def _avatar(self, client: AsyncClient, path: Path) -> str | None:
+        """The mxc URI of the avatar file: the stored one if the file is unchanged."""
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            log.error("matrix: avatar file not readable: %s", type(exc).__name__)
+            return None
+        digest = hashlib.sha256(data).hexdigest()
+        stored_digest, _, stored_mxc = (self._session.avatar if self._session else "").partition(
+            " "
+        )
+        if stored_digest == digest and stored_mxc:
+            return stored_mxc
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        response, _ = await client.upload(
+            io.BytesIO(data), content_type, filename=path.name, filesize=len(data)
+        )
+        if not isinstance(response, UploadResponse):
+            log.error("matrix: avatar upload refused: %s", http_status(response))
+            return None
+        self._save(avatar=f"{digest} {response.content_uri}")
+        return str(response.content_uri)
 
     async def _join_staff_rooms(self, client: AsyncClient) -> None:
         if not self.staff_rooms:
