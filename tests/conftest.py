@@ -88,6 +88,7 @@ def process_env(tmp_path: Path, **settings: str) -> dict[str, str]:
         AUSWEG_DATA_DIR=str(tmp_path / "data"),
         AUSWEG_CRYPTO__KEY_FILE=str(keys),
         AUSWEG_LOG_LEVEL="DEBUG",
+        AUSWEG_HEALTH__PORT="0",  # any free port: processes of parallel tests do not clash
         **settings,
     )
     return env

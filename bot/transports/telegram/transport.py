@@ -248,6 +248,12 @@ class TelegramTransport:
     #: Undelivered events come again after a crash: the core keeps replies until sent.
     redelivers = True
 
+    @property
+    def leader_only(self) -> bool:
+        """Polling runs on the leader only (two pollers conflict); every instance can
+        serve the webhook."""
+        return self.config.mode == "polling"
+
     def __init__(
         self,
         config: TelegramConfig,
