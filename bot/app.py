@@ -178,6 +178,10 @@ class App:
         await self.threads.load(self.db)
         self._flusher = asyncio.create_task(self._flush_loop())
         self.router.outbox = any(getattr(t, "redelivers", False) for t in self.transports.values())
+        for platform in self.transports:  # every series present from the start
+            for counter in (self.metrics.messages_in, self.metrics.messages_out):
+                counter.labels(platform=platform.value)
+            self.metrics.send_retries.labels(platform=platform.value)
         for transport in self.transports.values():
             self._hand_directory(transport, directory)
             if not _leader_only(transport):
