@@ -83,12 +83,17 @@ async def readiness(app: App, verdict: Readiness) -> tuple[bool, str]:
         missing.append("no platform connected (missing: " + ", ".join(down) + ")")
     if missing:
         return False, "not ready: " + "; ".join(missing)
-    line = "ready: " + ", ".join(up or ["standby"])
-    if down:
-        line += f" (missing: {', '.join(down)})"
-    if standby:
-        line += f" (held by the leader: {', '.join(standby)})"
-    return True, line
+    return True, ready_line(up, down, standby)
+
+
+def ready_line(up: list[str], down: list[str], held: list[str]) -> str:
+    """``ready: telegram (missing: matrix)``; on standby ``ready: standby (telegram held
+    by the leader)``. The runner's health status uses the same words."""
+    line = "ready: " + (", ".join(up) if up or not held else "standby")
+    notes = [f"missing: {', '.join(down)}"] if down else []
+    if held:
+        notes.append(f"{', '.join(held)} held by the leader")
+    return line + "".join(f" ({note})" for note in notes)
 
 
 class HealthServer:

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.health import Readiness
+from bot.health import Readiness, ready_line
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,10 @@ def _remove(path: Path) -> None:
 
 async def _ready(app: Runnable, limit: float) -> None:
     waits: list[Awaitable[None]] = []
+    standby = getattr(app, "standby", None)
     for transport in app.transports.values():
+        if callable(standby) and standby(transport):
+            continue  # not started here: the leader runs it
         wait: Callable[[], Awaitable[None]] | None = getattr(transport, "wait_ready", None)
         if wait is not None:
             waits.append(wait())
@@ -233,9 +236,7 @@ async def run_until_stopped(
             if ready_file is not None:
                 _write_ready(ready_file)
             up, down = _connected(app)
-            status = "ready: " + ", ".join(up) + (f" (missing: {', '.join(down)})" if down else "")
-            held = _held(app)
-            status += f" (standby: {', '.join(held)} held by the leader)" if held else ""
+            status = ready_line(up, down, _held(app))
             _health(health, status)
             verdict.status, verdict.ready = status, True
             _sd_notify("READY=1")
