@@ -122,9 +122,7 @@ class PgLease:
         retry: float = RETRY_SECONDS,
         check: float = CHECK_SECONDS,
     ) -> None:
-        self._dsn = make_url(url).set(drivername="postgresql").render_as_string(
-            hide_password=False
-        )
+        self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._args = dict(connect_args or {})
         self.key = lock_key(url, self._args)
         self.retry = retry

@@ -50,9 +50,7 @@ class Metrics:
             "ausweg_purged_rows", "Rows deleted by the retention purge", ["kind"], registry=r
         )
         self.purges = Counter("ausweg_purges", "Purge runs", registry=r)
-        self.followups_fired = Counter(
-            "ausweg_followups_fired", "Follow-up jobs run", registry=r
-        )
+        self.followups_fired = Counter("ausweg_followups_fired", "Follow-up jobs run", registry=r)
         self.leader = Gauge("ausweg_leader", "1 while this instance leads", registry=r)
         self.outbox_waiting = Gauge(
             "ausweg_outbox_waiting", "Reply sets waiting for an unreachable platform", registry=r
@@ -84,6 +82,7 @@ class Metrics:
 
         Programme ids not in ``programmes`` (the directory) are reported as ``other``.
         """
+
         def programme(value: str) -> str:
             return value if value in programmes else "other"
 

@@ -136,8 +136,7 @@ async def _first_connection(app: Runnable, stop: asyncio.Event, health: Path | N
     waits = [
         asyncio.ensure_future(t.wait_connected())
         for t in app.transports.values()
-        if callable(getattr(t, "wait_connected", None))
-        and not (callable(standby) and standby(t))
+        if callable(getattr(t, "wait_connected", None)) and not (callable(standby) and standby(t))
     ]
     stopped = asyncio.ensure_future(stop.wait())
     try:
@@ -230,9 +229,7 @@ async def run_until_stopped(
             _remove(stale)  # left behind by a killed process: not ready yet
     verdict = verdict or Readiness()
     try:
-        if await _started(app, ready_timeout, stop) and await _first_connection(
-            app, stop, health
-        ):
+        if await _started(app, ready_timeout, stop) and await _first_connection(app, stop, health):
             if ready_file is not None:
                 _write_ready(ready_file)
             up, down = _connected(app)

@@ -131,9 +131,7 @@ async def test_readyz_says_the_database_is_unreachable(
     await proxy.up()
     url = settings.database_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     assert url != settings.database_url
-    settings.database = DatabaseSettings(
-        url=url, connect_args=settings.database.connect_args
-    )
+    settings.database = DatabaseSettings(url=url, connect_args=settings.database.connect_args)
     app = App(
         settings, [MemoryTransport()], clock=clock, directory=directory_without(),
         lease=FileLease(None),  # the lease is not what this test is about
