@@ -4,7 +4,9 @@ second instance, a follower takes the leader's parts over when the lease frees."
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -16,10 +18,13 @@ from bot.leader import FileLease, PgLease
 from bot.messages import OutboundMessage, Platform, SendResult
 from bot.transports.base import InboundHandler
 from bot.transports.memory import MemoryTransport
+from config.directory import Directory
 from config.settings import ConfigError, Settings
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, process_env, production_directory
+from tests.telegram.conftest import telegram_directory
 from tests.world import directory_without
 
+ROOT = Path(__file__).resolve().parents[1]
 #: Fast lease timings for tests (production: 1 s each).
 FAST = {"retry": 0.05, "check": 0.1}
 
@@ -155,3 +160,37 @@ async def test_a_follower_runs_no_leader_parts_and_takes_over(
     finally:
         await app1.stop()
         await app2.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_ausweg_run_refuses_a_second_instance_on_sqlite_in_one_line(
+    settings: Settings, clock: FakeClock, directory: Directory, tmp_path: Path
+) -> None:
+    """`ausweg run` beside a running instance on the same SQLite data: exit 2, one line."""
+    first = App(settings, [MemoryTransport()], clock=clock, directory=directory_without())
+    await first.start()
+    try:
+        assert settings.data_dir == tmp_path / "data"  # where process_env puts the data too
+        env = process_env(
+            tmp_path,
+            AUSWEG_DIRECTORY_PATH=str(
+                production_directory(telegram_directory(directory), tmp_path / "d.yaml")
+            ),
+            AUSWEG_TELEGRAM__ENABLED="true",
+            AUSWEG_TELEGRAM__TOKEN="123456:" + "A" * 35,
+            AUSWEG_TELEGRAM__BASE_URL="http://127.0.0.1:9",  # never reached
+        )
+        env["PYTHONPATH"] = str(ROOT)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run",
+            cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        async with asyncio.timeout(60):
+            _, err = await proc.communicate()
+    finally:
+        await first.stop()
+    assert proc.returncode == 2
+    lines = err.decode().strip().splitlines()
+    assert lines[-1].startswith("ausweg: another instance already runs on this SQLite database")
+    assert "use PostgreSQL to run two" in lines[-1]
+    assert "Traceback" not in err.decode()
