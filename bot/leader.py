@@ -155,7 +155,7 @@ class PgLease:
                     "SELECT pg_try_advisory_lock($1)", self.key, timeout=self.check * 5
                 )
             )
-        except (OSError, TimeoutError, Exception) as exc:
+        except Exception as exc:  # unreachable, refused, timed out: not leading
             log.warning("leader lease: database not reachable (%s)", type(exc).__name__)
             await self._drop()
             return False
