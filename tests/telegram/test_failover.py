@@ -324,8 +324,11 @@ async def test_sigkill_of_the_leader_under_load_the_other_takes_over(
     checkins = counts(api, FOLLOWED, CHECKIN)
     followups_doubled = sum(1 for u in FOLLOWED if checkins[u] > 1)
     followups_lost = sum(1 for u in FOLLOWED if checkins[u] < 1)
+    got = counts(api, load.users)
+    twice = {u for u, n in load.sent.items() if got[u] > REPLIES_PER_START * n}
+    print(f"\nanswered twice: {len(twice & set(later))} of the last answered before the kill")
     print(
-        f"\nfailover (SIGKILL): takeover {takeover:.2f} s, messages {len(load.update_ids)},"
+        f"failover (SIGKILL): takeover {takeover:.2f} s, messages {len(load.update_ids)},"
         f" messages lost {lost}, replies doubled {doubled},"
         f" follow-ups doubled {followups_doubled}, follow-ups lost {followups_lost}"
     )
