@@ -1,8 +1,15 @@
 """Composition root: settings -> database -> vault -> directory -> router -> transports.
 
-Start order: check secrets, migrate, build the core, load staff threads, rebuild
-scheduled follow-ups, start transports. Stop order is the reverse; transports stop
-before the database closes and pending message refs are flushed.
+Start order: check secrets, take the lease, migrate, build the core, load staff
+threads, start the transports every instance runs, then - when leading - rebuild
+scheduled follow-ups, start the leader's transports and send what a crashed leader
+left in the outbox. Stop order is the reverse; transports stop before the database
+closes and pending message refs are flushed.
+
+Leadership (:mod:`bot.leader`): with PostgreSQL two instances can share one
+database; only the leader polls Telegram, syncs Matrix, fires follow-ups and
+purges. A Telegram webhook is served by every instance. A follower that gains the
+lease takes all of that over; a leader that loses it stops those parts at once.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from sqlalchemy import insert, select
 
 from bot.bounded import BoundedDict
 from bot.clock import Clock, SystemClock, hour
+from bot.leader import Lease, lease_for
 from bot.messages import (
     Address,
     InboundMessage,
@@ -27,6 +35,7 @@ from bot.messages import (
     Platform,
     SendResult,
 )
+from bot.metrics import Metrics
 from bot.router import Handled, Router
 from bot.scheduler import REFRESH_MINUTES, Scheduler
 from bot.transports.base import SendLater, Transport
@@ -93,6 +102,7 @@ class App:
         schedule: bool = True,
         limits: Limits | None = None,
         retry_seconds: float = RETRY_SECONDS,
+        lease: Lease | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -105,6 +115,11 @@ class App:
         self.router: Router | None = None
         self.threads = ThreadMap()
         self.scheduler = Scheduler(self.clock) if schedule else None
+        #: Decides whether this instance leads (default: fits the database; see start).
+        self.lease = lease
+        #: Serialises taking over and standing down (the lease loop vs. stop).
+        self._turn = asyncio.Lock()
+        self.metrics = Metrics()
         self.limits = limits or Limits()
         self.dropped = 0
         self._refs: dict[str, list[str]] = defaultdict(list)
@@ -136,6 +151,9 @@ class App:
         self.settings.check_operator()
         directory = self._directory or load_directory(self.settings.directory_path)
         self._directory = directory
+        if self.lease is None:
+            self.lease = lease_for(self.settings.database_url, self.settings.database.connect_args)
+        leading = await self.lease.acquire()  # SQLite: refuses a second instance here
         self.db = Database(
             self.settings.database_url,
             echo=self.settings.database.echo,
@@ -160,6 +178,42 @@ class App:
             controller=self.settings.controller(),
         )
         await self.threads.load(self.db)
+        self._flusher = asyncio.create_task(self._flush_loop())
+        self.router.outbox = any(getattr(t, "redelivers", False) for t in self.transports.values())
+        for platform in self.transports:  # every series present from the start
+            for counter in (self.metrics.messages_in, self.metrics.messages_out):
+                counter.labels(platform=platform.value)
+            self.metrics.send_retries.labels(platform=platform.value)
+        for transport in self.transports.values():
+            self._hand_directory(transport, directory)
+            if not _leader_only(transport):
+                await transport.start(self.on_message)
+        if leading:
+            await self._lead()
+        else:
+            self._drained.set()
+            log.info("standing by: another instance leads")
+        if self.router.outbox:
+            self._retrier = asyncio.create_task(self._retry_loop())
+        self.lease.watch(self._take_over, self._stand_down)
+        # Not "ready": the runner says that once a platform is connected.
+        log.info("started: %d transport(s)", len(self.transports))
+
+    @property
+    def leading(self) -> bool:
+        """This instance polls, syncs, fires follow-ups and purges."""
+        return self.lease is not None and self.lease.leading
+
+    def standby(self, transport: Transport) -> bool:
+        """A transport only the leader runs, on an instance that does not lead."""
+        return _leader_only(transport) and not self.leading
+
+    async def _lead(self) -> None:
+        """Run the leader's parts: jobs, the leader's transports, the outbox a crashed
+        leader left (sent before any new message is handled)."""
+        if self.router is None:
+            return
+        self._drained.clear()
         if self.scheduler is not None:
             self.scheduler.start(self.fire_followup)
             self.scheduler.every("escalate", 15, self.escalate)
@@ -169,33 +223,50 @@ class App:
             self.scheduler.every("purge", 60, self.purge)
             self.scheduler.every("followup-window", REFRESH_MINUTES, self.load_followup_window)
             await self.load_followup_window()
-        self._flusher = asyncio.create_task(self._flush_loop())
-        self.router.outbox = any(getattr(t, "redelivers", False) for t in self.transports.values())
         for transport in self.transports.values():
-            self._hand_directory(transport, directory)
-            await transport.start(self.on_message)
+            if _leader_only(transport):
+                await transport.start(self.on_message)
         if self.router.outbox:
             await self.drain_outbox()
-            self._retrier = asyncio.create_task(self._retry_loop())
         self._drained.set()
-        # Not "ready": the runner says that once a platform is connected.
-        log.info("started: %d transport(s)", len(self.transports))
+
+    async def _take_over(self) -> None:
+        """The lease came to this instance (the leader died or lost its connection)."""
+        async with self._turn:
+            if self.router is not None and self.leading:
+                log.info("taking over as leader")
+                await self._lead()
+
+    async def _stand_down(self) -> None:
+        """The lease is lost: stop the leader's parts at once (another takes over)."""
+        async with self._turn:
+            await self._stop_leader_parts()
+
+    async def _stop_leader_parts(self) -> None:
+        for transport in reversed(list(self.transports.values())):
+            if _leader_only(transport):
+                await self._stop_transport(transport)
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = Scheduler(self.clock, self.scheduler.horizon)
+
+    async def _stop_transport(self, transport: Transport) -> None:
+        try:
+            await transport.stop()
+        except Exception as exc:
+            name = transport.platform.value
+            log.error("transport %s did not stop cleanly: %s", name, type(exc).__name__)
 
     async def stop(self) -> None:
         """Stop retries, transports and jobs, flush refs, then close the database."""
+        if self.lease is not None:
+            await self.lease.unwatch()  # a take-over must not start what is being stopped
         if self._retrier is not None:  # first: a retry must not meet a stopped transport
             self._retrier.cancel()
             await asyncio.gather(self._retrier, return_exceptions=True)
             self._retrier = None
         for transport in reversed(list(self.transports.values())):
-            try:
-                await transport.stop()
-            except Exception as exc:
-                log.error(
-                    "transport %s did not stop cleanly: %s",
-                    transport.platform.value,
-                    type(exc).__name__,
-                )
+            await self._stop_transport(transport)
         if self.scheduler is not None:
             self.scheduler.stop()
         if self._flusher is not None:
@@ -211,6 +282,8 @@ class App:
         if self.keys_db is not None:
             await self.keys_db.dispose()
             self.keys_db = None
+        if self.lease is not None:
+            await self.lease.release()  # last: the next leader finds the work finished
 
     def reload_directory(self, directory: Directory | None = None) -> None:
         """Use a new directory at once (e.g. a counsellor was removed)."""
@@ -247,7 +320,12 @@ class App:
         if not self._drained.is_set():
             # Replies a crash left behind go first: a new answer must not overtake them.
             await self._drained.wait()
-        handled = await self.router.handle(msg)
+        self.metrics.messages_in.labels(platform=msg.address.platform.value).inc()
+        try:
+            handled = await self.router.handle(msg)
+        except Exception:
+            self.metrics.error("handler")
+            raise
         if msg.message_ref and handled.contact_id:
             self._note_ref(handled.contact_id, msg.message_ref)
         await self._finish(handled)
@@ -359,6 +437,7 @@ class App:
                     await self.retry_waiting()
                 except Exception as exc:  # a bug must not end the retries
                     log.error("retry round failed: %s", type(exc).__name__)
+                    self.metrics.error("retry")
 
     async def retry_waiting(self) -> None:
         """One round over the waiting reply sets, oldest first.
@@ -426,16 +505,20 @@ class App:
             self.dropped += 1
             log.warning("no transport for %s; message not sent", out.address.platform.value)
             return True
+        platform = out.address.platform.value
         try:
             result = await transport.send(out)
         except SendLater:
             log.warning("%s unreachable; a reply waits to be sent again", out.address.platform)
+            self.metrics.send_retries.labels(platform=platform).inc()
             if pending and out.contact_id:
                 self._held_refs[out.contact_id] = pending  # for the next attempt
             return False
         except Exception as exc:
-            log.error("sending failed on %s: %s", out.address.platform.value, type(exc).__name__)
+            log.error("sending failed on %s: %s", platform, type(exc).__name__)
+            self.metrics.error("send")
             return True
+        self.metrics.messages_out.labels(platform=platform).inc()
         if result is not None:
             await self._remember(out, result)
         if out.kind is OutKind.CLOSE:
@@ -523,7 +606,13 @@ class App:
     async def fire_followup(self, followup_id: str) -> None:
         """Scheduler callback: send one follow-up if it is due."""
         if self.router is not None:
-            await self._finish(await self.router.run("followup", followup_id))
+            self.metrics.followups_fired.inc()
+            try:
+                handled = await self.router.run("followup", followup_id)
+            except Exception:
+                self.metrics.error("followup")
+                raise
+            await self._finish(handled)
 
     async def escalate(self) -> None:
         """Scheduler callback: remind staff of overdue cases."""
@@ -559,7 +648,11 @@ class App:
             report = await purge(self.db, self.keystore, now, vacuum=vacuum)
         except Exception as exc:
             log.error("purge failed: %s", type(exc).__name__)
+            self.metrics.error("purge")
             return
+        self.metrics.purges.inc()
+        for kind, count in report.counts.items():
+            self.metrics.purged.labels(kind=kind).inc(count)
         self._apply_jobs([JobChange(fid, None) for fid in report.followup_ids])
         for room in report.rooms:  # the person's chat on platforms with rooms
             await self.deliver(OutboundMessage(room, "", kind=OutKind.FORGET))
@@ -593,6 +686,14 @@ class App:
             await self.fire_followup(fid)
         return len(due)
 
+    async def refresh_metrics(self) -> None:
+        """Bring the gauges up to date (called when /metrics is scraped)."""
+        self.metrics.leader.set(1 if self.leading else 0)
+        self.metrics.outbox_waiting.set(self.waiting)
+        if self.db is not None and self.router is not None:
+            programmes = {p.id for p in self.router.directory.programmes}
+            await self.metrics.refresh(self.db, self.clock.now(), programmes)
+
     async def load_followup_window(self) -> int:
         """Schedule the stored follow-ups due within the scheduler's window (at start, after
         a restart, and periodically); returns how many. One indexed range query."""
@@ -606,3 +707,8 @@ class App:
         for fid, due in rows:
             self.scheduler.followup(fid, due)
         return len(rows)
+
+
+def _leader_only(transport: Transport) -> bool:
+    """Receiving that must run once (Telegram polling, the Matrix sync)."""
+    return bool(getattr(transport, "leader_only", False))

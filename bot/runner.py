@@ -10,7 +10,11 @@ container health checks; removed on stop) and systemd's ``READY=1`` when
 is not ready: until one connects, the health status (a ``health`` file next to
 the ready file, systemd's ``STATUS=`` and a log line) names the platforms missing.
 On a signal the transports stop first (each finishes the update in hand), then
-the database closes.
+the database closes; a signal during the start stops it at once. The HTTP
+endpoint ``/readyz`` (bot/health.py) follows the same verdict (``Readiness``).
+
+An instance on standby (another instance leads, bot/leader.py) counts its
+leader-only platforms as neither connected nor missing: it is ready to take over.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
+
+from bot.health import Readiness, ready_line
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +76,10 @@ def _remove(path: Path) -> None:
 
 async def _ready(app: Runnable, limit: float) -> None:
     waits: list[Awaitable[None]] = []
+    standby = getattr(app, "standby", None)
     for transport in app.transports.values():
+        if callable(standby) and standby(transport):
+            continue  # not started here: the leader runs it
         wait: Callable[[], Awaitable[None]] | None = getattr(transport, "wait_ready", None)
         if wait is not None:
             waits.append(wait())
@@ -89,9 +98,20 @@ def _connected(app: Runnable) -> tuple[list[str], list[str]]:
     connected (memory, console)."""
     up: list[str] = []
     down: list[str] = []
+    standby = getattr(app, "standby", None)
     for key, transport in app.transports.items():
+        if callable(standby) and standby(transport):
+            continue  # held by the leader
         (up if getattr(transport, "connected", True) else down).append(_name(key, transport))
     return up, down
+
+
+def _held(app: Runnable) -> list[str]:
+    """Platforms held by another instance (this one is on standby)."""
+    standby = getattr(app, "standby", None)
+    if not callable(standby):
+        return []
+    return [_name(k, t) for k, t in app.transports.items() if standby(t)]
 
 
 def _health(path: Path | None, status: str) -> None:
@@ -112,10 +132,11 @@ async def _first_connection(app: Runnable, stop: asyncio.Event, health: Path | N
     status = "not ready: no platform connected (missing: " + ", ".join(down) + ")"
     log.warning("%s; retrying in the background", status)
     _health(health, status)
+    standby = getattr(app, "standby", None)
     waits = [
         asyncio.ensure_future(t.wait_connected())
         for t in app.transports.values()
-        if callable(getattr(t, "wait_connected", None))
+        if callable(getattr(t, "wait_connected", None)) and not (callable(standby) and standby(t))
     ]
     stopped = asyncio.ensure_future(stop.wait())
     try:
@@ -125,6 +146,33 @@ async def _first_connection(app: Runnable, stop: asyncio.Event, health: Path | N
             waiter.cancel()
         await asyncio.gather(*waits, stopped, return_exceptions=True)
     return not stop.is_set()
+
+
+async def _started(app: Runnable, limit: float, stop: asyncio.Event) -> bool:
+    """Start the app and wait for its first round; False when a signal came first.
+
+    A SIGTERM during a long start (migrations, an unreachable platform's retries, a
+    big first Matrix sync) must not wait for it: the start is cancelled and the app
+    stopped by the caller.
+    """
+
+    async def start() -> None:
+        await app.start()
+        await _ready(app, limit)
+
+    starting = asyncio.ensure_future(start())
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not starting.done():
+            starting.cancel()
+        await asyncio.gather(starting, stopped, return_exceptions=True)
+    if starting.cancelled():
+        return False
+    starting.result()  # a failed start (TimeoutError, ConfigError) propagates
+    return True
 
 
 def _reload(reload: Callable[[], None]) -> None:
@@ -143,6 +191,7 @@ async def run_until_stopped(
     ready_timeout: float = 120.0,
     stop: asyncio.Event | None = None,
     reload: Callable[[], None] | None = None,
+    verdict: Readiness | None = None,
 ) -> None:
     """Start ``app``, report readiness, wait for SIGTERM/SIGINT (or ``stop``), stop ``app``.
 
@@ -153,6 +202,8 @@ async def run_until_stopped(
         stop: an event that stops the app like a signal (tests, embedding).
         reload: what SIGHUP runs (default: the app's ``reload_directory``); raising
             keeps the old directory.
+        verdict: set ready at the moment the ready file is written, cleared on stop
+            (what ``/readyz`` starts from).
 
     Raises:
         TimeoutError: a transport did not become ready in time (the app is stopped).
@@ -176,21 +227,22 @@ async def run_until_stopped(
     for stale in (ready_file, health):
         if stale is not None:
             _remove(stale)  # left behind by a killed process: not ready yet
+    verdict = verdict or Readiness()
     try:
-        await app.start()
-        await _ready(app, ready_timeout)
-        if await _first_connection(app, stop, health):
+        if await _started(app, ready_timeout, stop) and await _first_connection(app, stop, health):
             if ready_file is not None:
                 _write_ready(ready_file)
             up, down = _connected(app)
-            status = "ready: " + ", ".join(up) + (f" (missing: {', '.join(down)})" if down else "")
+            status = ready_line(up, down, _held(app))
             _health(health, status)
+            verdict.status, verdict.ready = status, True
             _sd_notify("READY=1")
             log.info("ready")
             await stop.wait()
         log.info("stopping")
         _sd_notify("STOPPING=1")
     finally:
+        verdict.status, verdict.ready = "not ready: stopping", False
         for sig in installed:
             loop.remove_signal_handler(sig)
         for path in (ready_file, health):

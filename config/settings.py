@@ -139,6 +139,14 @@ class MatrixSettings(BaseModel):
     )
 
 
+class HealthSettings(BaseModel):
+    """The HTTP server for /healthz, /readyz and /metrics (bot/health.py)."""
+
+    enabled: bool = True
+    listen: str = Field("127.0.0.1", description="keep it on localhost unless a monitor needs it")
+    port: int = Field(9090, ge=0, le=65535, description="0: any free port (tests)")
+
+
 class RetentionSettings(BaseModel):
     """How long each stage keeps data. Defaults follow docs/PRIVACY.md."""
 
@@ -200,6 +208,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     matrix: MatrixSettings = Field(default_factory=MatrixSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
 
     def controller(self) -> OperatorSettings:

@@ -101,6 +101,7 @@ def process_env(tmp_path: Path, **settings: str) -> dict[str, str]:
         AUSWEG_CRYPTO__KEY_FILE=str(keys),
         AUSWEG_LOG_LEVEL="DEBUG",
         **OPERATOR_ENV,
+        AUSWEG_HEALTH__PORT="0",  # any free port: processes of parallel tests do not clash
         **settings,
     )
     return env

@@ -231,3 +231,29 @@ async def test_one_connected_platform_is_enough(
     stop.set()
     async with asyncio.timeout(5):
         await task
+
+
+async def test_sigterm_during_a_long_start_stops_at_once(tmp_path: Path) -> None:
+    """A start that hangs (a homeserver that does not answer its 10 s probe, Bot API
+    retries, a long first sync) does not hold SIGTERM up: it is cancelled and the app
+    stopped (issue 15: SIGTERM took 10 s)."""
+    app = FakeApp()
+    entered = asyncio.Event()
+
+    async def start() -> None:
+        app.calls.append("start")
+        entered.set()
+        await asyncio.Event().wait()  # never finishes on its own
+
+    app.start = start  # type: ignore[method-assign]
+    ready = tmp_path / "ready"
+    task = asyncio.create_task(run_until_stopped(app, ready_file=ready))
+    await entered.wait()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    os.kill(os.getpid(), signal.SIGTERM)
+    async with asyncio.timeout(5):
+        await task
+    assert loop.time() - began < 1.0
+    assert app.calls == ["start", "stop"]
+    assert not ready.exists()

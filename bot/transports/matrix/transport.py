@@ -189,6 +189,8 @@ class MatrixTransport:
     """A Matrix bot account: direct chats with people, staff rooms and case rooms."""
 
     platform = Platform.MATRIX
+    #: One sync per account: only the leader runs it (see bot.leader).
+    leader_only = True
     #: Undelivered events come again after a crash: the core keeps replies until sent.
     redelivers = True
 

@@ -248,6 +248,12 @@ class TelegramTransport:
     #: Undelivered events come again after a crash: the core keeps replies until sent.
     redelivers = True
 
+    @property
+    def leader_only(self) -> bool:
+        """Polling runs on the leader only (two pollers conflict); every instance can
+        serve the webhook."""
+        return self.config.mode == "polling"
+
     def __init__(
         self,
         config: TelegramConfig,
@@ -415,9 +421,12 @@ class TelegramTransport:
                 log.warning("Bot API still not reachable (%s); retrying", type(exc).__name__)
 
     async def stop(self) -> None:
-        """Stop receiving, let in-flight updates finish, confirm them, close connections."""
+        """Stop receiving, let in-flight updates finish, confirm them, close connections.
+
+        Sending stays possible until the updates in hand are done: their replies go out
+        now, not with the next start (SIGTERM leaves no work behind).
+        """
         self._stopping.set()
-        self.online = False
         chores, self._chores = list(self._chores), set()
         for chore in chores:
             chore.cancel()
@@ -438,7 +447,8 @@ class TelegramTransport:
                     await self._get_updates(self._offset, wait=0, limit=1)
         if self._runner is not None:
             runner, self._runner = self._runner, None
-            await runner.cleanup()
+            await runner.cleanup()  # waits for the webhook requests in hand
+        self.online = False  # from here on replies wait for the next start (SendLater)
         if self._app is not None:
             app, self._app = self._app, None
             if app.running:
@@ -629,12 +639,24 @@ class TelegramTransport:
             incoming = self._parse(raw, update_id)
             if incoming is not None:
                 groups.setdefault(incoming.key or f"#{incoming.update_id}", []).append(incoming)
-        await asyncio.gather(*(self._run_in_order(items) for items in groups.values()))
+        skipped: list[int] = []
+        await asyncio.gather(*(self._run_in_order(items, skipped) for items in groups.values()))
+        if skipped:
+            # Stopping: confirm nothing from the first update not taken on; Telegram hands
+            # it (and any later one already handled: the core skips those) to the next
+            # poller - this process after a restart, or the other instance.
+            offset = max(self._offset, min(skipped))
         return offset
 
-    async def _run_in_order(self, items: list[Incoming]) -> None:
+    async def _run_in_order(self, items: list[Incoming], skipped: list[int]) -> None:
         for incoming in items:
+            if self._stopping.is_set():
+                skipped.append(incoming.update_id)  # and the rest of this chat, in order
+                continue
             async with self._slots:
+                if self._stopping.is_set():  # stop came while waiting for a slot
+                    skipped.append(incoming.update_id)
+                    continue
                 await self._process(incoming)
 
     def _parse(self, raw: object, update_id: int | None) -> Incoming | None:
