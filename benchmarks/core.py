@@ -32,7 +32,8 @@ INTAKE = (
     "b:safety:no",
     "b:audience:self",
     "b:scene:right",
-    "b:state:NW",
+    "b:state:MV",  # JUMP!: no state-authority choice on the way
+    "b:district:skip",
     "b:prison:no",
     "b:language:de",
     "b:message:skip",

@@ -28,6 +28,8 @@ async def journey(p: Phone, who: str, *answers: str, locale: str = "de") -> list
     await p.press(who, "safety:no", locale)
     got = [await p.press(who, a, locale) for a in answers]
     got.append(await p.press(who, "message:skip", locale))
+    if "authority:continue" in str(p.t.sent[-1].buttons):  # a state authority's programme
+        got.append(await p.press(who, "authority:continue", locale))
     return got
 
 
