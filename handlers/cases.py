@@ -318,9 +318,7 @@ class CaseService:
         if oh is None or oh.is_open(self.now):
             return []
         nxt = oh.next_opening(self.now)
-        when = (
-            nxt.astimezone(oh.zone).strftime("%d.%m. %H:%M") if nxt else t("availability.unknown")
-        )
+        when = nxt.astimezone(oh.zone) if nxt else t("availability.unknown")  # per locale
         return [self.to_person(person, t("crisis.closed", when=when))]
 
     async def _free_code(self) -> str:
@@ -375,7 +373,7 @@ class CaseService:
             parts.append(t("availability.open"))
         elif oh is not None:
             nxt = oh.next_opening(self.now)
-            when = nxt.strftime("%d.%m. %H:%M") if nxt else t("availability.unknown")
+            when = nxt.astimezone(oh.zone) if nxt else t("availability.unknown")
             parts.append(t("availability.closed", when=when))
         if hours is not None:
             parts.append(t("availability.response", hours=hours))
@@ -397,7 +395,7 @@ class CaseService:
         if case.urgent and due is not None:
             zone = programme.office_hours.zone if programme.office_hours else None
             local = due.astimezone(zone) if zone else due
-            text += "\n" + st("staff.urgent.window", due=local.strftime("%d.%m. %H:%M"))
+            text += "\n" + st("staff.urgent.window", due=local)
         if route is not None:
             text += "\n" + st("staff.case.why", reasons=self.explain(route, st))
         buttons = ((Button(st("staff.claim.button"), f"claim:{case.code}"),),)

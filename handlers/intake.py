@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.messages import Button, InboundMessage
 from config.directory import Directory, Programme
-from config.i18n import Translator, translator
+from config.i18n import LANGUAGE_NAMES, SUPPORTED, Translator, translator
 from config.vocabulary import Audience, Incident, Kind, Scene
 from handlers.base import Effect, Reply, Transition
 from handlers.options import Option, match, options_for
@@ -86,10 +86,27 @@ _COMMANDS = {
     "wer": "who",
 }
 _BACK_WORDS = frozenset({"zurück", "zurueck", "back"})
+#: "back" in the other four languages (the texts tell people to type it).
+_BACK_WORDS_MORE = frozenset({"назад", "رجوع", "geri"})
 #: Plain words that ask who reads along (Element intercepts unknown /commands).
 _WHO_WORDS = frozenset(
     {"wer", "who", "wer bist du", "wer liest mit", "wer ist da", "who are you", "who is reading"}
 )
+#: Language names a person may type (own names, and the German and English ones).
+_LANGUAGE_WORDS = {
+    **{name.casefold(): code for code, name in LANGUAGE_NAMES.items()},
+    "german": "de",
+    "englisch": "en",
+    "russian": "ru",
+    "russisch": "ru",
+    "ukrainian": "uk",
+    "ukrainisch": "uk",
+    "arabic": "ar",
+    "arabisch": "ar",
+    "turkish": "tr",
+    "türkisch": "tr",
+    "turkce": "tr",
+}
 _WHOLE_ANSWER = frozenset({State.CONSENT, State.MESSAGE, State.DELETE})
 
 
@@ -112,11 +129,26 @@ def command_of(msg: InboundMessage) -> str | None:
     if text[:1] in "/!" and len(text) > 1:
         word = text[1:].split(maxsplit=1)[0].split("@")[0].casefold()
         return _COMMANDS.get(word, word)
-    if text.casefold() in _BACK_WORDS:
+    if text.casefold() in _BACK_WORDS or text.casefold() in _BACK_WORDS_MORE:
         return "back"
     if text.casefold().rstrip("?!. ") in _WHO_WORDS:
         return "who"
     return None
+
+
+def language_choice(arg: str) -> str | None:
+    """The language a ``/language`` argument names (code, own or German/English name)."""
+    word = arg.strip().casefold()
+    if word in SUPPORTED:
+        return word
+    return _LANGUAGE_WORDS.get(word)
+
+
+def language_chooser(t: Translator) -> Reply:
+    """The six languages as buttons, each by its own name."""
+    buttons = [Button(LANGUAGE_NAMES[code], f"lang:{code}") for code in SUPPORTED]
+    rows = tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
+    return Reply(t("language.choose"), rows)
 
 
 def question_reply(state: State, t: Translator, *, with_back: bool = True) -> Reply:
@@ -127,9 +159,14 @@ def question_reply(state: State, t: Translator, *, with_back: bool = True) -> Re
         tuple(Button(o.label, f"{state.value}:{o.value}") for o in opts[i : i + per_row])
         for i in range(0, len(opts), per_row)
     ]
-    if state is State.CONSENT:
+    if state is State.CONSENT:  # consent is informed only in a language the person reads
         other = "en" if t.locale == "de" else "de"
-        rows.append((Button(t(f"language.switch.{other}"), f"lang:{other}"),))
+        rows.append(
+            (
+                Button(t(f"language.switch.{other}"), f"lang:{other}"),
+                Button(t("language.button"), "cmd:language"),
+            )
+        )
     if with_back and state not in (State.CONSENT, State.SAFETY):
         rows.append((Button(t("nav.back"), "cmd:back"),))
     return Reply(t(f"{state.value}.question"), tuple(rows))
@@ -254,8 +291,12 @@ def _step(
         return Transition(state.value, profile, [*replies, too_long], effects)
 
     command = command_of(msg)
+    arg = msg.text.strip().partition(" ")[2].strip() if msg.text else ""
+    if msg.button and msg.button.startswith("lang:"):
+        arg = msg.button[5:]
+    elif command is None and state is State.CONSENT and language_choice(msg.text):
+        command, arg = "language", msg.text  # "Русский" typed at consent: switch, ask again
     if command is not None:
-        arg = msg.text.strip().partition(" ")[2].strip() if msg.text else ""
         result = _command(ctx, command, state, profile, t, arg, msg.platform.value)
         result.replies[:0] = replies
         result.effects[:0] = effects
@@ -276,7 +317,7 @@ def _step(
     if state is State.REFERRED:
         fallback = chat_fallback(ctx.directory)
         if msg.button == "referred:chat" and fallback is not None and profile.get("audience"):
-            prof = to_profile(profile)
+            prof = to_profile(profile, t.locale)
             chat = Route(fallback, "fallback", (("fallback", "directory"),))
             effects.append(Effect("open_case", {"route": chat, "message": None, "profile": prof}))
             return Transition(State.CASE.value, profile, replies, effects)
@@ -391,7 +432,7 @@ def _finish(
     replies: list[Reply],
     effects: list[Effect],
 ) -> Transition:
-    prof = to_profile(profile)
+    prof = to_profile(profile, t.locale)
     result = route(ctx.directory, prof)
     effects.append(Effect("open_case", {"route": result, "message": text, "profile": prof}))
     nxt = State.CASE if result.opens_case else State.REFERRED
@@ -415,7 +456,7 @@ def urgent_case(
         profile = {k: profile[k] for k in REFERRAL_KEYS if k in profile}
         profile["consent"] = True
     known = danger.value if danger else profile.get("danger")
-    prof = to_profile(profile)
+    prof = to_profile(profile, t.locale)
     result = urgent_route(ctx.directory, prof)
     if not any(e.kind == "mark_urgent" for e in effects):
         effects.append(Effect("mark_urgent", {"danger": known}))
@@ -452,8 +493,9 @@ def urgent_route(directory: Directory, profile: Profile) -> Route:
     return result
 
 
-def to_profile(profile: dict[str, Any]) -> Profile:
-    """Turn stored answers into a routing profile."""
+def to_profile(profile: dict[str, Any], locale: str = "de") -> Profile:
+    """Turn stored answers into a routing profile; without an answer about the language
+    of counselling, the language the person reads here (``locale``) is theirs."""
     state = profile.get("state")
     district = profile.get("district")
     return Profile(
@@ -462,7 +504,9 @@ def to_profile(profile: dict[str, Any]) -> Profile:
         state=state if state and state != "none" else None,
         district=district if district and district != "skip" else None,
         in_prison=profile.get("prison") == "yes" if "prison" in profile else None,
-        language=profile.get("language", "de") if profile.get("language") != "other" else "de",
+        language=(
+            profile["language"] if profile.get("language") not in (None, "other") else locale
+        ),
         incident=Incident(profile["incident"]) if profile.get("incident") else None,
         preferred=profile.get("ref"),
         source=profile.get("source"),
@@ -501,14 +545,16 @@ def _command(
         key = "referred.again" if state is State.REFERRED else "who.none"
         return Transition(state.value, profile, [Reply(t(key))])
     if command == "language":
-        other = "en" if t.locale == "de" else "de"  # the two complete catalogs
-        new_t = translator(other)
+        target = language_choice(arg)
+        if target is None:  # no (known) language named: offer all six by their own names
+            return Transition(state.value, profile, [language_chooser(t)])
+        new_t = translator(target)
         replies = [Reply(new_t("language.switched"))]
         if state is State.CONSENT:  # consent is informed only in a language the person reads
             replies.append(greeting(new_t, ctx.retention, platform)[-1])
         elif state in QUESTIONS:
             replies.append(question_reply(state, new_t))
-        return Transition(state.value, profile, replies, [Effect("set_locale", {"locale": other})])
+        return Transition(state.value, profile, replies, [Effect("set_locale", {"locale": target})])
     if command == "delete":
         if state is State.NEW or (state is State.CONSENT and not profile.get("consent")):
             return Transition(State.NEW.value, {}, [Reply(t("delete.nothing"))], [Effect("erase")])
