@@ -32,13 +32,12 @@ _SEPARATORS = ("\n\n", "\n", " ")
 _PERSON_MENU = tuple(
     (c, f"command.{c}") for c in ("start", "help", "who", "delete", "vanish", "language")
 )
-#: Staff commands; staff texts exist in German and English (the directory's staff locales).
+#: Staff commands (a counsellor's app may be set to any of the six languages).
 _STAFF_MENU = (
     ("queue", "command.queue"),
     ("claim", "command.claim"),
     ("help", "command.staff_help"),
 )
-STAFF_LANGUAGES = ("de", "en")
 
 
 def _menu(items: tuple[tuple[str, str], ...], language: str) -> tuple[tuple[str, str], ...]:
@@ -51,7 +50,7 @@ PERSON_COMMANDS: dict[str, tuple[tuple[str, str], ...]] = {
     language: _menu(_PERSON_MENU, language) for language in SUPPORTED
 }
 STAFF_COMMANDS: dict[str, tuple[tuple[str, str], ...]] = {
-    language: _menu(_STAFF_MENU, language) for language in STAFF_LANGUAGES
+    language: _menu(_STAFF_MENU, language) for language in SUPPORTED
 }
 DEFAULT_LANGUAGE = "de"
 
