@@ -307,6 +307,27 @@ class Programme(_Strict):
         return any(m.role == "counsellor" for m in self.staff)
 
 
+class Mediation(_Strict):
+    """A language mediation service ("Sprachmittler" pool) for some states.
+
+    Offered to a person when the programme they are routed to does not (or is not known
+    to) speak their language. ``contact`` is shown only when set: nothing is invented.
+    """
+
+    states: list[str] = Field(min_length=1)
+    name: str
+    contact: str | None = None
+    languages: list[str] | None = Field(default=None, description="unset: not stated")
+
+    @field_validator("states")
+    @classmethod
+    def _states(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if code != NATIONAL and code not in STATES:
+                raise ValueError(f"unknown state '{code}'")
+        return value
+
+
 class Directory(_Strict):
     """All programmes plus the last-resort fallback chain."""
 
@@ -315,6 +336,17 @@ class Directory(_Strict):
     discretion: Discretion = Field(default_factory=Discretion)
     fallback: list[str] = Field(min_length=1)
     programmes: list[Programme] = Field(min_length=1)
+    mediation: list[Mediation] = Field(default_factory=list)
+
+    def mediation_for(self, state: str | None, language: str) -> Mediation | None:
+        """The first mediation service for a state (or a national one) that does not
+        rule the language out."""
+        for m in self.mediation:
+            if (state in m.states or NATIONAL in m.states) and (
+                m.languages is None or language in m.languages
+            ):
+                return m
+        return None
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> Directory:

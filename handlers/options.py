@@ -259,9 +259,7 @@ def options_for(question: str, t: Translator) -> list[Option]:
             Option("other", t("language.other"), syn["other"]),
         ]
     more = SYNONYMS_MORE.get(question, {})
-    return [
-        Option(v, t(f"{question}.{v}"), (*words, *more.get(v, ()))) for v, words in syn.items()
-    ]
+    return [Option(v, t(f"{question}.{v}"), (*words, *more.get(v, ()))) for v, words in syn.items()]
 
 
 def match(text: str, options: list[Option], *, partial: bool = True) -> Option | None:

@@ -244,9 +244,9 @@ def test_arabic_lines_start_right_to_left() -> None:
     for key, text in catalog("ar").items():
         sample = re.sub(r"\{[^}]*\}", "", text)
         for line in sample.splitlines():
-            if any(unicodedata.bidirectional(c) in ("R", "AL") for c in line):
-                if _first_strong(line) != "AL":
-                    wrong[key] = line
+            arabic = any(unicodedata.bidirectional(c) in ("R", "AL") for c in line)
+            if arabic and _first_strong(line) != "AL":
+                wrong[key] = line
     assert wrong == {}
 
 
