@@ -29,7 +29,7 @@ from bot.messages import (
     outbound_to_dict,
 )
 from config.directory import Directory
-from config.i18n import pick_locale, translator
+from config.i18n import SUPPORTED, pick_locale, translator
 from config.langdetect import detect_language
 from config.settings import RetentionSettings
 from handlers import intake, staff
@@ -100,9 +100,10 @@ def first_language(contact: Contact, msg: InboundMessage) -> InboundMessage:
     before consent, only free text) and follow it.
 
     A first message sets the contact's locale, so the greeting is in the person's
-    language. At consent, text in another script (``да`` under a German notice) asks
-    again in the detected language: consent is informed only in a language the person
-    reads. A crisis text is never rewritten (its numbers come in the new language).
+    language (a supported platform hint stands, except against Cyrillic or Arabic text).
+    At consent, text in another script ("да" under a German notice) asks again in the
+    detected language: consent is informed only in a language the person reads. A
+    crisis text is never rewritten (its numbers come in the new language).
     """
     new, consent = intake.State.NEW.value, intake.State.CONSENT.value
     if contact.state not in (new, consent) or msg.button or not msg.text:
@@ -112,10 +113,17 @@ def first_language(contact: Contact, msg: InboundMessage) -> InboundMessage:
     found = detect_language(msg.text)
     if found is None or found == contact.locale:
         return msg
+    same_script = _SCRIPT.get(found, found) == _SCRIPT.get(contact.locale, contact.locale)
+    hint = (msg.locale or "").replace("_", "-").split("-")[0].lower()
+    hinted = hint in SUPPORTED and hint == contact.locale  # "fr" -> English is no hint
     if contact.state == new:
-        contact.locale = found
+        # A supported platform hint stands, unless the text is in a script its language
+        # is not written in and that is not Latin (Cyrillic from a German phone): people
+        # with a Russian phone may type German or transliterate, the reverse is rare.
+        if not hinted or (not same_script and _SCRIPT.get(found, found) != "latin"):
+            contact.locale = found
         return msg
-    if _SCRIPT.get(found, found) == _SCRIPT.get(contact.locale, contact.locale):
+    if same_script:
         return msg
     contact.locale = found
     if detect(msg.text) is not None:

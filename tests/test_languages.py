@@ -309,3 +309,36 @@ def test_command_menus_in_six_languages() -> None:
         assert all(0 < len(d) <= 256 for d in descriptions)  # Bot API limit
     assert PERSON_COMMANDS["ru"][0][1] == "Начать заново"
     assert PERSON_COMMANDS["ar"][5][1] == "اختيار اللغة"
+
+
+@pytest.mark.parametrize(
+    ("hint", "text", "expected"),
+    [
+        (None, FIRST["tr"], "tr"),  # no hint: the text decides
+        (None, FIRST["en"], "en"),
+        ("de", FIRST["ru"], "ru"),  # Cyrillic from a German phone: the text decides
+        ("de", FIRST["ar"], "ar"),
+        ("ru", "ich werde bedroht", "ru"),  # Latin from a Russian phone: the hint stands
+        ("en", FIRST["de"], "en"),  # same script: a supported hint stands
+        ("fr", FIRST["tr"], "tr"),  # an unsupported hint is no hint
+    ],
+)
+def test_first_message_language_against_the_platform_hint(
+    hint: str | None, text: str, expected: str
+) -> None:
+    from bot.messages import Address, InboundMessage, Platform
+    from bot.router import first_language
+    from config.i18n import pick_locale
+    from storage.models import Contact
+
+    contact = Contact(state="new", locale=pick_locale(hint))
+    msg = InboundMessage(
+        platform=Platform.MEMORY,
+        sender_id="p",
+        address=Address(Platform.MEMORY, "p"),
+        text=text,
+        locale=hint,
+        update_id="u1",
+    )
+    assert first_language(contact, msg) is msg  # a first message is never rewritten
+    assert contact.locale == expected
