@@ -30,8 +30,20 @@ from pydantic import (
 
 from config.vocabulary import MV_DISTRICTS, NATIONAL, STATES, Audience, Kind, Scene
 
-Locale = Literal["de", "en"]
-LocalText = dict[Locale, str]
+Locale = Literal["de", "en", "ru", "uk", "ar", "tr"]
+
+
+class Texts(dict[str, str]):
+    """An operator text per language (German and English required, the other four
+    optional): a language without its own text reads the English one."""
+
+    def __missing__(self, key: str) -> str:
+        if key == "en":
+            raise KeyError(key)
+        return self["en"]
+
+
+LocalText = Annotated[dict[Locale, str], AfterValidator(Texts)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")

@@ -86,8 +86,9 @@ def language_name(code: str) -> str:
 
 
 def _loc(t: Translator) -> Any:
-    """The key of directory texts (German and English only) for a reader's locale."""
-    return t.locale if t.locale in ("de", "en") else "en"
+    """The key of directory texts for a reader's locale (a language the operator gave
+    no text for reads English: ``config.directory.Texts``)."""
+    return t.locale
 
 
 class CaseService:

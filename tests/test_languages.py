@@ -62,6 +62,10 @@ GAMMA = """
 
 def language_directory() -> Directory:
     head, _, programmes = DIRECTORY.partition("programmes:")
+    # operator texts may come in any of the six languages (German and English required)
+    programmes = programmes.replace(
+        "en: Alpha helps people leave.}", "en: Alpha helps people leave., ru: Альфа помогает.}"
+    )
     return parse_directory(head + MEDIATION + "programmes:" + programmes + GAMMA)
 
 
@@ -129,6 +133,11 @@ async def test_each_language_from_first_message_to_claim(lw: World, lang: str) -
     assert claimed[0].text == t("case.claimed", alias="Alex", programme="Alpha MV")
     queue = texts(await w.staff("a1", "/queue"))
     assert "Keine wartenden Fälle" in queue  # claimed: the queue shows it no more
+    # the programme's own description: in the person's language if the operator wrote
+    # one (here German, English, Russian), else English
+    who = texts(await say(w, "p", "/who"))
+    described = {"de": "Alpha hilft beim Ausstieg.", "ru": "Альфа помогает."}
+    assert described.get(lang, "Alpha helps people leave.") in who
 
 
 async def test_queue_lines_show_the_language(lw: World) -> None:
