@@ -6,8 +6,9 @@ supported languages only, in lingua's low-accuracy mode: about 15 MB and a fract
 a millisecond per message (docs/LANGUAGES.md has the numbers), where the high-accuracy
 models cost about 280 MB and seconds to load.
 
-Low-accuracy mode confuses short Russian and Ukrainian sentences; letters and a few
-everyday words that only one of the two languages has decide first. A guess below
+Low-accuracy mode confuses short Russian and Ukrainian sentences (and reads
+"Ich will mich umbringen" as English): letters and a few everyday words that only one
+language has decide first, the model only when they do not. A guess below
 :data:`MIN_CONFIDENCE`, or Latin text shorter than two words, is no guess: the platform
 hint (or German) stays, and the person can choose with ``/language`` at any time.
 """
@@ -87,6 +88,92 @@ _RU_WORDS = frozenset(
         "здравствуйте",
     ]
 )
+#: The same for the three Latin-script languages: the low-accuracy model reads
+#: "Ich will mich umbringen" as English (0.92), so everyday words and letters go first.
+_LATIN_WORDS = {
+    "de": frozenset(
+        [
+            "ich",
+            "mich",
+            "mir",
+            "mein",
+            "meine",
+            "nicht",
+            "und",
+            "ist",
+            "bin",
+            "der",
+            "die",
+            "das",
+            "ein",
+            "eine",
+            "hallo",
+            "hilfe",
+            "brauche",
+            "will",
+            "raus",
+            "bitte",
+            "sohn",
+            "tochter",
+            "wir",
+            "sie",
+            "kann",
+            "aus",
+            "bei",
+            "mit",
+            "von",
+            "zu",
+            "auf",
+        ]
+    ),
+    "en": frozenset(
+        [
+            "i",
+            "me",
+            "my",
+            "the",
+            "and",
+            "is",
+            "am",
+            "not",
+            "a",
+            "an",
+            "hello",
+            "help",
+            "need",
+            "want",
+            "out",
+            "please",
+            "son",
+            "daughter",
+            "we",
+            "they",
+            "can",
+            "you",
+        ]
+    ),
+    "tr": frozenset(
+        [
+            "ben",
+            "bana",
+            "benim",
+            "bir",
+            "ve",
+            "değil",
+            "merhaba",
+            "yardım",
+            "istiyorum",
+            "lütfen",
+            "oğlum",
+            "kızım",
+            "biz",
+            "onlar",
+            "var",
+            "yok",
+        ]
+    ),
+}
+_LATIN_LETTERS = {"de": frozenset("äöüß"), "tr": frozenset("ğşı")}
 _WORD = re.compile(r"\w+")
 _lock = threading.Lock()
 
@@ -156,6 +243,26 @@ def detect_language(text: str) -> str | None:
     guess = best.language.iso_code_639_1.name.lower() if best is not None else None
     if script == "cyrillic":
         return _cyrillic(text, guess if guess in ("ru", "uk") else None)
-    if best is None or best.value < MIN_CONFIDENCE or len(_WORD.findall(text)) < 2:
+    words = _WORD.findall(text)
+    if len(words) < 2:
+        return None
+    marked = _latin(text, words)
+    if marked is not None:
+        return marked
+    if best is None or best.value < MIN_CONFIDENCE:
         return None
     return guess if guess in ("de", "en", "tr") else None
+
+
+def _latin(text: str, words: list[str]) -> str | None:
+    """German, English or Turkish by their own letters and everyday words, if one of
+    them clearly leads; else None (the model decides)."""
+    letters = set(text)
+    scores = {
+        lang: 2 * bool(letters & _LATIN_LETTERS.get(lang, frozenset()))
+        + sum(w in vocabulary for w in words)
+        for lang, vocabulary in _LATIN_WORDS.items()
+    }
+    ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
+    (top, first), (_, second) = ranked[0], ranked[1]
+    return top if first > second else None

@@ -214,6 +214,8 @@ async def test_a_chosen_language_is_not_overridden_by_detection(lw: World) -> No
         *((text, lang) for lang, text in FIRST.items()),
         ("Я боюсь, что они меня найдут", "ru"),
         ("Я боюся, що вони мене знайдуть", "uk"),
+        ("Ich will mich umbringen a3f9c1", "de"),  # the model alone said English (0.92)
+        ("Kevin aus Rostock", "de"),
         ("да", "ru"),
         ("ні", "uk"),
         ("نعم", "ar"),
