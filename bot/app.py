@@ -40,6 +40,7 @@ from bot.router import Handled, Router
 from bot.scheduler import REFRESH_MINUTES, Scheduler
 from bot.transports.base import SendLater, Transport
 from config.directory import Directory, load_directory
+from config.langdetect import warm_up
 from config.settings import Settings, decode_key
 from handlers.limits import Limits
 from storage.db import Database
@@ -160,6 +161,8 @@ class App:
             connect_args=self.settings.database.connect_args,
         )
         await upgrade(self.db.engine)
+        # The language detector's models load once, here, not on a person's first message.
+        await asyncio.to_thread(warm_up)
         self.vault = build_vault(self.settings)
         self.keys_db = Database(self.settings.keystore_url)
         self.keystore = KeyStore(self.keys_db, self.vault)

@@ -29,7 +29,8 @@ from bot.messages import (
     outbound_to_dict,
 )
 from config.directory import Directory
-from config.i18n import pick_locale, translator
+from config.i18n import SUPPORTED, pick_locale, translator
+from config.langdetect import detect_language
 from config.register import addressed
 from config.settings import DEMO_OPERATOR, OperatorSettings, RetentionSettings
 from handlers import intake, staff
@@ -91,6 +92,47 @@ def _crisis(msg: InboundMessage) -> str | None:
     if msg.button and (msg.button.startswith(intake.CONTACT_NOW) or msg.button == "safety:yes"):
         return "crisis"
     return None
+
+
+#: The script each language is written in (detection switches a consent in progress
+#: only across scripts: a person who chose English and types "ja" stays in English).
+_SCRIPT = {"de": "latin", "en": "latin", "tr": "latin", "ru": "cyrillic", "uk": "cyrillic"}
+
+
+def first_language(contact: Contact, msg: InboundMessage) -> InboundMessage:
+    """Detect the language of a new contact's first messages (off the hot path: only
+    before consent, only free text) and follow it.
+
+    A first message sets the contact's locale, so the greeting is in the person's
+    language (a supported platform hint stands, except against Cyrillic or Arabic text).
+    At consent, text in another script ("да" under a German notice) asks again in the
+    detected language: consent is informed only in a language the person reads. A
+    crisis text is never rewritten (its numbers come in the new language).
+    """
+    new, consent = intake.State.NEW.value, intake.State.CONSENT.value
+    if contact.state not in (new, consent) or msg.button or not msg.text:
+        return msg
+    if intake.command_of(msg) is not None:
+        return msg
+    found = detect_language(msg.text)
+    if found is None or found == contact.locale:
+        return msg
+    same_script = _SCRIPT.get(found, found) == _SCRIPT.get(contact.locale, contact.locale)
+    hint = (msg.locale or "").replace("_", "-").split("-")[0].lower()
+    hinted = hint in SUPPORTED and hint == contact.locale  # "fr" -> English is no hint
+    if contact.state == new:
+        # A supported platform hint stands, unless the text is in a script its language
+        # is not written in and that is not Latin (Cyrillic from a German phone): people
+        # with a Russian phone may type German or transliterate, the reverse is rare.
+        if not hinted or (not same_script and _SCRIPT.get(found, found) != "latin"):
+            contact.locale = found
+        return msg
+    if same_script:
+        return msg
+    contact.locale = found
+    if detect(msg.text) is not None:
+        return msg
+    return replace(msg, text="", button=f"lang:{found}")
 
 
 class Busy(Exception):
@@ -455,6 +497,7 @@ class Router:
     ) -> tuple[list[OutboundMessage], str | None]:
         person, profile = await self._load(uow, msg, pseudonyms)
         contact = person.contact
+        msg = first_language(contact, msg)
         case = person.case if person.case_loaded else None
         audience = case.audience if case is not None else None
         tr = intake.step(self._ctx, contact.state, profile, contact.locale, msg, audience)

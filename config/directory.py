@@ -30,8 +30,20 @@ from pydantic import (
 
 from config.vocabulary import MV_DISTRICTS, NATIONAL, STATES, Audience, Kind, Scene
 
-Locale = Literal["de", "en"]
-LocalText = dict[Locale, str]
+Locale = Literal["de", "en", "ru", "uk", "ar", "tr"]
+
+
+class Texts(dict[str, str]):
+    """An operator text per language (German and English required, the other four
+    optional): a language without its own text reads the English one."""
+
+    def __missing__(self, key: str) -> str:
+        if key == "en":
+            raise KeyError(key)
+        return self["en"]
+
+
+LocalText = Annotated[dict[Locale, str], AfterValidator(Texts)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
@@ -327,6 +339,27 @@ class Programme(_Strict):
         return any(m.role == "counsellor" for m in self.staff)
 
 
+class Mediation(_Strict):
+    """A language mediation service ("Sprachmittler" pool) for some states.
+
+    Offered to a person when the programme they are routed to does not (or is not known
+    to) speak their language. ``contact`` is shown only when set: nothing is invented.
+    """
+
+    states: list[str] = Field(min_length=1)
+    name: str
+    contact: str | None = None
+    languages: list[str] | None = Field(default=None, description="unset: not stated")
+
+    @field_validator("states")
+    @classmethod
+    def _states(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if code != NATIONAL and code not in STATES:
+                raise ValueError(f"unknown state '{code}'")
+        return value
+
+
 class Directory(_Strict):
     """All programmes plus the last-resort fallback chain."""
 
@@ -335,6 +368,17 @@ class Directory(_Strict):
     discretion: Discretion = Field(default_factory=Discretion)
     fallback: list[str] = Field(min_length=1)
     programmes: list[Programme] = Field(min_length=1)
+    mediation: list[Mediation] = Field(default_factory=list)
+
+    def mediation_for(self, state: str | None, language: str) -> Mediation | None:
+        """The first mediation service for a state (or a national one) that does not
+        rule the language out."""
+        for m in self.mediation:
+            if (state in m.states or NATIONAL in m.states) and (
+                m.languages is None or language in m.languages
+            ):
+                return m
+        return None
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> Directory:

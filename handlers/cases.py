@@ -27,7 +27,7 @@ from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Audience, Kind
 from handlers.base import Effect
 from handlers.intake import contact_lines
 from handlers.limits import Limits
-from handlers.routing import Profile, Route, chat_fallback
+from handlers.routing import Profile, Route, chat_fallback, speaks
 from storage.models import (
     Case,
     CaseMember,
@@ -81,9 +81,15 @@ class StaffRole:
         return self.member.role == "counsellor"
 
 
+def language_name(code: str) -> str:
+    """A language by its own name ("Русский"), as people and staff read it."""
+    return LANGUAGES.get(code, code)
+
+
 def _loc(t: Translator) -> Any:
-    """The key of directory texts (German and English only) for a reader's locale."""
-    return t.locale if t.locale in ("de", "en") else "en"
+    """The key of directory texts for a reader's locale (a language the operator gave
+    no text for reads English: ``config.directory.Texts``)."""
+    return t.locale
 
 
 class CaseService:
@@ -222,6 +228,7 @@ class CaseService:
                 contacts=contact_lines(programme, t) or t("contact.none"),
             )
             out.append(self.to_person(person, text))
+            out.extend(self._language_note(person, route, profile, t))
             if message:  # nothing typed is dropped silently
                 out.append(self.to_person(person, t("route.unsent")))
             out.extend(self._extras(person, route, profile, t))
@@ -280,6 +287,7 @@ class CaseService:
             availability=self.availability(programme, t),
         )
         out.append(self.to_person(person, one_stop(text, programme.name)))
+        out.extend(self._language_note(person, route, profile, t))
         own = contact_lines(programme, t)
         if own:  # the chat is one way in; the programme's own paths stay open
             out.append(self.to_person(person, t("route.contacts", contacts=own)))
@@ -319,9 +327,7 @@ class CaseService:
         if oh is None or oh.is_open(self.now):
             return []
         nxt = oh.next_opening(self.now)
-        when = (
-            nxt.astimezone(oh.zone).strftime("%d.%m. %H:%M") if nxt else t("availability.unknown")
-        )
+        when = nxt.astimezone(oh.zone) if nxt else t("availability.unknown")  # per locale
         return [self.to_person(person, t("crisis.closed", when=when))]
 
     async def _free_code(self) -> str:
@@ -338,6 +344,25 @@ class CaseService:
         self.uow.session.add(
             HeldMessage(id=row_id, case_id=case.id, seq=seq, text_ct=ct, delete_after=expiry)
         )
+
+    def _language_note(
+        self, person: Person, route: Route, profile: Profile, t: Translator
+    ) -> list[OutboundMessage]:
+        """When the programme is not known to speak the person's language, say so and
+        offer (a) language mediation where the directory lists it for the region,
+        (b) English or simple German here, (c) the programme's contact details."""
+        if route.language_gap is None:
+            return []
+        offers = []
+        if route.mediation is not None:
+            contact = f" ({route.mediation.contact})" if route.mediation.contact else ""
+            offers.append(t("route.language.mediation", name=route.mediation.name, contact=contact))
+        offers.append(t("route.language.simple"))
+        contacts = contact_lines(route.programme, t) or t("contact.none")
+        offers.append(t("route.language.contacts", contacts=contacts))
+        head = t(f"route.language.{route.language_gap}", language=language_name(profile.language))
+        text = head + "\n" + t("route.language.offers", offers="\n".join(offers))
+        return [self.to_person(person, text)]
 
     def _extras(
         self, person: Person, route: Route, profile: Profile, t: Translator
@@ -378,7 +403,7 @@ class CaseService:
             parts.append(t("availability.open"))
         elif oh is not None:
             nxt = oh.next_opening(self.now)
-            when = nxt.strftime("%d.%m. %H:%M") if nxt else t("availability.unknown")
+            when = nxt.astimezone(oh.zone) if nxt else t("availability.unknown")
             parts.append(t("availability.closed", when=when))
         if hours is not None:
             parts.append(t("availability.response", hours=hours))
@@ -400,7 +425,7 @@ class CaseService:
         if case.urgent and due is not None:
             zone = programme.office_hours.zone if programme.office_hours else None
             local = due.astimezone(zone) if zone else due
-            text += "\n" + st("staff.urgent.window", due=local.strftime("%d.%m. %H:%M"))
+            text += "\n" + st("staff.urgent.window", due=local)
         if route is not None:
             text += "\n" + st("staff.case.why", reasons=self.explain(route, st))
         buttons = ((Button(st("staff.claim.button"), f"claim:{case.code}"),),)
@@ -428,10 +453,23 @@ class CaseService:
             audience=st(f"reason.audience.{case.audience}"),
             scene=st(f"reason.scene.{case.scene}") if case.scene else "-",
             region=region,
-            language=LANGUAGES.get(case.language, case.language),
+            language=self._case_language(case, st),
             prison=st("staff.case.prison") if case.in_prison else "",
             waited=waited,
         )
+
+    def _case_language(self, case: Case, st: Translator) -> str:
+        """The person's language on a case card, flagged when the programme is not known
+        to speak it (with the region's mediation service, if any)."""
+        text = language_name(case.language)
+        programme = self.directory.by_id.get(case.programme_id)
+        if programme is None or speaks(programme, case.language):
+            return text
+        text += st("staff.case.no_common_language")
+        mediation = self.directory.mediation_for(case.region, case.language)
+        if mediation is not None:
+            text += st("staff.case.mediation", name=mediation.name)
+        return text
 
     # -- person side ------------------------------------------------------------------
     async def open_case_of(self, person: Person) -> Case | None:

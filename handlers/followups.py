@@ -112,7 +112,7 @@ class FollowUpService:
         self.svc.event(case, case.programme_id, "followup_set")
         key = "staff.followup.every" if every else "staff.followup.once"
         out = self.svc.to_staff(
-            role.programme, st(key, code=case.code, days=days, when=f"{due:%d.%m.%Y}"), case=case
+            role.programme, st(key, code=case.code, days=days, when=due.date()), case=case
         )
         person = await self.svc.person_of(case)
         if person is not None:  # the person knows when and how often, and can change it

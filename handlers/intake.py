@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.messages import Button, InboundMessage
 from config.directory import Directory, Programme
-from config.i18n import SUPPORTED, Translator
+from config.i18n import LANGUAGE_NAMES, SUPPORTED, Translator
 from config.register import addressed
 from config.settings import DEMO_OPERATOR, OperatorSettings
 from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Audience, Incident, Kind, Scene
@@ -142,10 +142,27 @@ _PLAIN_WORDS = {
 #: In a case (or as the message for one) a lone "Hilfe" is a plea: it is passed on, not answered
 #: with the command list.
 _PLEAS = frozenset({"help"})
+#: "back" in the other four languages (the texts tell people to type it).
+_BACK_WORDS_MORE = frozenset({"назад", "رجوع", "geri"})
 #: Plain words that ask who reads along (Element intercepts unknown /commands).
 _WHO_WORDS = frozenset(
     {"wer", "who", "wer bist du", "wer liest mit", "wer ist da", "who are you", "who is reading"}
 )
+#: Language names a person may type (own names, and the German and English ones).
+_LANGUAGE_WORDS = {
+    **{name.casefold(): code for code, name in LANGUAGE_NAMES.items()},
+    "german": "de",
+    "englisch": "en",
+    "russian": "ru",
+    "russisch": "ru",
+    "ukrainian": "uk",
+    "ukrainisch": "uk",
+    "arabic": "ar",
+    "arabisch": "ar",
+    "turkish": "tr",
+    "türkisch": "tr",
+    "turkce": "tr",
+}
 _WHOLE_ANSWER = frozenset({State.CONSENT, State.MESSAGE, State.DELETE})
 #: What a person may choose for check-ins (buttons ``followup:<action>``).
 _FOLLOWUP_ACTIONS = frozenset({"less", "pause", "resume", "stop"})
@@ -180,7 +197,7 @@ def command_of(msg: InboundMessage, *, in_case: bool = False) -> str | None:
         if text[0] == "!" and known is None and (in_case or not word.isalpha() or text[1] == " "):
             return None  # "!!!", "! ja" or "!wichtig" to a counsellor: text, not a command
         return known or word
-    if text.casefold() in _BACK_WORDS:
+    if text.casefold() in _BACK_WORDS or text.casefold() in _BACK_WORDS_MORE:
         return "back"
     words = " ".join(text.casefold().rstrip("?!. ").split())
     if words in _WHO_WORDS:
@@ -189,6 +206,21 @@ def command_of(msg: InboundMessage, *, in_case: bool = False) -> str | None:
     if plain is not None and not (in_case and plain in _PLEAS):
         return plain
     return None
+
+
+def language_choice(arg: str) -> str | None:
+    """The language a ``/language`` argument names (code, own or German/English name)."""
+    word = arg.strip().casefold()
+    if word in SUPPORTED:
+        return word
+    return _LANGUAGE_WORDS.get(word)
+
+
+def language_chooser(t: Translator) -> Reply:
+    """The six languages as buttons, each by its own name."""
+    buttons = [Button(LANGUAGE_NAMES[code], f"lang:{code}") for code in SUPPORTED]
+    rows = tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
+    return Reply(t("language.choose"), rows)
 
 
 def question_reply(
@@ -202,9 +234,14 @@ def question_reply(
         tuple(Button(o.label, f"{state.value}:{o.value}") for o in opts[i : i + per_row])
         for i in range(0, len(opts), per_row)
     ]
-    if state is State.CONSENT:
+    if state is State.CONSENT:  # consent is informed only in a language the person reads
         other = "en" if t.locale == "de" else "de"
-        rows.append((Button(t(f"language.switch.{other}"), f"lang:{other}"),))
+        rows.append(
+            (
+                Button(t(f"language.switch.{other}"), f"lang:{other}"),
+                Button(t("language.button"), "cmd:language"),
+            )
+        )
     if with_back and state not in (State.CONSENT, State.SAFETY):
         rows.append((Button(t("nav.back"), "cmd:back"),))
     key = f"{state.value}.question"
@@ -366,8 +403,12 @@ def _step(
         return Transition(state.value, profile, [*replies, too_long], effects)
 
     command = command_of(msg, in_case=state in (State.CASE, State.MESSAGE))
+    arg = msg.text.strip().partition(" ")[2].strip() if msg.text else ""
+    if msg.button and msg.button.startswith("lang:"):
+        arg = msg.button[5:]
+    elif command is None and state is State.CONSENT and language_choice(msg.text):
+        command, arg = "language", msg.text  # "Русский" typed at consent: switch, ask again
     if command is not None:
-        arg = msg.text.strip().partition(" ")[2].strip() if msg.text else ""
         result = _command(ctx, command, state, profile, t, arg, msg.platform.value)
         result.replies[:0] = replies
         result.effects[:0] = effects
@@ -399,7 +440,7 @@ def _step(
     if state is State.REFERRED:
         fallback = chat_fallback(ctx.directory)
         if msg.button == "referred:chat" and fallback is not None and profile.get("audience"):
-            prof = to_profile(profile)
+            prof = to_profile(profile, t.locale)
             chat = Route(fallback, "fallback", (("fallback", "directory"),))
             if fallback.state_authority:  # told first, as after the questions
                 profile["via"] = "chat"
@@ -647,7 +688,7 @@ def _finish(
     replies: list[Reply],
     effects: list[Effect],
 ) -> Transition:
-    prof = to_profile(profile)
+    prof = to_profile(profile, t.locale)
     result = route(ctx.directory, prof)
     if result.opens_case and result.programme.state_authority:
         # Told before a word goes there; the typed message waits (encrypted, intake expiry).
@@ -688,7 +729,7 @@ def urgent_case(
         profile = {k: profile[k] for k in REFERRAL_KEYS if k in profile}
         profile["consent"] = True
     known = danger.value if danger else profile.get("danger")
-    prof = to_profile(profile)
+    prof = to_profile(profile, t.locale)
     result = urgent_route(ctx.directory, prof)
     if not any(e.kind == "mark_urgent" for e in effects):
         effects.append(Effect("mark_urgent", {"danger": known}))
@@ -752,7 +793,7 @@ def _authority_choice(
     effects: list[Effect],
 ) -> Transition:
     """The person's choice before a hand-over to a state authority's programme."""
-    prof = to_profile(profile)
+    prof = to_profile(profile, t.locale)
     result, other = _authority_routes(ctx, profile, prof)
     choice = _authority_answer(msg, t, other is not None)
     if choice is None or (replies and not msg.button):  # a crisis text is no choice
@@ -786,7 +827,7 @@ def _authority_routes(
 
 def _authority_again(ctx: IntakeContext, profile: dict[str, Any], t: Translator) -> Reply:
     """The authority notice and choice once more (after a language switch or /delete)."""
-    return authority_reply(*_authority_routes(ctx, profile, to_profile(profile)), t)
+    return authority_reply(*_authority_routes(ctx, profile, to_profile(profile, t.locale)), t)
 
 
 def _authority_answer(msg: InboundMessage, t: Translator, alternative: bool) -> str | None:
@@ -800,8 +841,9 @@ def _authority_answer(msg: InboundMessage, t: Translator, alternative: bool) -> 
     return labels.get(typed) or numbered.get(typed)
 
 
-def to_profile(profile: dict[str, Any]) -> Profile:
-    """Turn stored answers into a routing profile."""
+def to_profile(profile: dict[str, Any], locale: str = "de") -> Profile:
+    """Turn stored answers into a routing profile; without an answer about the language
+    of counselling, the language the person reads here (``locale``) is theirs."""
     state = profile.get("state")
     district = profile.get("district")
     return Profile(
@@ -810,7 +852,9 @@ def to_profile(profile: dict[str, Any]) -> Profile:
         state=state if state and state != "none" else None,
         district=district if district and district != "skip" else None,
         in_prison=profile.get("prison") == "yes" if "prison" in profile else None,
-        language=profile.get("language", "de") if profile.get("language") != "other" else "de",
+        language=(
+            profile["language"] if profile.get("language") not in (None, "other") else locale
+        ),
         incident=Incident(profile["incident"]) if profile.get("incident") else None,
         preferred=profile.get("ref"),
         source=profile.get("source"),
@@ -850,8 +894,10 @@ def _command(
         key = "referred.again" if state is State.REFERRED else "who.none"
         return Transition(state.value, profile, [Reply(t(key))])
     if command == "language":
-        other = next(loc for loc in SUPPORTED if loc != t.locale)
-        new_t = addressed(other, profile.get("audience"))
+        target = language_choice(arg)
+        if target is None:  # no (known) language named: offer all six by their own names
+            return Transition(state.value, profile, [language_chooser(t)])
+        new_t = addressed(target, profile.get("audience"))
         replies = [Reply(new_t("language.switched"))]
         if state is State.CONSENT:  # consent is informed only in a language the person reads
             replies.append(greeting(new_t, ctx, platform)[-1])
@@ -862,7 +908,7 @@ def _command(
             replies.append(confirm_reply(echoed, new_t))
         elif state is State.AUTHORITY:
             replies.append(_authority_again(ctx, profile, new_t))
-        return Transition(state.value, profile, replies, [Effect("set_locale", {"locale": other})])
+        return Transition(state.value, profile, replies, [Effect("set_locale", {"locale": target})])
     if command == "delete":
         if state is State.NEW or (state is State.CONSENT and not profile.get("consent")):
             return Transition(State.NEW.value, {}, [Reply(t("delete.nothing"))], [Effect("erase")])

@@ -259,6 +259,23 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+_YES = ("да", "так", "نعم", "evet")
+_NO = ("нет", "ні", "لا", "hayır", "hayir")
+#: The same short answers in Russian, Ukrainian, Arabic and Turkish ("да" at consent must
+#: be understood); folded like typed text.
+SYNONYMS_MORE: dict[str, dict[str, tuple[str, ...]]] = {
+    "consent": {
+        "yes": (*_YES, "согласен", "согласна", "згоден", "згодна", "موافق", "kabul", "tamam"),
+        "more": ("подробнее", "больше", "більше", "детальніше", "المزيد", "daha fazla", "bilgi"),
+        "no": (*_NO, "не согласен", "не согласна", "не згоден", "не згодна"),
+    },
+    "safety": {"yes": _YES, "no": _NO},
+    "prison": {"yes": _YES, "no": _NO},
+    "delete": {"yes": _YES, "no": (*_NO, "отмена", "скасувати", "إلغاء", "vazgeç")},
+    "message": {"skip": (*_NO, "дальше", "далі", "تابع", "devam")},
+}
+
+
 def options_for(question: str, t: Translator) -> list[Option]:
     """The options of a question, labelled in the translator's language."""
     syn = SYNONYMS.get(question, {})
@@ -278,7 +295,8 @@ def options_for(question: str, t: Translator) -> list[Option]:
             *(Option(k, name, (k, *syn.get(k, ()))) for k, name in LANGUAGES.items()),
             Option("other", t("language.other"), syn["other"]),
         ]
-    return [Option(v, t(f"{question}.{v}"), words) for v, words in syn.items()]
+    more = SYNONYMS_MORE.get(question, {})
+    return [Option(v, t(f"{question}.{v}"), (*words, *more.get(v, ()))) for v, words in syn.items()]
 
 
 #: Words that negate the option named right after them ("nicht rechts", "not in prison").

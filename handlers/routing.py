@@ -4,6 +4,8 @@ Order of steps:
 1. ``match``: a programme of a kind that serves the audience, for the scene, in the
    person's state (district-specific before statewide), preferring the person's
    language and prison support where it matters.
+Then, honestly: if the programme is not known to speak the person's language, the
+route says so (``language_gap``) and carries the region's mediation service, if any.
 2. ``coordination``: the state's coordination office.
 3. ``national``: a national programme that fits audience and scene.
 4. ``fallback``: the directory's last-resort chain.
@@ -13,10 +15,10 @@ contact details instead of a case.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from config.directory import Directory, Programme
+from config.directory import Directory, Mediation, Programme
 from config.vocabulary import Audience, Incident, Kind, Scene
 
 #: ``chosen``: the person chose this programme instead of one run by a state authority.
@@ -58,6 +60,11 @@ class Route:
     step: Step
     reasons: tuple[tuple[str, str], ...]
     alternatives: tuple[Programme, ...] = ()
+    #: Set when the programme is not known to speak the person's language: ``"none"``
+    #: (the directory lists its languages, without this one) or ``"unknown"``.
+    language_gap: Literal["none", "unknown"] | None = None
+    #: A language mediation service for the person's region (offered with the gap).
+    mediation: Mediation | None = None
 
     @property
     def opens_case(self) -> bool:
@@ -87,10 +94,12 @@ def _serves(p: Programme, profile: Profile, kinds: tuple[Kind, ...]) -> bool:
 def _rank(p: Programme, profile: Profile, kinds: tuple[Kind, ...]) -> tuple[int, ...]:
     district_fit = 1 if profile.district and profile.district in p.districts else 0
     return (
+        # A programme that states it speaks the person's language comes first: a
+        # counsellor they cannot talk to helps less than a neighbouring kind of service.
+        1 if speaks(p, profile.language) else 0,
         -kinds.index(p.kind),
         district_fit,
         1 if p.chat_enabled else 0,
-        1 if profile.language in (p.languages or ()) else 0,
         1 if profile.in_prison and p.prison_support else 0,
     )
 
@@ -101,12 +110,34 @@ def _regional(p: Programme, profile: Profile) -> bool:
     return not (p.districts and profile.district and profile.district not in p.districts)
 
 
+def speaks(p: Programme, language: str) -> bool | None:
+    """Whether a programme speaks a language: True, False, or None when the directory
+    does not say. German is taken for granted (programmes in Germany)."""
+    if language == "de" or language in (p.languages or ()):
+        return True
+    return None if p.languages is None else False
+
+
 def route(directory: Directory, profile: Profile, skip: frozenset[str] = frozenset()) -> Route:
-    """Pick the programme for a profile; always returns a route.
+    """Pick the programme for a profile and say honestly whether it speaks the person's
+    language (with a mediation service for the region, if the directory lists one).
 
     ``skip`` names programmes to leave out (the fallback chain is kept whole if it would
     be empty, so there is still always a route).
     """
+    chosen = _route(directory, profile, skip)
+    spoken = speaks(chosen.programme, profile.language)
+    if spoken:
+        return chosen
+    return replace(
+        chosen,
+        language_gap="unknown" if spoken is None else "none",
+        mediation=directory.mediation_for(profile.state, profile.language),
+    )
+
+
+def _route(directory: Directory, profile: Profile, skip: frozenset[str] = frozenset()) -> Route:
+    """Pick the programme for a profile; always returns a route."""
     kinds = _kinds(profile)
     order = {p.id: i for i, p in enumerate(directory.programmes)}
 

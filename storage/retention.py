@@ -555,7 +555,7 @@ async def _person(svc: CaseService, case: Case) -> Person | None:
 
 async def _warn(svc: CaseService, case: Case) -> list[OutboundMessage]:
     svc.event(case, case.programme_id, WARNED)
-    when = f"{case.delete_after:%d.%m.%Y}"
+    when = case.delete_after.date()  # rendered per reader locale (babel.dates)
     idle = max(0, (hour(svc.now) - case.last_activity_at).days)
     out: list[OutboundMessage] = []
     programme = svc.programme_of(case)

@@ -150,11 +150,12 @@ async def test_canned_reply_in_the_persons_language(world: World) -> None:
 
 @pytest.mark.parametrize(
     ("when", "open_now", "next_open"),
+    # the next opening is written per locale by babel.dates (issue 12)
     [
         (datetime(2026, 11, 17, 9, 0, tzinfo=UTC), True, None),  # Tuesday 10:00 Berlin
-        (datetime(2026, 11, 21, 11, 0, tzinfo=UTC), False, "23.11. 09:00"),  # Saturday
-        (datetime(2026, 12, 25, 10, 0, tzinfo=UTC), False, "28.12. 09:00"),  # Christmas Friday
-        (datetime(2026, 10, 30, 17, 0, tzinfo=UTC), False, "02.11. 09:00"),  # Fri eve, Sat holiday
+        (datetime(2026, 11, 21, 11, 0, tzinfo=UTC), False, "Mo., 23. Nov. 09:00"),  # Saturday
+        (datetime(2026, 12, 25, 10, 0, tzinfo=UTC), False, "Mo., 28. Dez. 09:00"),  # Christmas
+        (datetime(2026, 10, 30, 17, 0, tzinfo=UTC), False, "Mo., 2. Nov. 09:00"),  # Friday, holiday
     ],
 )
 async def test_office_hours_across_weekend_and_holiday(

@@ -238,7 +238,7 @@ async def test_urgent_window_counts_office_time_only_and_person_is_told_honestly
     w.clock.set(datetime(2026, 11, 17, 17, 30, tzinfo=UTC))  # 18:30, closed
     got = await w.person("p1", SUICIDE)
     assert got[0].urgent
-    assert any(m.text == DE("crisis.closed", when="18.11. 09:00") for m in got), texts(got)
+    assert any(m.text == DE("crisis.closed", when="Mi., 18. Nov. 09:00") for m in got), texts(got)
     await w.app.escalate()
     w.t.pop("alpha-room")
     w.clock.set(datetime(2026, 11, 18, 8, 9, tzinfo=UTC))  # Wed 09:09: 14 office minutes

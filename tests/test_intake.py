@@ -137,14 +137,14 @@ def at(state: State, locale: str = "de") -> Chat:
 
 @pytest.mark.parametrize(
     ("hint", "expected"),
-    [("en-US", "en"), (None, "de"), ("ar", "en"), ("de-AT", "de"), ("de_CH", "de"), ("", "de")],
+    [("en-US", "en"), (None, "de"), ("ar", "ar"), ("de-AT", "de"), ("de_CH", "de"), ("", "de")],
     ids=["en-US", "none", "ar", "de-AT", "de_CH", "empty"],
 )
 def test_first_message_greets_with_privacy_notice_and_consent(
     hint: str | None, expected: str
 ) -> None:
     t = translator(expected)
-    other = "de" if expected == "en" else "en"
+    other = "en" if expected == "de" else "de"  # the language toggle offers the other one
     tr = Chat(locale=pick_locale(hint)).send("hi")
     assert tr.state == State.CONSENT.value
     assert tr.profile == {}
@@ -155,7 +155,13 @@ def test_first_message_greets_with_privacy_notice_and_consent(
     assert notice.text.startswith(notice_text(t))
     assert notice.text.endswith(t("consent.question"))
     assert "48" in notice.text, "retention periods are filled in"
-    assert buttons(notice) == ["consent:yes", "consent:more", "consent:no", f"lang:{other}"]
+    assert buttons(notice) == [
+        "consent:yes",
+        "consent:more",
+        "consent:no",
+        f"lang:{other}",
+        "cmd:language",  # all six languages, by their own names (issue 12 part 1)
+    ]
     assert not any(r.urgent for r in tr.replies)
 
 
@@ -218,7 +224,7 @@ def test_consent_yes_starts_the_questions(locale: str, answer: str | Press) -> N
 
 @pytest.mark.parametrize(
     "answer",
-    ["I don't agree", "I do not agree", "nicht zustimmen", "ja vielleicht", "english", "hallo"],
+    ["I don't agree", "I do not agree", "nicht zustimmen", "ja vielleicht", "vielleicht", "hallo"],
 )
 def test_consent_needs_an_unambiguous_answer(answer: str) -> None:
     tr = at(State.CONSENT).send(answer)
@@ -679,13 +685,13 @@ def test_unknown_command() -> None:
 
 def test_language_switch_reasks_the_question_in_the_other_language() -> None:
     chat = at(State.SCENE)
-    tr = chat.send("/language")
+    tr = chat.send("/language en")  # a bare /language offers all six (see below)
     assert tr.effects == [Effect("set_locale", {"locale": "en"})]
     assert texts(tr)[0] == EN("language.switched")
     assert asks(tr, State.SCENE, EN)
     assert chat.locale == "en"
     assert not_understood(chat.send("bla"), State.SCENE, EN)
-    back = chat.send("/sprache")
+    back = chat.send("/sprache deutsch")
     assert back.effects == [Effect("set_locale", {"locale": "de"})]
     assert asks(back, State.SCENE, DE)
 

@@ -33,7 +33,7 @@ from config.directory import Directory
 from config.settings import CryptoSettings, Settings, new_key
 from storage.models import Case
 from storage.vault import LABELS, WRAP_DERIVED, WRAP_LEGACY, Vault, aad, derive_key
-from tests.conftest import OPERATOR, OFFICE_TIME, Harness, memory_directory
+from tests.conftest import OFFICE_TIME, OPERATOR, Harness, memory_directory
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "pre_hkdf"
 MESSAGE = "Ich will raus. Wie geht das?"

@@ -34,7 +34,10 @@ NOT_A_PERSON_MESSAGE = re.compile(
     r"|language\.switch\.|nav\.back$|attachment\.(photo|voice|video|audio|document|sticker)$"
     r"|(consent|safety|prison|delete|transfer)\.(yes|no|more)$"
     r"|(audience|incident|scene)\.(?!question$)\w+$"
-    r"|state\.none$|district\.skip$|language\.other$|message\.skip$)"
+    r"|state\.none$|district\.skip$|language\.other$|message\.skip$"
+    # issue 12 part 1-2: plural units, menu entries, the language button, the offers
+    # that follow the first line of the language notice
+    r"|n\.|command\.|language\.button$|route\.language\.(mediation|simple|contacts|offers)$)"
 )
 #: Keys used only when the operator set ``discretion: {name_programme: true}``.
 NAMED = re.compile(r"\.named(\.formal)?$")
@@ -69,6 +72,8 @@ def render(key: str, locale: str, programme: Programme) -> str:
         "hours": 24,
         "days": 14,
         "max": 4000,
+        "n": 3,
+        "language": "Русский",  # a language name (the person's own), never a programme
         "intake_hours": 48,
         "held_days": 14,
         "case_days": 90,
@@ -76,7 +81,8 @@ def render(key: str, locale: str, programme: Programme) -> str:
     }
     text = catalog(locale)[key]
     fields = {f for _, f, _, _ in string.Formatter().parse(text) if f}
-    return text.format(**{f: values.get(f, programme.name) for f in fields})
+    # Through the translator: templates carry plural specs ("{hours:#n.hours}").
+    return translator(locale)(key, **{f: values.get(f, programme.name) for f in fields})
 
 
 def test_the_walk_covers_the_person_facing_keys() -> None:

@@ -385,6 +385,13 @@ async def test_command_menus_per_scope_and_language(api: FakeBotApi) -> None:
     assert names(english) == person
     assert english[0]["description"] == "Start again"
     assert api.effective_commands(PERSON, language_code="fr")[0]["description"] == "Neu beginnen"
+    # six languages (issue 12 part 1): each menu in the app's language
+    assert api.effective_commands(PERSON, language_code="ru")[0]["description"] == "Начать заново"
+    arabic = api.effective_commands(PERSON, language_code="ar")
+    assert names(arabic) == person
+    assert arabic[-1]["description"] == "اختيار اللغة"
+    staff_tr = api.effective_commands(FORUM, user_id=1, language_code="tr")
+    assert staff_tr[0]["description"] == "Bekleyen dosyalar"
     assert names(api.effective_commands(FORUM, user_id=1)) == ["queue", "claim", "help"]
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.messages import Button
+from config.i18n import SUPPORTED, translator
 
 log = logging.getLogger(__name__)
 
@@ -25,36 +26,31 @@ MAX_TOPIC_NAME = 128
 
 _SEPARATORS = ("\n\n", "\n", " ")
 
+#: Person commands (command, catalog key of its description): Telegram shows the menu in
+#: the language of the person's app (setMyCommands per language_code); German is the
+#: default menu for every other language.
+_PERSON_MENU = tuple(
+    (c, f"command.{c}") for c in ("start", "help", "who", "delete", "vanish", "language")
+)
+#: Staff commands (a counsellor's app may be set to any of the six languages).
+_STAFF_MENU = (
+    ("queue", "command.queue"),
+    ("claim", "command.claim"),
+    ("help", "command.staff_help"),
+)
+
+
+def _menu(items: tuple[tuple[str, str], ...], language: str) -> tuple[tuple[str, str], ...]:
+    t = translator(language)
+    return tuple((command, t(key)) for command, key in items)
+
+
 #: Command menus: (command, description) per language; "de" is the default menu.
 PERSON_COMMANDS: dict[str, tuple[tuple[str, str], ...]] = {
-    "de": (
-        ("start", "Neu beginnen"),
-        ("help", "Hilfe und Notrufnummern"),
-        ("who", "Wer liest mit?"),
-        ("delete", "Alles über mich löschen"),
-        ("vanish", "Diesen Chatverlauf löschen"),
-        ("language", "Sprache: Deutsch / English"),
-    ),
-    "en": (
-        ("start", "Start again"),
-        ("help", "Help and emergency numbers"),
-        ("who", "Who is reading?"),
-        ("delete", "Delete everything about me"),
-        ("vanish", "Delete this chat history"),
-        ("language", "Language: Deutsch / English"),
-    ),
+    language: _menu(_PERSON_MENU, language) for language in SUPPORTED
 }
 STAFF_COMMANDS: dict[str, tuple[tuple[str, str], ...]] = {
-    "de": (
-        ("queue", "Wartende Fälle"),
-        ("claim", "Fall übernehmen: /claim K-XXXX"),
-        ("help", "Hilfe für das Team"),
-    ),
-    "en": (
-        ("queue", "Waiting cases"),
-        ("claim", "Take over a case: /claim K-XXXX"),
-        ("help", "Help for the team"),
-    ),
+    language: _menu(_STAFF_MENU, language) for language in SUPPORTED
 }
 DEFAULT_LANGUAGE = "de"
 
