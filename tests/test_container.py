@@ -83,6 +83,12 @@ def image() -> Iterator[Path]:
             env=env,
             check=True,
         )
+        # The installed package is the one the service runs (not a checkout on the path).
+        where = subprocess.run(
+            [str(root / "venv" / "bin" / "python"), "-c", "import bot; print(bot.__file__)"],
+            capture_output=True, text=True, check=True, cwd=root,
+        )  # fmt: skip
+        assert where.stdout.startswith(str(root / "venv"))
         for name in ("data", "tmp"):
             (root / name).mkdir(mode=0o700)
             os.chown(root / name, UID, UID)
@@ -127,12 +133,6 @@ async def test_image_steps_install_check_config_run_and_stop(
     cmd = json.loads(next(rest for word, rest in dockerfile() if word == "CMD"))
     assert cmd == ["run"]
     venv_bin = image / "venv" / "bin"
-    # The installed package is the one the service runs (not a checkout on the path).
-    where = subprocess.run(
-        [str(venv_bin / "python"), "-c", "import bot; print(bot.__file__)"],
-        capture_output=True, text=True, check=True, cwd=image,
-    )  # fmt: skip
-    assert where.stdout.startswith(str(image / "venv"))
 
     async with FakeBotApi() as api:
         api.register_forum(FORUM)
@@ -176,8 +176,9 @@ async def test_image_steps_install_check_config_run_and_stop(
                     await asyncio.sleep(0.05)
             api.push_message(5_700_000_001, 5_700_000_001, "/start")
             await api.wait_for_sent(
-                lambda c: c["method"] == "sendMessage"
-                and c["params"].get("chat_id") == 5_700_000_001,
+                lambda c: (
+                    c["method"] == "sendMessage" and c["params"].get("chat_id") == 5_700_000_001
+                ),
                 30,
                 since=since,
             )
@@ -192,7 +193,8 @@ async def test_image_steps_install_check_config_run_and_stop(
     assert "Traceback" not in log
     # Everything it wrote is in the data volume, owned by the service user.
     written = sorted(p.name for p in (image / "data").iterdir())
-    assert "ausweg.db" in written and "keys.db" in written, written
+    assert "ausweg.db" in written, written
+    assert "keys.db" in written, written
     assert not ready.exists()  # removed on stop
     assert all(p.stat().st_uid == UID for p in (image / "data").iterdir())
     assert not list((image / "app").rglob("__pycache__"))  # nothing written into the code
