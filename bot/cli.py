@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from bot.links import LinkError
 from config.directory import Directory, DirectoryError, load_directory
@@ -25,6 +25,22 @@ if TYPE_CHECKING:
     from storage.keystore import KeyStore
 
 log = logging.getLogger(__name__)
+
+
+def stores_used(settings: Settings) -> list[str]:
+    """Which database, key store and data folder the settings point at (no passwords)."""
+    from storage.db import display_url
+
+    return [
+        f"database:    {display_url(settings.database_url)}",
+        f"key store:   {display_url(settings.keystore_url)}",
+        f"data folder: {settings.data_dir.resolve()}",
+    ]
+
+
+def _say_stores(settings: Settings, *, stream: TextIO | None = None) -> None:
+    """Tell the operator which stores a command works on (stderr: stdout stays parseable)."""
+    print("\n".join(stores_used(settings)), file=stream or sys.stderr)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -63,6 +79,8 @@ async def _run(settings: Settings) -> int:
     # Every refusal before the first byte is written (database, key store, ready file).
     findings = preflight_settings(settings, load_directory(settings.directory_path))
     findings.raise_if_refused()
+    for line in stores_used(settings):
+        log.info("%s", " ".join(line.split()))
     app = App(settings, build_transports(settings))
 
     def reload() -> None:
@@ -126,6 +144,7 @@ async def _link(settings: Settings, args: argparse.Namespace) -> int:
     from storage.migrate import upgrade
 
     directory = load_directory(settings.directory_path)
+    _say_stores(settings)
     db = Database(settings.database_url, connect_args=settings.database.connect_args)
     try:
         await upgrade(db.engine)
@@ -248,7 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from bot.logsetup import setup_logging
+    from storage.db import unavailable_reason
 
+    settings: Settings | None = None
     try:
         settings = _settings(args)
         setup_logging(settings.log_level if args.command != "demo" else "WARNING")
@@ -284,6 +305,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        reason = unavailable_reason(exc)
+        if reason is None or settings is None:
+            raise
+        # One line instead of a traceback: what failed and which stores were asked.
+        from storage.db import display_url
+
+        where = (
+            f"database {display_url(settings.database_url)},"
+            f" key store {display_url(settings.keystore_url)}"
+        )
+        print(f"ausweg: cannot open the database: {reason} ({where})", file=sys.stderr)
+        return 3
     return 1
 
 
@@ -291,7 +325,8 @@ async def _migrate(settings: Settings) -> int:
     from storage.db import Database
     from storage.migrate import current, upgrade
 
-    db = Database(settings.database_url)
+    _say_stores(settings, stream=sys.stdout)
+    db = Database(settings.database_url, connect_args=settings.database.connect_args)
     try:
         await upgrade(db.engine)
         print(f"schema at revision {await current(db.engine)}")
@@ -310,6 +345,7 @@ async def _stores(settings: Settings) -> AsyncIterator[tuple[Database, KeyStore]
 
     settings.load_key_file()
     settings.check_secrets()
+    _say_stores(settings)
     db = Database(settings.database_url, connect_args=settings.database.connect_args)
     keys_db = Database(settings.keystore_url)
     try:
@@ -397,6 +433,7 @@ async def _funder_report(settings: Settings, args: argparse.Namespace) -> int:
     start, end = month_span(args.start, args.end)
     if args.programme and args.programme not in load_directory(settings.directory_path).by_id:
         raise ConfigError(f"no programme {args.programme!r} in the directory")
+    _say_stores(settings)
     db = Database(settings.database_url, connect_args=settings.database.connect_args)
     try:
         await upgrade(db.engine)
