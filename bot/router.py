@@ -200,12 +200,12 @@ class Router:
             for p, m in self.directory.staff_roles(msg.platform.value, msg.sender_id)
         ]
         case_hint = self.threads.case_at(msg.address)
-        ids = staff.whoami(msg)
-        if ids:  # before any lookup or write: the operator needs them to set the group up
+        whoami = staff.whoami(msg)
+        if whoami:  # before any lookup or write: the operator needs them to set the group up
             here = self.directory.programmes_of_room(msg.platform.value, msg.address.chat_id)
             if case_hint is None and not here:
-                return Handled([*ids, *self._unknown_group(msg).out])
-            return Handled(ids)
+                return Handled([*whoami, *self._unknown_group(msg).out])
+            return Handled(whoami)
         if msg.chat_kind is ChatKind.GROUP and case_hint is None:
             here = self.directory.programmes_of_room(msg.platform.value, msg.address.chat_id)
             if not here:  # before any database work: nothing is written for such a group
