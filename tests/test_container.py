@@ -126,6 +126,7 @@ def _write_secret(path: Path, text: str) -> None:
     os.chown(path, UID, UID)
 
 
+@pytest.mark.timeout(600)  # the install into a fresh virtualenv takes a minute or more
 async def test_image_steps_install_check_config_run_and_stop(
     image: Path, directory: Directory
 ) -> None:
