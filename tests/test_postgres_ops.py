@@ -34,6 +34,8 @@ from tests.telegram.conftest import telegram_directory
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW_PG = PG_URL.replace("+asyncpg", "")
+#: Rounds of pg_terminate_backend during the load (0.2 s apart).
+KILL_ROUNDS = 8
 
 
 @pytest.fixture
@@ -190,11 +192,15 @@ async def test_connection_killed_under_load_every_message_answered_once(
         kill += f"'{tag}'"  # our own hex tag
 
         async def killer() -> None:
+            """Kill this test's connections a few times while messages flow (like a
+            failover or a PostgreSQL restart; not a server that never comes back)."""
             nonlocal kills
-            while running:
+            for _ in range(KILL_ROUNDS):
+                if not running:
+                    return
                 rows = await _sql(kill)
                 kills += sum(1 for r in rows if r[0])
-                await asyncio.sleep(0.05)  # now and then, as in a failover
+                await asyncio.sleep(0.2)
 
         async def person(n: int) -> None:
             who = f"p{n}"
