@@ -12,20 +12,37 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from bot.links import LinkError
 from config.directory import Directory, DirectoryError, load_directory
 from config.preflight import Findings, directory_refusals, enabled_platforms, preflight
-from config.settings import ConfigError, Settings, ensure_demo_keys, new_key
+from config.settings import EXAMPLE_DIRECTORY, ConfigError, Settings, ensure_demo_keys, new_key
 from config.vocabulary import STATES, Audience, Incident, Scene
 from handlers.routing import Profile, route
+from storage.backup import BackupError
 
 if TYPE_CHECKING:
     from storage.db import Database
     from storage.keystore import KeyStore
 
 log = logging.getLogger(__name__)
+
+
+def stores_used(settings: Settings) -> list[str]:
+    """Which database, key store and data folder the settings point at (no passwords)."""
+    from storage.db import display_url
+
+    return [
+        f"database:    {display_url(settings.database_url)}",
+        f"key store:   {display_url(settings.keystore_url)}",
+        f"data folder: {settings.data_dir.resolve()}",
+    ]
+
+
+def _say_stores(settings: Settings, *, stream: TextIO | None = None) -> None:
+    """Tell the operator which stores a command works on (stderr: stdout stays parseable)."""
+    print("\n".join(stores_used(settings)), file=stream or sys.stderr)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -35,12 +52,53 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+#: The demo's own folder (database, key store, demo keys), never the configured one.
+DEMO_DIR = Path("ausweg-demo")
+
+
+def demo_refusals(settings: Settings, folder: Path) -> list[str]:
+    """Settings that point at a real installation: the demo must not run next to them.
+
+    The demo writes keys, a key store and a demo contact; in a folder with a production
+    ``.env`` (or ``AUSWEG_*`` variables) it would write them into the real data.
+    """
+    found = []
+    if settings.database.url:
+        found.append(f"a database ({settings.database.url.split('://', 1)[0]}://...)")
+    if settings.crypto.keystore_url:
+        found.append("a key store URL")
+    if settings.crypto.key_file or settings.crypto.master_keys:
+        found.append("real keys")
+    if "data_dir" in settings.model_fields_set and (
+        settings.data_dir.resolve() != folder.resolve()
+    ):
+        found.append(f"a data folder ({settings.data_dir})")
+    if settings.telegram.enabled or settings.matrix.enabled:
+        found.append("an enabled platform")
+    return found
+
+
+def _prepare_demo(settings: Settings, folder: Path) -> Settings:
+    """Point the settings at the demo folder, or refuse (see :func:`demo_refusals`)."""
+    refusals = demo_refusals(settings, folder)
+    if refusals:
+        raise ConfigError(
+            "the demo does not run next to a real installation: the settings (.env or"
+            f" AUSWEG_* variables) name {', '.join(refusals)}. Run `ausweg demo` in another"
+            " folder, without those settings."
+        )
+    settings.mode = "demo"
+    settings.data_dir = folder
+    settings.directory_path = EXAMPLE_DIRECTORY  # its staff sit in the console's staff room
+    print(f"Demo data in {folder.resolve()} (delete the folder to start over).")
+    ensure_demo_keys(settings)
+    return settings
+
+
 async def _demo(settings: Settings) -> int:
     from bot.app import App
     from bot.transports.console import ConsoleTransport
 
-    settings.mode = "demo"
-    ensure_demo_keys(settings)
     console = ConsoleTransport(locale=settings.default_locale)
     app = App(settings, [console])
     await app.start()
@@ -64,6 +122,8 @@ async def _run(settings: Settings) -> int:
     # Every refusal before the first byte is written (database, key store, ready file).
     findings = preflight_settings(settings, load_directory(settings.directory_path))
     findings.raise_if_refused()
+    for line in stores_used(settings):
+        log.info("%s", " ".join(line.split()))
     app = App(settings, build_transports(settings))
 
     def reload() -> None:
@@ -117,9 +177,7 @@ async def _check_staff_groups(settings: Settings, directory: Directory) -> int:
     from bot.transports.telegram.staff_groups import group_problem, staff_groups
 
     root = tg.base_url.rstrip("/")
-    bot = Bot(
-        tg.token.get_secret_value(), base_url=f"{root}/bot", base_file_url=f"{root}/file/bot"
-    )
+    bot = Bot(tg.token.get_secret_value(), base_url=f"{root}/bot", base_file_url=f"{root}/file/bot")
     problems = 0
     try:
         async with bot:
@@ -144,6 +202,7 @@ async def _link(settings: Settings, args: argparse.Namespace) -> int:
     from storage.migrate import upgrade
 
     directory = load_directory(settings.directory_path)
+    _say_stores(settings)
     db = Database(settings.database_url, connect_args=settings.database.connect_args)
     try:
         await upgrade(db.engine)
@@ -236,7 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ausweg`` console script."""
     parser = argparse.ArgumentParser(prog="ausweg", description="Ausweg first-contact bot")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="terminal chat: play the person and the counsellor")
+    demo = sub.add_parser("demo", help="terminal chat: play the person and the counsellor")
+    demo.add_argument(
+        "--dir", default=str(DEMO_DIR), help="demo data folder (default: ./ausweg-demo)"
+    )
     sub.add_parser("run", help="run the bot on the configured platforms")
     check = sub.add_parser("check-config", help="validate a directory, print its routing table")
     check.add_argument("directory", nargs="?", help="directory YAML (default: settings)")
@@ -259,6 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     purge_cmd.add_argument(
         "--batch", type=int, default=None, help="rows per transaction (SQLite 500, else 5000)"
     )
+    bak = sub.add_parser(
+        "backup", help="consistent backup: FOLDER/main (database), FOLDER/keystore (apart)"
+    )
+    bak.add_argument("folder", help="where to write (two sub-folders: main/, keystore/)")
     sub.add_parser("privacy-report", help="what is stored, for how long and why (counts only)")
     rep = sub.add_parser("report", help="funder report: CSV and an HTML page with charts")
     rep.add_argument("--from", dest="start", required=True, help="first month, e.g. 2026-01")
@@ -268,12 +334,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from bot.logsetup import setup_logging
+    from storage.db import unavailable_reason
 
+    settings: Settings | None = None
     try:
         settings = _settings(args)
         setup_logging(settings.log_level if args.command != "demo" else "WARNING")
         if args.command == "demo":
-            return asyncio.run(_demo(settings))
+            return asyncio.run(_demo(_prepare_demo(settings, Path(args.dir))))
         if args.command == "run":
             return asyncio.run(_run(settings))
         if args.command == "check-config":
@@ -295,23 +363,61 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "purge":
             return asyncio.run(_purge(settings, vacuum=args.vacuum, batch=args.batch))
+        if args.command == "backup":
+            return _backup(settings, Path(args.folder))
         if args.command == "privacy-report":
             return asyncio.run(_privacy_report(settings))
         if args.command == "report":
             return asyncio.run(_funder_report(settings, args))
-    except (ConfigError, DirectoryError, LinkError) as exc:
+    except (ConfigError, DirectoryError, LinkError, BackupError) as exc:
         print(f"ausweg: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        reason = unavailable_reason(exc)
+        if reason is None or settings is None:
+            raise
+        # One line instead of a traceback: what failed and which stores were asked.
+        from storage.db import display_url
+
+        where = (
+            f"database {display_url(settings.database_url)},"
+            f" key store {display_url(settings.keystore_url)}"
+        )
+        print(f"ausweg: cannot open the database: {reason} ({where})", file=sys.stderr)
+        return 3
     return 1
+
+
+def _backup(settings: Settings, folder: Path) -> int:
+    """Back up the main database and, into its own folder, the key store."""
+    from storage.backup import backup
+
+    _say_stores(settings, stream=sys.stdout)
+    files = backup(
+        settings.database_url,
+        settings.keystore_url,
+        folder,
+        datetime.now(UTC),
+        main_connect_args=settings.database.connect_args,
+    )
+    print(f"main database: {files.main}")
+    print(f"key store:     {files.keystore}")
+    print(
+        "Keep the key-store backups apart and only briefly (e.g. 7 days): an erased person"
+        " is gone from the main backups once no key-store backup older than the erasure is"
+        " left (docs/DEPLOY.md section 8)."
+    )
+    return 0
 
 
 async def _migrate(settings: Settings) -> int:
     from storage.db import Database
     from storage.migrate import current, upgrade
 
-    db = Database(settings.database_url)
+    _say_stores(settings, stream=sys.stdout)
+    db = Database(settings.database_url, connect_args=settings.database.connect_args)
     try:
         await upgrade(db.engine)
         print(f"schema at revision {await current(db.engine)}")
@@ -330,6 +436,7 @@ async def _stores(settings: Settings) -> AsyncIterator[tuple[Database, KeyStore]
 
     settings.load_key_file()
     settings.check_secrets()
+    _say_stores(settings)
     db = Database(settings.database_url, connect_args=settings.database.connect_args)
     keys_db = Database(settings.keystore_url)
     try:
@@ -417,6 +524,7 @@ async def _funder_report(settings: Settings, args: argparse.Namespace) -> int:
     start, end = month_span(args.start, args.end)
     if args.programme and args.programme not in load_directory(settings.directory_path).by_id:
         raise ConfigError(f"no programme {args.programme!r} in the directory")
+    _say_stores(settings)
     db = Database(settings.database_url, connect_args=settings.database.connect_args)
     try:
         await upgrade(db.engine)

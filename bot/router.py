@@ -8,6 +8,7 @@ back and the sender gets a kind error message instead of a crash.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -40,7 +41,7 @@ from handlers.followups import FollowUpService
 from handlers.limits import Limits
 from handlers.safety import detect
 from storage import outbox
-from storage.db import Database
+from storage.db import Database, is_disconnect
 from storage.keystore import KeyStore
 from storage.models import Case, Contact, OutboxEntry, Referral, touch
 from storage.repositories import JobChange, UnitOfWork, Updates, new_id, unit
@@ -52,6 +53,11 @@ log = logging.getLogger(__name__)
 LEAVING_REMEMBERED = 4096
 #: A group that still sends messages this long after the bot left it is left again.
 LEAVE_AGAIN_SECONDS = 60.0
+#: How long one update is tried again while the database connection keeps breaking
+#: (a server restart or failover takes seconds); the pause doubles up to the cap.
+DB_RETRY_WINDOW = 30.0
+DB_RETRY_FIRST = 0.05
+DB_RETRY_CAP = 2.0
 #: A Core insert on the unit's connection: storing replies needs no ORM session.
 _STASH = insert(OutboxEntry)
 _CONTACT_KEY = select(Contact.key_id).where(Contact.id == bindparam("i"))
@@ -139,6 +145,10 @@ class Busy(Exception):
     """Too many newcomers right now: answer kindly, store nothing."""
 
 
+class _Disconnected(Exception):
+    """The database connection broke during an update (rolled back; worth a retry)."""
+
+
 @dataclass(slots=True)
 class Handled:
     """What one unit of work produced.
@@ -213,13 +223,40 @@ class Router:
         self._ctx = replace(self._ctx, directory=directory)
 
     async def handle(self, msg: InboundMessage) -> Handled:
-        """Process one message in one transaction; never raises."""
+        """Process one message in one transaction; never raises.
+
+        A broken database connection rolls the transaction back; the update is then
+        tried again on a fresh connection (nothing of the failed attempt was stored, and
+        a commit whose answer was lost is found by the dedup key and its stored replies).
+        """
+        give_up = time.monotonic() + DB_RETRY_WINDOW
+        pause = DB_RETRY_FIRST
+        while True:
+            try:
+                return await self._handle_once(msg)
+            except _Disconnected:
+                if time.monotonic() + pause > give_up:
+                    break
+                log.warning("database connection lost; trying the update again")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, DB_RETRY_CAP)
+        log.error("database unreachable; update answered with the error message")
+        return self._fallback(clean(msg), "error.generic")
+
+    async def _handle_once(self, msg: InboundMessage) -> Handled:
+        """One attempt at :meth:`handle`; raises :class:`_Disconnected` only."""
         msg = clean(msg)
         roles = [
             StaffRole(p, m)
             for p, m in self.directory.staff_roles(msg.platform.value, msg.sender_id)
         ]
         case_hint = self.threads.case_at(msg.address)
+        whoami = staff.whoami(msg)
+        if whoami:  # before any lookup or write: the operator needs them to set the group up
+            here = self.directory.programmes_of_room(msg.platform.value, msg.address.chat_id)
+            if case_hint is None and not here:
+                return Handled([*whoami, *self._unknown_group(msg).out])
+            return Handled(whoami)
         if msg.chat_kind is ChatKind.GROUP and case_hint is None:
             here = self.directory.programmes_of_room(msg.platform.value, msg.address.chat_id)
             if not here:  # before any database work: nothing is written for such a group
@@ -259,6 +296,8 @@ class Router:
         except Busy:
             return self._fallback(msg, "limits.busy")
         except Exception as exc:  # one bad update must never stop the bot
+            if is_disconnect(exc):
+                raise _Disconnected from exc
             log.error("handling failed: %s", type(exc).__name__, exc_info=True)
             return self._fallback(msg, "error.generic")
 

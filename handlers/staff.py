@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from bot.messages import Button, InboundMessage, OutboundMessage
-from config.i18n import Translator, translator
+from bot.messages import Button, ChatKind, InboundMessage, OutboundMessage
+from config.i18n import Translator, pick_locale, translator
 from handlers.cases import OUTCOMES, CaseService, StaffRole
 from handlers.followups import FollowUpService, parse_spec
 from storage.models import Case
@@ -92,6 +92,29 @@ def parse(msg: InboundMessage) -> tuple[str | None, str]:
     head, _, rest = text[1:].partition(" ")
     cmd = head.split("@")[0].casefold()
     return _ALIASES.get(cmd, cmd), rest.strip()
+
+
+def whoami(msg: InboundMessage) -> list[OutboundMessage]:
+    """``/whoami`` in a group or room: the ids the operator needs for the directory.
+
+    Answered in groups and rooms only (configured or not, before anything is looked up
+    or stored) to whoever asks: the group's id (``-100...`` on Telegram, ``!...`` on
+    Matrix) and the sender's account id (numeric on Telegram). Nothing is stored or
+    logged; in a private chat the command means nothing here.
+    """
+    if msg.chat_kind is not ChatKind.GROUP or msg.button:
+        return []
+    cmd, _ = parse(msg)
+    if cmd not in {"whoami", "werbinich"}:
+        return []
+    t = translator(pick_locale(msg.locale))
+    text = t(
+        "staff.whoami",
+        platform=msg.platform.value,
+        chat=msg.address.chat_id,
+        account=msg.sender_id,
+    )
+    return [OutboundMessage(msg.address, text, protect=False)]
 
 
 async def handle(

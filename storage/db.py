@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,6 +27,86 @@ from storage.sqlite_inline import InlineDBAPI, creator
 CHECKPOINT_WAIT_MS = 200
 #: The usual wait for SQLite's lock (ms); see ``_sqlite_pragmas``.
 BUSY_TIMEOUT_MS = 5000
+#: Async drivers for URLs written without one (or with a blocking one).
+_ASYNC_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}
+_BLOCKING_DRIVERS = {"", "psycopg2", "pg8000", "pysqlite"}
+#: Seconds to wait for a PostgreSQL server before giving up on a connection.
+CONNECT_TIMEOUT = 10
+#: PostgreSQL error classes that no retry can fix: a wrong name or password.
+_FATAL_SQLSTATES = {"3D000": "no such database", "28P01": "wrong password", "28000": "refused"}
+
+
+def normalise_url(url: str) -> str:
+    """The URL with the async driver this project uses.
+
+    ``postgres://`` and ``postgresql://`` (the forms hosting panels and ``psql`` use)
+    become ``postgresql+asyncpg://``; ``sqlite://`` becomes ``sqlite+aiosqlite://``.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    backend, _, driver = scheme.partition("+")
+    backend = "postgresql" if backend.lower() in {"postgres", "postgresql"} else backend
+    wanted = _ASYNC_DRIVERS.get(backend.lower())
+    if wanted is None:
+        return url
+    if driver.lower() in _BLOCKING_DRIVERS:
+        driver = wanted
+    return f"{backend}+{driver}://{rest}"
+
+
+def display_url(url: str) -> str:
+    """The normalised URL without its password (for output and logs)."""
+    return make_url(normalise_url(url)).render_as_string(hide_password=True)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception, what caused it and what it wraps (SQLAlchemy's ``orig``)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or any(e is s for s in seen):
+            continue
+        seen.append(e)
+        todo += [e.__cause__, e.__context__, getattr(e, "orig", None)]
+    return seen
+
+
+def unavailable_reason(exc: BaseException) -> str | None:
+    """Why a database could not be opened at all, in one line; None for other errors.
+
+    Covers a missing database, a wrong user or password, an unreachable or silent
+    server and an SQLite file that cannot be opened.
+    """
+    for e in _chain(exc):
+        state = getattr(e, "sqlstate", None)
+        if isinstance(state, str) and state in _FATAL_SQLSTATES:
+            return f"{_FATAL_SQLSTATES[state]}: {e}"
+        if isinstance(e, TimeoutError):
+            return f"the server did not answer within {CONNECT_TIMEOUT} s"
+        if isinstance(e, OSError):
+            return f"cannot connect ({e.strerror or e})"
+        if isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e):
+            return f"cannot open the SQLite file ({e})"
+    return None
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """The connection broke (server restart, killed backend, network): worth a retry."""
+    for e in _chain(exc):
+        if isinstance(e, DBAPIError) and e.connection_invalidated:
+            return True
+        name = type(e).__name__
+        if name in {"ConnectionDoesNotExistError", "ConnectionFailureError"}:
+            return True
+        if getattr(e, "sqlstate", None) in {"57P01", "57P02", "57P03", "08000", "08003", "08006"}:
+            return True  # admin shutdown / crash shutdown / cannot connect now / lost
+        if isinstance(e, ConnectionError):
+            return True
+        if name == "InterfaceError" and "connection is closed" in str(e):
+            return True
+    return False
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -51,11 +133,18 @@ class Database:
         connect_args: dict[str, Any] | None = None,
         inline_sqlite: bool = True,
     ) -> None:
+        url = normalise_url(url)
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {"echo": echo}
         if connect_args:
             kwargs["connect_args"] = connect_args
+        if not self.is_sqlite:
+            # A connection the server dropped while idle in the pool is replaced on
+            # checkout instead of failing the next unit of work.
+            kwargs["pool_pre_ping"] = True
+            if self.url.get_driver_name() == "asyncpg":
+                kwargs["connect_args"] = {"timeout": CONNECT_TIMEOUT, **(connect_args or {})}
         if self.is_sqlite and self.url.database and self.url.database != ":memory:":
             path = Path(self.url.database)
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -74,6 +163,11 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         #: Seconds the last :meth:`checkpoint` took (None: none ran).
         self.last_checkpoint: float | None = None
+
+    @property
+    def display(self) -> str:
+        """The URL without its password."""
+        return self.url.render_as_string(hide_password=True)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

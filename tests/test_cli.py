@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run(args: list[str], tmp_path: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUSWEG_")}
-    env["AUSWEG_DATA_DIR"] = str(tmp_path / "data")
+    if args[:1] != ["demo"]:  # the demo keeps to its own folder (and refuses a data dir)
+        env["AUSWEG_DATA_DIR"] = str(tmp_path / "data")
     # This checkout's code, not whichever one is installed (the cwd is tmp_path).
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
@@ -85,7 +86,7 @@ def test_demo_journey_to_counsellor_reply(name: str, tmp_path: Path) -> None:
     assert reply is not None, out[-2000:]  # alias only on the lock screen
     assert f"{topic}\n    > Danke" in out
     assert "counsellor" not in out.split("#q")[0].replace("COUNSELLOR", "")
-    keys = tmp_path / "data" / "demo-keys.json"
+    keys = tmp_path / "ausweg-demo" / "demo-keys.json"  # the demo's own folder (issue 15)
     assert oct(keys.stat().st_mode & 0o777) == "0o600"
 
 
