@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import time
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
