@@ -28,6 +28,7 @@ from handlers.base import Effect
 from handlers.intake import contact_lines
 from handlers.limits import Limits
 from handlers.routing import Profile, Route, chat_fallback
+from handlers.wording import one_stop
 from storage.models import (
     Case,
     CaseMember,
@@ -1225,11 +1226,6 @@ def followup_buttons(t: Translator, *, paused: bool = False) -> tuple[tuple[Butt
         (Button(t(toggle[1]), f"followup:{toggle[0]}"),),
         (Button(t("followup.button.stop"), "followup:stop"),),
     )
-
-
-def one_stop(text: str, name: str) -> str:
-    """No doubled mark after a name that ends in one ("bei JUMP!." -> "bei JUMP!")."""
-    return text.replace(f"{name}.", name) if name[-1:] in "!?." else text
 
 
 def _kind(kind: str) -> str:

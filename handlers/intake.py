@@ -23,7 +23,7 @@ from handlers.base import Effect, Reply, Transition
 from handlers.options import Option, exact, match, options_for
 from handlers.routing import Profile, Route, chat_fallback, route, without_authority
 from handlers.safety import Danger, detect
-from handlers.transparency import notice_params
+from handlers.transparency import privacy_notice
 from handlers.understand import FACTS, pack, state_of, understand, unpack
 
 MAX_TEXT = 4000
@@ -214,7 +214,7 @@ def greeting(t: Translator, ctx: IntakeContext, platform: str = "", facts: str =
     in the consent button, so it is used only after a yes and never stored before.
     """
     retention = ctx.retention
-    notice = t("privacy.notice", **notice_params(t, retention, ctx.controller))
+    notice = privacy_notice(t, "privacy.notice", retention, ctx.controller)
     key = f"privacy.platform.{platform}"
     if platform and t(key) != key:
         notice += "\n" + t(key)
@@ -536,7 +536,7 @@ def _consent(
         return _ask(State.SAFETY, profile, t, [*replies, Reply(t("consent.thanks"))])
     if value == "more":
         consent = question_reply(State.CONSENT, t)
-        details = t("privacy.details", **notice_params(t, ctx.retention, ctx.controller))
+        details = privacy_notice(t, "privacy.details", ctx.retention, ctx.controller)
         return Transition(
             State.CONSENT.value,
             profile,
