@@ -100,6 +100,30 @@ _BACK_WORDS = frozenset({"zurück", "zurueck", "back"})
 _WHO_WORDS = frozenset(
     {"wer", "who", "wer bist du", "wer liest mit", "wer ist da", "who are you", "who is reading"}
 )
+#: Plain words that ask to erase everything: a person who panics should not need to know
+#: a command (and Element intercepts /delete). Matched as the whole message, after
+#: dropping "bitte"/"please", so "die Bilder löschen ..." in a longer message is no request.
+_DELETE_WORDS = frozenset(
+    {
+        "löschen",
+        "loeschen",
+        "alles löschen",
+        "alles loeschen",
+        "lösch alles",
+        "lösche alles",
+        "loesch alles",
+        "loesche alles",
+        "daten löschen",
+        "meine daten löschen",
+        "alle daten löschen",
+        "delete",
+        "delete all",
+        "delete everything",
+        "delete my data",
+        "erase everything",
+    }
+)
+_POLITE = frozenset({"bitte", "please", "jetzt", "now", "sofort"})
 _WHOLE_ANSWER = frozenset({State.CONSENT, State.MESSAGE, State.DELETE})
 #: What a person may choose for check-ins (buttons ``followup:<action>``).
 _FOLLOWUP_ACTIONS = frozenset({"less", "pause", "resume", "stop"})
@@ -132,6 +156,10 @@ def command_of(msg: InboundMessage) -> str | None:
         return "back"
     if text.casefold().rstrip("?!. ") in _WHO_WORDS:
         return "who"
+    plain = text.casefold().replace(",", " ").rstrip("?!. ").split()
+    words = [w for w in plain if w not in _POLITE]
+    if " ".join(words) in _DELETE_WORDS:
+        return "delete"
     return None
 
 
