@@ -1,0 +1,42 @@
+"""Follow-ups of the newcomer walk-through (issue 12): the other half of each fix, so a
+fix cannot turn into a dead end (a confirmation that never acts, a hint that never
+comes back)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.phone import Phone
+
+CODE = re.compile(r"K-[23456789A-HJ-NP-Z]{4}")
+
+
+async def urgent_claimed_case(p: Phone) -> str:
+    await p.say("man", "ich will raus aus der rechten szene, die wissen wo ich wohne")
+    reply = await p.press("man", "crisis:contact:threat")
+    code = CODE.search(reply)
+    assert code, reply
+    await p.staff("counsellor", f"/claim {code.group()}")
+    p.t.pop("man")
+    return code.group()
+
+
+@pytest.mark.parametrize("how", ["typed", "button"])
+async def test_close_of_an_urgent_case_acts_once_confirmed(phone: Phone, how: str) -> None:
+    p = phone
+    code = await urgent_claimed_case(p)
+    asked = await p.staff("counsellor", f"/close {code} exit")
+    assert "dringend" in asked, asked
+    (message,) = [m for m in p.t.sent if m.text == asked]
+    (button,) = message.flat_buttons
+    assert button.data == f"close:{code} exit"
+    if how == "typed":
+        done = await p.staff("counsellor", f"/close {code} exit confirm")
+    else:
+        await p.t.push("counsellor", button=button.data, chat="staff", group=True)
+        done = "\n".join(m.text for m in p.t.pop("staff"))
+    assert f"{code} ist geschlossen (exit)" in done, done
+    told = "\n".join(m.text for m in p.t.pop("man"))
+    assert "abgeschlossen" in told, told
