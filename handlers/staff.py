@@ -131,6 +131,9 @@ async def handle(
         if not rest:
             return []
         if case_hint is None:  # never guess the case: the wrong person could read it
+            room = f"{here.platform.value}\x00{here.chat_id}\x00{here.thread_id or ''}"
+            if not svc.limits.staff_hint_due(room, svc.now.timestamp()):
+                return []  # team chat: the hint is still on screen from a moment ago
             return say("staff.reply_where")
         cmd = "r"
     if cmd == "help":

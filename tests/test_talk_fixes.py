@@ -40,3 +40,13 @@ async def test_close_of_an_urgent_case_acts_once_confirmed(phone: Phone, how: st
     assert f"{code} ist geschlossen (exit)" in done, done
     told = "\n".join(m.text for m in p.t.pop("man"))
     assert "abgeschlossen" in told, told
+
+
+async def test_staff_room_hint_comes_back_after_a_while(phone: Phone) -> None:
+    """Team chat gets the "not passed on" hint once per room and ten minutes, not never:
+    a counsellor who later tries to answer a person in the room is still told."""
+    p = phone
+    assert "Nicht weitergeleitet" in await p.staff("counsellor", "Morgen zusammen")
+    assert await p.staff("counsellor2", "Morgen") == ""
+    p.app.clock.advance(minutes=11)  # type: ignore[attr-defined]
+    assert "Nicht weitergeleitet" in await p.staff("counsellor", "Danke, bis später")
