@@ -50,3 +50,17 @@ async def test_staff_room_hint_comes_back_after_a_while(phone: Phone) -> None:
     assert await p.staff("counsellor2", "Morgen") == ""
     p.app.clock.advance(minutes=11)  # type: ignore[attr-defined]
     assert "Nicht weitergeleitet" in await p.staff("counsellor", "Danke, bis später")
+
+
+def test_example_descriptions_and_notices_keep_no_register() -> None:
+    """Descriptions and notices are shown to every audience (/who, referrals, declined
+    consent): a "Sie" there breaks the "du" of a person writing about themselves, and a
+    "du" the "Sie" of a mother. They are written without either."""
+    from config.settings import EXAMPLE_DIRECTORY
+    from tests.phone import load_directory
+
+    addressed = re.compile(r"\b(Sie|Ihnen|Ihre[mnrs]?|du|dich|dir|dein\w*)\b")
+    for programme in load_directory(EXAMPLE_DIRECTORY).programmes:
+        for text in (programme.description, programme.notice):
+            german = (text or {}).get("de", "")
+            assert not addressed.search(german), (programme.id, german)
