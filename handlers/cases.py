@@ -25,7 +25,7 @@ from config.register import addressed
 from config.settings import RetentionSettings
 from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Audience, Kind
 from handlers.base import Effect
-from handlers.intake import contact_lines
+from handlers.intake import contact_lines, listed_contacts
 from handlers.limits import Limits
 from handlers.routing import Profile, Route, chat_fallback
 from handlers.wording import one_stop
@@ -349,7 +349,7 @@ class CaseService:
             out.append(self.to_person(person, t("route.info", text=info[_loc(t)])))
         elif profile.audience in FIRST_ADVICE:  # the operator's own advice comes first
             out.append(self.to_person(person, t(f"advice.{profile.audience.value}")))
-        lines = [line for line in (contact_lines(p, t) for p in route.alternatives) if line]
+        lines = [line for line in (listed_contacts(p, t) for p in route.alternatives) if line]
         if lines:
             out.append(self.to_person(person, t("route.alternatives", contacts="\n".join(lines))))
         return out

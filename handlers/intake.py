@@ -581,9 +581,9 @@ def _declined_region(ctx: IntakeContext, msg: InboundMessage, t: Translator) -> 
     region = (msg.button or "").partition(":")[2]
     regional = [p for p in ctx.directory.programmes if region in p.states and not p.national]
     national = [p for p in ctx.directory.programmes if p.national]
-    lines = [line for line in (contact_lines(p, t) for p in regional) if line]
+    lines = [line for line in (listed_contacts(p, t) for p in regional) if line]
     key = "declined.contacts" if lines else "declined.contacts.none"
-    lines += [line for line in (contact_lines(p, t) for p in national) if line]
+    lines += [line for line in (listed_contacts(p, t) for p in national) if line]
     lines.append(t("crisis.short"))
     text = t(key, contacts="\n".join(lines))
     return Transition(State.NEW.value, {}, [Reply(text)], [Effect("erase")])
@@ -591,9 +591,24 @@ def _declined_region(ctx: IntakeContext, msg: InboundMessage, t: Translator) -> 
 
 def national_contacts(directory: Directory, t: Translator) -> str:
     """Contact lines of the directory's fallback programmes and the crisis lines."""
-    lines = [contact_lines(directory.by_id[i], t) for i in directory.fallback]
+    lines = [listed_contacts(directory.by_id[i], t) for i in directory.fallback]
     lines.append(t("crisis.short"))
     return "\n".join(line for line in lines if line)
+
+
+def listed_contacts(programme: Programme, t: Translator) -> str:
+    """A programme's contact line in a list, with the notice the directory attaches to it
+    (the chat path shows it before referring; a list must not drop it). Empty if the
+    programme published no contact."""
+    line = contact_lines(programme, t)
+    if line and programme.notice:
+        line += "\n" + programme.notice[_lang(t)]
+    return line
+
+
+def _lang(t: Translator) -> Any:
+    """The locale a directory text exists in (German and English; others read English)."""
+    return t.locale if t.locale in ("de", "en") else "en"
 
 
 def contact_lines(programme: Programme, t: Translator) -> str:
@@ -735,7 +750,7 @@ def _authority_choice(
     profile.pop("via", None)
     if choice == "contacts":
         programme = result.programme
-        contacts = contact_lines(programme, t) or t("contact.none")
+        contacts = listed_contacts(programme, t) or t("contact.none")
         replies.append(Reply(t("authority.contacts", programme=programme.name, contacts=contacts)))
         if text:  # nothing typed is dropped silently
             replies.append(Reply(t("route.unsent")))
