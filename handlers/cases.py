@@ -674,6 +674,9 @@ class CaseService:
         due = await self.restart_urgent_window(case, target)  # the new programme's window
         self.event(case, target.id, "transfer_in")
         await self.uow.session.execute(delete(CaseMember).where(CaseMember.case_id == case.id))
+        # The old programme's internal notes stay with it: the person agreed to the new
+        # programme seeing their answers and new messages, nothing more (transfer.ask).
+        await self.uow.session.execute(delete(CaseNote).where(CaseNote.case_id == case.id))
         # Check-ins were the old counsellor's; the new programme decides its own.
         await drop_followups(self.uow, [case.id])
         out.append(

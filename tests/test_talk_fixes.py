@@ -8,7 +8,9 @@ import re
 
 import pytest
 
+from storage.models import CaseNote
 from tests.phone import Phone
+from tests.test_transparency import count
 
 CODE = re.compile(r"K-[23456789A-HJ-NP-Z]{4}")
 
@@ -64,3 +66,24 @@ def test_example_descriptions_and_notices_keep_no_register() -> None:
         for text in (programme.description, programme.notice):
             german = (text or {}).get("de", "")
             assert not addressed.search(german), (programme.id, german)
+
+
+async def test_transfer_leaves_the_old_programmes_notes_behind(phone: Phone) -> None:
+    """The person is told the new programme sees their answers and new messages, "not the
+    earlier messages and notes": the old counsellors' notes must not travel along."""
+    p = phone
+    await p.say("y", "/start")
+    await p.press("y", "consent:yes")
+    await p.press("y", "safety:no")
+    for answer in ("audience:self", "scene:right", "state:BY", "prison:no", "language:de"):
+        await p.press("y", answer)
+    code = CODE.search(await p.press("y", "message:skip"))
+    assert code
+    await p.staff("counsellor", f"/claim {code.group()}")
+    await p.staff("counsellor", f"/note {code.group()} Vater ist in der Szene aktiv")
+    assert "Vater ist in der Szene" in await p.staff("counsellor", f"/notes {code.group()}")
+    await p.staff("counsellor", f"/transfer {code.group()} jump")
+    asked = "\n".join(m.text for m in p.t.pop("y"))
+    assert "nicht die bisherigen Nachrichten und Notizen" in asked, asked
+    await p.press("y", "transfer:yes")
+    assert await count(p.app, CaseNote) == 0
