@@ -796,7 +796,7 @@ def to_profile(profile: dict[str, Any]) -> Profile:
         scene=Scene(profile["scene"]) if profile.get("scene") else None,
         state=state if state and state != "none" else None,
         district=district if district and district != "skip" else None,
-        in_prison=profile.get("prison") == "yes" if "prison" in profile else None,
+        in_prison={"yes": True, "no": False}.get(profile.get("prison", "")),
         language=profile.get("language", "de") if profile.get("language") != "other" else "de",
         incident=Incident(profile["incident"]) if profile.get("incident") else None,
         preferred=profile.get("ref"),

@@ -227,6 +227,19 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
     "prison": {
         "yes": ("ja", "yes", "haft", "knast", "gefaengnis", "jva", "prison", "jail"),
         "no": ("nein", "no", "nicht in haft", "not in prison"),
+        # Optional (docs/PRIVACY.md): asked only to find a programme that works in prisons.
+        "skip": (
+            "moechte ich nicht sagen",
+            "will ich nicht sagen",
+            "sag ich nicht",
+            "sage ich nicht",
+            "keine angabe",
+            "ueberspringen",
+            "skip",
+            "rather not say",
+            "i'd rather not say",
+            "prefer not to say",
+        ),
     },
     "language": {
         "de": ("deutsch", "german"),

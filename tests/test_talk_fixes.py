@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from storage.models import CaseNote
+from storage.models import Case, CaseNote
 from tests.phone import Phone
 from tests.test_transparency import count
 
@@ -87,3 +87,26 @@ async def test_transfer_leaves_the_old_programmes_notes_behind(phone: Phone) -> 
     assert "nicht die bisherigen Nachrichten und Notizen" in asked, asked
     await p.press("y", "transfer:yes")
     assert await count(p.app, CaseNote) == 0
+
+
+@pytest.mark.parametrize("skip", ["möchte ich nicht sagen", "prison:skip"])
+async def test_prison_skipped_is_unknown_not_no(phone: Phone, skip: str) -> None:
+    """Skipping the optional prison question moves on and stores no "not in prison"."""
+    p = phone
+    await p.say("y", "/start")
+    await p.press("y", "consent:yes")
+    await p.press("y", "safety:no")
+    for answer in ("audience:self", "scene:right", "state:MV", "district:skip"):
+        await p.press("y", answer)
+    if ":" in skip:
+        reply = await p.press("y", skip)
+    else:
+        reply = await p.say("y", skip)
+        if "Stimmt das?" in reply:  # a typed answer is echoed first
+            assert "ohne Angabe zur Haft" in reply, reply
+            reply = await p.press("y", "confirm:yes")
+    assert "In welcher Sprache" in reply, reply
+    await p.press("y", "language:de")
+    code = CODE.search(await p.press("y", "message:skip"))
+    assert code
+    assert await count(p.app, Case, Case.in_prison.is_(None)) == 1
