@@ -274,12 +274,28 @@ def step(
     the register ("du" / "Sie") the person was addressed with during the intake.
     """
     tr = _step(ctx, state_name, profile, locale, msg, audience)
+    if tr.state == State.MESSAGE.value:
+        t = addressed(locale, tr.profile.get("audience") or audience)
+        tr.replies = [_referral_warned(ctx, r, tr.profile, t) for r in tr.replies]
     offer = [r for r in tr.replies if _offers_contact(r)]
     if offer:
         # The "contact me now" question goes last: it is what a lock screen and the chat
         # list show, and where options are typed as numbers (Matrix), "1" picks it.
         tr.replies = [r for r in tr.replies if not _offers_contact(r)] + offer[:1]
     return tr
+
+
+def _referral_warned(
+    ctx: IntakeContext, reply: Reply, profile: dict[str, Any], t: Translator
+) -> Reply:
+    """The message question, warned first when the answers lead to a programme that takes
+    no chats: what the person writes next would not be passed on (route.unsent), and
+    they should know that before they write it, not after."""
+    if not any(b.data == "message:skip" for row in reply.buttons for b in row):
+        return reply
+    if route(ctx.directory, to_profile(profile)).opens_case:
+        return reply
+    return replace(reply, text=f"{t('message.referral_only')}\n{reply.text}")
 
 
 def _offers_contact(reply: Reply) -> bool:

@@ -110,3 +110,16 @@ async def test_prison_skipped_is_unknown_not_no(phone: Phone, skip: str) -> None
     code = CODE.search(await p.press("y", "message:skip"))
     assert code
     assert await count(p.app, Case, Case.in_prison.is_(None)) == 1
+
+
+async def test_message_question_warns_only_where_nobody_reads(phone: Phone) -> None:
+    """A route with chat staff invites the message without the referral warning."""
+    p = phone
+    await p.say("y", "/start")
+    await p.press("y", "consent:yes")
+    await p.press("y", "safety:no")
+    prompt = ""
+    for answer in ("audience:self", "scene:right", "state:BY", "prison:no", "language:de"):
+        prompt = await p.press("y", answer)
+    assert "Möchtest du uns noch etwas mitteilen" in prompt, prompt
+    assert "nicht weiter" not in prompt, prompt
