@@ -130,11 +130,32 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
             "attacked",
             "angefeindet",
             "bedroht worden",
+            # What people write when it happened to them ("ich wurde beleidigt und
+            # angespuckt"); "geschlagen" stays out: people leaving a scene say it too.
+            "beleidigt",
+            "beschimpft",
+            "angespuckt",
+            "bespuckt",
+            "angepoebelt",
+            "attackiert",
+            "insulted",
+            "spat at",
+            "harassed",
         ),
     },
     "incident": {
         "violence": ("gewalt", "bedroh", "angriff", "geschlagen", "violence", "threat", "attack"),
-        "antisemitism": ("antisemit", "juedisch", "juden", "jewish", "antisemitic", "antisemitism"),
+        "antisemitism": (
+            "antisemit",
+            "juedisch",
+            "juden",
+            "jewish",
+            "antisemitic",
+            "antisemitism",
+            "kippa",
+            "synagoge",
+            "synagogue",
+        ),
         "other": ("anderes", "sonstiges", "other", "something else", "rassis", "racis"),
     },
     "scene": {

@@ -123,3 +123,24 @@ async def test_message_question_warns_only_where_nobody_reads(phone: Phone) -> N
         prompt = await p.press("y", answer)
     assert "Möchtest du uns noch etwas mitteilen" in prompt, prompt
     assert "nicht weiter" not in prompt, prompt
+
+
+@pytest.mark.parametrize(
+    ("text", "facts"),
+    [
+        (
+            "Ich wurde gestern in Greifswald antisemitisch beleidigt und angespuckt, "
+            "weil ich eine Kippa trage",
+            {"audience": "affected", "incident": "antisemitism", "state": "MV"},
+        ),
+        ("Man hat mich beschimpft, weil ich eine Kippa trage", {"incident": "antisemitism"}),
+        # the one who insulted and wants out is no affected person
+        ("Ich habe ihn beleidigt, ich will aus der rechten Szene raus", {"audience": "self"}),
+    ],
+)
+def test_what_was_done_to_someone_is_read(text: str, facts: dict[str, str]) -> None:
+    from config.i18n import translator
+    from handlers.understand import understand
+
+    read = understand(text, translator("de"))
+    assert {k: read.get(k) for k in facts} == facts, read
