@@ -182,6 +182,18 @@ DEMO_OPERATOR = OperatorSettings(
     privacy_contact="datenschutz@demo.invalid (DEMO)",
     privacy_url="https://demo.invalid/datenschutz (DEMO)",
 )
+#: Parts of the example controller in docs/OPERATIONS.md and ausweg.env.example (and the
+#: reserved example domains): an operator who copies the example must not tell people an
+#: invented controller runs the bot.
+EXAMPLE_OPERATOR_MARKS = (
+    "beispielverein",
+    "musterstraße",
+    "musterstrasse",
+    "musterstadt",
+    "example.org",
+    "example.com",
+    "example.net",
+)
 
 
 class Settings(BaseSettings):
@@ -233,10 +245,12 @@ class Settings(BaseSettings):
         for name in OperatorSettings.model_fields:
             value = (getattr(self.operator, name) or "").strip()
             demo = getattr(DEMO_OPERATOR, name)
-            if value.lower() in PLACEHOLDERS or value == demo or ".invalid" in value:
+            documented = any(mark in value.lower() for mark in EXAMPLE_OPERATOR_MARKS)
+            if value.lower() in PLACEHOLDERS or value == demo or ".invalid" in value or documented:
                 raise ConfigError(
-                    f"operator.{name} is missing or a placeholder: set AUSWEG_OPERATOR__"
-                    f"{name.upper()} (people are told who runs the bot before they consent)"
+                    f"operator.{name} is missing, a placeholder or the documented example: set "
+                    f"AUSWEG_OPERATOR__{name.upper()} (people are told who runs the bot before "
+                    "they consent)"
                 )
         url = (self.operator.privacy_url or "").strip()
         if not url.startswith("https://"):

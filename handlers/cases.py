@@ -25,9 +25,10 @@ from config.register import addressed
 from config.settings import RetentionSettings
 from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Audience, Kind
 from handlers.base import Effect
-from handlers.intake import contact_lines
+from handlers.intake import contact_lines, listed_contacts
 from handlers.limits import Limits
 from handlers.routing import Profile, Route, chat_fallback, speaks
+from handlers.wording import one_stop
 from storage.models import (
     Case,
     CaseMember,
@@ -373,7 +374,7 @@ class CaseService:
             out.append(self.to_person(person, t("route.info", text=info[_loc(t)])))
         elif profile.audience in FIRST_ADVICE:  # the operator's own advice comes first
             out.append(self.to_person(person, t(f"advice.{profile.audience.value}")))
-        lines = [line for line in (contact_lines(p, t) for p in route.alternatives) if line]
+        lines = [line for line in (listed_contacts(p, t) for p in route.alternatives) if line]
         if lines:
             out.append(self.to_person(person, t("route.alternatives", contacts="\n".join(lines))))
         return out
@@ -711,6 +712,9 @@ class CaseService:
         due = await self.restart_urgent_window(case, target)  # the new programme's window
         self.event(case, target.id, "transfer_in")
         await self.uow.session.execute(delete(CaseMember).where(CaseMember.case_id == case.id))
+        # The old programme's internal notes stay with it: the person agreed to the new
+        # programme seeing their answers and new messages, nothing more (transfer.ask).
+        await self.uow.session.execute(delete(CaseNote).where(CaseNote.case_id == case.id))
         # Check-ins were the old counsellor's; the new programme decides its own.
         await drop_followups(self.uow, [case.id])
         out.append(
@@ -1263,13 +1267,6 @@ def followup_buttons(t: Translator, *, paused: bool = False) -> tuple[tuple[Butt
         (Button(t(toggle[1]), f"followup:{toggle[0]}"),),
         (Button(t("followup.button.stop"), "followup:stop"),),
     )
-
-
-def one_stop(text: str, name: str) -> str:
-    """The text as the translator made it: it already applies one rule after every name
-    (:func:`config.i18n.after_name`: "bei JUMP!." -> "bei JUMP!"). Kept for its callers."""
-    del name
-    return text
 
 
 def _kind(kind: str) -> str:

@@ -23,7 +23,7 @@ from handlers.base import Effect, Reply, Transition
 from handlers.options import Option, exact, match, options_for
 from handlers.routing import Profile, Route, chat_fallback, route, without_authority
 from handlers.safety import Danger, detect
-from handlers.transparency import notice_params
+from handlers.transparency import privacy_notice
 from handlers.understand import FACTS, pack, state_of, understand, unpack
 
 MAX_TEXT = 4000
@@ -163,6 +163,30 @@ _LANGUAGE_WORDS = {
     "türkisch": "tr",
     "turkce": "tr",
 }
+#: Plain words that ask to erase everything: a person who panics should not need to know
+#: a command (and Element intercepts /delete). Matched as the whole message, after
+#: dropping "bitte"/"please", so "die Bilder löschen ..." in a longer message is no request.
+_DELETE_WORDS = frozenset(
+    {
+        "löschen",
+        "loeschen",
+        "alles löschen",
+        "alles loeschen",
+        "lösch alles",
+        "lösche alles",
+        "loesch alles",
+        "loesche alles",
+        "daten löschen",
+        "meine daten löschen",
+        "alle daten löschen",
+        "delete",
+        "delete all",
+        "delete everything",
+        "delete my data",
+        "erase everything",
+    }
+)
+_POLITE = frozenset({"bitte", "please", "jetzt", "now", "sofort"})
 _WHOLE_ANSWER = frozenset({State.CONSENT, State.MESSAGE, State.DELETE})
 #: What a person may choose for check-ins (buttons ``followup:<action>``).
 _FOLLOWUP_ACTIONS = frozenset({"less", "pause", "resume", "stop"})
@@ -205,6 +229,10 @@ def command_of(msg: InboundMessage, *, in_case: bool = False) -> str | None:
     plain = _PLAIN_WORDS.get(words)
     if plain is not None and not (in_case and plain in _PLEAS):
         return plain
+    said = text.casefold().replace(",", " ").rstrip("?!. ").split()
+    tokens = [w for w in said if w not in _POLITE]
+    if " ".join(tokens) in _DELETE_WORDS:
+        return "delete"
     return None
 
 
@@ -307,7 +335,7 @@ def greeting(t: Translator, ctx: IntakeContext, platform: str = "", facts: str =
     in the consent button, so it is used only after a yes and never stored before.
     """
     retention = ctx.retention
-    notice = t("privacy.notice", **notice_params(t, retention, ctx.controller))
+    notice = privacy_notice(t, "privacy.notice", retention, ctx.controller)
     key = f"privacy.platform.{platform}"
     if platform and t(key) != key:
         notice += "\n" + t(key)
@@ -339,12 +367,28 @@ def step(
     the register ("du" / "Sie") the person was addressed with during the intake.
     """
     tr = _step(ctx, state_name, profile, locale, msg, audience)
+    if tr.state == State.MESSAGE.value:
+        t = addressed(locale, tr.profile.get("audience") or audience)
+        tr.replies = [_referral_warned(ctx, r, tr.profile, t) for r in tr.replies]
     offer = [r for r in tr.replies if _offers_contact(r)]
     if offer:
         # The "contact me now" question goes last: it is what a lock screen and the chat
         # list show, and where options are typed as numbers (Matrix), "1" picks it.
         tr.replies = [r for r in tr.replies if not _offers_contact(r)] + offer[:1]
     return tr
+
+
+def _referral_warned(
+    ctx: IntakeContext, reply: Reply, profile: dict[str, Any], t: Translator
+) -> Reply:
+    """The message question, warned first when the answers lead to a programme that takes
+    no chats: what the person writes next would not be passed on (route.unsent), and
+    they should know that before they write it, not after."""
+    if not any(b.data == "message:skip" for row in reply.buttons for b in row):
+        return reply
+    if route(ctx.directory, to_profile(profile)).opens_case:
+        return reply
+    return replace(reply, text=f"{t('message.referral_only')}\n{reply.text}")
 
 
 def _offers_contact(reply: Reply) -> bool:
@@ -633,7 +677,7 @@ def _consent(
         return _ask(State.SAFETY, profile, t, [*replies, Reply(t("consent.thanks"))])
     if value == "more":
         consent = question_reply(State.CONSENT, t)
-        details = t("privacy.details", **notice_params(t, ctx.retention, ctx.controller))
+        details = privacy_notice(t, "privacy.details", ctx.retention, ctx.controller)
         return Transition(
             State.CONSENT.value,
             profile,
@@ -650,9 +694,9 @@ def _declined_region(ctx: IntakeContext, msg: InboundMessage, t: Translator) -> 
     region = (msg.button or "").partition(":")[2]
     regional = [p for p in ctx.directory.programmes if region in p.states and not p.national]
     national = [p for p in ctx.directory.programmes if p.national]
-    lines = [line for line in (contact_lines(p, t) for p in regional) if line]
+    lines = [line for line in (listed_contacts(p, t) for p in regional) if line]
     key = "declined.contacts" if lines else "declined.contacts.none"
-    lines += [line for line in (contact_lines(p, t) for p in national) if line]
+    lines += [line for line in (listed_contacts(p, t) for p in national) if line]
     lines.append(t("crisis.short"))
     text = t(key, contacts="\n".join(lines))
     return Transition(State.NEW.value, {}, [Reply(text)], [Effect("erase")])
@@ -660,9 +704,24 @@ def _declined_region(ctx: IntakeContext, msg: InboundMessage, t: Translator) -> 
 
 def national_contacts(directory: Directory, t: Translator) -> str:
     """Contact lines of the directory's fallback programmes and the crisis lines."""
-    lines = [contact_lines(directory.by_id[i], t) for i in directory.fallback]
+    lines = [listed_contacts(directory.by_id[i], t) for i in directory.fallback]
     lines.append(t("crisis.short"))
     return "\n".join(line for line in lines if line)
+
+
+def listed_contacts(programme: Programme, t: Translator) -> str:
+    """A programme's contact line in a list, with the notice the directory attaches to it
+    (the chat path shows it before referring; a list must not drop it). Empty if the
+    programme published no contact."""
+    line = contact_lines(programme, t)
+    if line and programme.notice:
+        line += "\n" + programme.notice[_lang(t)]
+    return line
+
+
+def _lang(t: Translator) -> Any:
+    """The locale a directory text exists in (German and English; others read English)."""
+    return t.locale if t.locale in ("de", "en") else "en"
 
 
 def contact_lines(programme: Programme, t: Translator) -> str:
@@ -804,7 +863,7 @@ def _authority_choice(
     profile.pop("via", None)
     if choice == "contacts":
         programme = result.programme
-        contacts = contact_lines(programme, t) or t("contact.none")
+        contacts = listed_contacts(programme, t) or t("contact.none")
         replies.append(Reply(t("authority.contacts", programme=programme.name, contacts=contacts)))
         if text:  # nothing typed is dropped silently
             replies.append(Reply(t("route.unsent")))
@@ -851,7 +910,7 @@ def to_profile(profile: dict[str, Any], locale: str = "de") -> Profile:
         scene=Scene(profile["scene"]) if profile.get("scene") else None,
         state=state if state and state != "none" else None,
         district=district if district and district != "skip" else None,
-        in_prison=profile.get("prison") == "yes" if "prison" in profile else None,
+        in_prison={"yes": True, "no": False}.get(profile.get("prison", "")),
         language=(
             profile["language"] if profile.get("language") not in (None, "other") else locale
         ),

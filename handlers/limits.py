@@ -29,6 +29,8 @@ class LimitSettings:
             seconds (erasure does not reset it).
         held_messages_per_case: messages kept for an unclaimed case.
         held_bytes_per_case: stored size of those messages (about as many characters).
+        staff_hint_every: seconds between two "not passed on" hints in one staff room
+            (team chat there is normal; a hint on every line becomes noise).
     """
 
     person_burst: float = 20.0
@@ -42,6 +44,7 @@ class LimitSettings:
     held_messages_per_case: int = 30
     held_bytes_per_case: int = 16_000
     notice_every: float = 30.0
+    staff_hint_every: float = 600.0
     max_tracked: int = 100_000
 
 
@@ -139,6 +142,8 @@ class Limits:
         self.accounts = SlidingWindows(s.account_window, s.max_tracked)
         #: Unclaimed cases whose person was told that no more messages are kept.
         self._held_told: OrderedDict[str, None] = OrderedDict()
+        #: When each staff room last got the "not passed on" hint.
+        self._staff_hints: OrderedDict[str, float] = OrderedDict()
         self.blocked = 0
 
     def allow_message(self, pseudonym: str, now: float) -> bool:
@@ -204,3 +209,15 @@ class Limits:
     def held_taken(self, case_id: str) -> None:
         """The held messages were handed to a counsellor: a later cap is told again."""
         self._held_told.pop(case_id, None)
+
+    def staff_hint_due(self, room: str, now: float) -> bool:
+        """Whether a staff room should get the "not passed on" hint now: once per
+        ``staff_hint_every`` seconds (the hint stays visible to the whole team)."""
+        last = self._staff_hints.get(room)
+        if last is not None and now - last < self.settings.staff_hint_every:
+            return False
+        self._staff_hints[room] = now
+        self._staff_hints.move_to_end(room)
+        while len(self._staff_hints) > self.settings.max_tracked:
+            self._staff_hints.popitem(last=False)
+        return True

@@ -130,11 +130,32 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
             "attacked",
             "angefeindet",
             "bedroht worden",
+            # What people write when it happened to them ("ich wurde beleidigt und
+            # angespuckt"); "geschlagen" stays out: people leaving a scene say it too.
+            "beleidigt",
+            "beschimpft",
+            "angespuckt",
+            "bespuckt",
+            "angepoebelt",
+            "attackiert",
+            "insulted",
+            "spat at",
+            "harassed",
         ),
     },
     "incident": {
         "violence": ("gewalt", "bedroh", "angriff", "geschlagen", "violence", "threat", "attack"),
-        "antisemitism": ("antisemit", "juedisch", "juden", "jewish", "antisemitic", "antisemitism"),
+        "antisemitism": (
+            "antisemit",
+            "juedisch",
+            "juden",
+            "jewish",
+            "antisemitic",
+            "antisemitism",
+            "kippa",
+            "synagoge",
+            "synagogue",
+        ),
         "other": ("anderes", "sonstiges", "other", "something else", "rassis", "racis"),
     },
     "scene": {
@@ -227,6 +248,19 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
     "prison": {
         "yes": ("ja", "yes", "haft", "knast", "gefaengnis", "jva", "prison", "jail"),
         "no": ("nein", "no", "nicht in haft", "not in prison"),
+        # Optional (docs/PRIVACY.md): asked only to find a programme that works in prisons.
+        "skip": (
+            "moechte ich nicht sagen",
+            "will ich nicht sagen",
+            "sag ich nicht",
+            "sage ich nicht",
+            "keine angabe",
+            "ueberspringen",
+            "skip",
+            "rather not say",
+            "i'd rather not say",
+            "prefer not to say",
+        ),
     },
     "language": {
         "de": ("deutsch", "german"),

@@ -9,6 +9,9 @@ invite, transfer, followup, canned, pause, close, erase, away, hours, help.
 
 ``/erase K-XXXX`` erases the person behind a case on their wish, exactly like their
 own /delete; it asks first and acts on ``/erase K-XXXX confirm`` or the button.
+``/close`` of an urgent case asks first too (the person is told the counselling ended
+and starts from scratch when they write again): ``/close K-XXXX [outcome] confirm`` or
+the button.
 """
 
 from __future__ import annotations
@@ -151,6 +154,9 @@ async def handle(
         if not rest:
             return []
         if case_hint is None:  # never guess the case: the wrong person could read it
+            room = f"{here.platform.value}\x00{here.chat_id}\x00{here.thread_id or ''}"
+            if not svc.limits.staff_hint_due(room, svc.now.timestamp()):
+                return []  # team chat: the hint is still on screen from a moment ago
             return say("staff.reply_where")
         cmd = "r"
     if cmd == "help":
@@ -182,6 +188,8 @@ async def handle(
     if cmd == "erase":
         confirmed = bool(msg.button) or text.casefold() in CONFIRM
         return await _erase(svc, case, confirmed, st, msg)
+    if cmd == "close":
+        return await _close(svc, case, role, text, st, msg)
     return await _case_command(svc, cmd, case, role, text, say)
 
 
@@ -212,9 +220,30 @@ async def _case_command(
         if spec is None:
             return say("staff.usage.followup")
         return await FollowUpService(svc).set(case, role, spec)
-    outcome = text or "other"
+    return say("staff.unknown")
+
+
+async def _close(
+    svc: CaseService,
+    case: Case,
+    role: StaffRole,
+    text: str,
+    st: Translator,
+    msg: InboundMessage,
+) -> list[OutboundMessage]:
+    """Close with an outcome; an urgent case only after a second step, as /erase: a
+    hasty /close tells a threatened person that counselling here has ended."""
+    words = text.split()
+    confirmed = bool(msg.button)
+    if words and words[-1].casefold() in CONFIRM:
+        confirmed, words = True, words[:-1]
+    outcome = " ".join(words) or "other"
     if outcome not in OUTCOMES:
-        return say("staff.usage.close")
+        return [OutboundMessage(msg.address, st("staff.usage.close"), protect=False)]
+    if case.urgent and not confirmed:
+        button = Button(st("staff.close.button", code=case.code), f"close:{case.code} {outcome}")
+        ask = st("staff.close.confirm", code=case.code, outcome=outcome)
+        return [OutboundMessage(msg.address, ask, ((button,),), protect=False)]
     return await svc.close(case, role, outcome)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from config.i18n import Translator
 from config.settings import OperatorSettings
+from handlers.wording import one_stop
 from storage.models import Case
 
 
@@ -37,3 +38,10 @@ def notice_params(
         "privacy_url": controller.privacy_url or "",
         "case_fields": case_fields(t),
     }
+
+
+def privacy_notice(
+    t: Translator, key: str, retention: dict[str, Any], controller: OperatorSettings
+) -> str:
+    """A privacy notice as the person reads it (no doubled stop after "... e.V.")."""
+    return one_stop(t(key, **notice_params(t, retention, controller)), controller.name or "")

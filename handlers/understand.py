@@ -32,6 +32,12 @@ _AUDIENCE_ORDER = (
 )
 #: "ich" alone says nothing about who writes ("Ich spreche Russisch").
 _WEAK_SELF = frozenset({"ich", "selbst", "ich selbst", "myself"})
+#: What was done to someone ("beleidigt", "angespuckt"): the writer is affected unless
+#: they also say they want out - then they may be the one who did it.
+_WEAK_AFFECTED = frozenset(
+    {"beleidigt", "beschimpft", "angespuckt", "bespuckt", "angepoebelt", "attackiert"}
+    | {"insulted", "spat at", "harassed"}
+)
 #: Words that say a place follows ("in Rostock", "aus Essen"): in free text a town name
 #: counts only after one of them, since many are also words ("Essen", "Hof", "Leer").
 _PLACE_CUES = frozenset({"in", "aus", "bei", "nahe", "near", "from", "um", "im", "raum", "nach"})
@@ -82,11 +88,15 @@ def places_in(text: str, *, cue: bool) -> list[Place]:
 
 def audience_of(text: str, t: Translator) -> str | None:
     """Who writes, by the strongest kind of word in the text (not negated)."""
-    named = {
-        h.option.value
+    found = [
+        h
         for h in hits(text, options_for("audience", t))
         if not h.negated and h.word not in _WEAK_SELF
-    }
+    ]
+    named = {h.option.value for h in found}
+    affected = {h.word for h in found if h.option.value == Audience.AFFECTED}
+    if Audience.SELF in named and affected <= _WEAK_AFFECTED:
+        named.discard(Audience.AFFECTED)  # "ich habe ihn beleidigt, ich will raus"
     return next((a.value for a in _AUDIENCE_ORDER if a.value in named), None)
 
 

@@ -368,7 +368,8 @@ async def test_erasure_and_closing_drop_the_kind_of_danger(world: World) -> None
     first = await w.open("p1")
     await w.person("p1", THREAT)
     await w.staff("a1", f"/claim {first}")
-    await w.staff("a1", f"/close {first} other")
+    # An urgent case closes only once confirmed (newcomer finding: /close asks first).
+    await w.staff("a1", f"/close {first} other confirm")
     case = await w.case(first)
     assert (case.urgent, case.danger) == (True, None)
     second = await w.open("p2")

@@ -195,7 +195,10 @@ def test_plural_entries_have_the_locales_number_of_forms(locale: str) -> None:
 )
 def test_numbers_take_the_locales_plural_form(locale: str, count: int, expected: str) -> None:
     assert translator(locale).n("n.days.after", count) == expected
-    notice = translator(locale)("privacy.notice", intake_hours=48, held_days=count, case_days=90)
+    who = {"operator": "X", "privacy_contact": "Y", "privacy_url": "https://z", "case_fields": "-"}
+    notice = translator(locale)(
+        "privacy.notice", intake_hours=48, held_days=count, case_days=90, **who
+    )
     assert expected in notice
     assert "{" not in notice
 

@@ -718,7 +718,10 @@ def test_delete_before_consent_has_nothing_to_delete(state: State) -> None:
     assert tr.profile == {}
 
 
-@pytest.mark.parametrize("command", ["/delete", "/löschen", "/loeschen"])
+@pytest.mark.parametrize(
+    "command",
+    ["/delete", "/löschen", "/loeschen", "löschen", "Alles löschen bitte!", "delete everything"],
+)
 def test_delete_after_consent_asks_first(command: str) -> None:
     chat = at(State.SCENE)
     tr = chat.send(command)
@@ -727,6 +730,13 @@ def test_delete_after_consent_asks_first(command: str) -> None:
     (confirm,) = tr.replies
     assert confirm.text == DE("delete.question")
     assert buttons(confirm) == ["delete:yes", "delete:no"]
+
+
+def test_a_sentence_that_mentions_loeschen_is_no_delete_request() -> None:
+    """Only the plain request as a whole message counts, not a word inside a story."""
+    chat = at(State.MESSAGE)
+    tr = chat.send("Er hat mich gezwungen, die Fotos zu löschen")
+    assert tr.state != State.DELETE.value
 
 
 @pytest.mark.parametrize("cancel", ["Abbrechen", Press("delete:no"), "nein"])

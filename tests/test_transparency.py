@@ -81,12 +81,17 @@ async def test_notice_before_consent_names_controller_contact_complaint_and_case
     assert complaint[locale] in notice.text
     authority = {"de": "staatlichen Behörde", "en": "state authority"}
     assert authority[locale] in notice.text  # told that some services are authorities
-    # every column of a stored case, in the reader's words: a new column without a label
-    # shows up as its raw key here and fails
+    # the short notice says in one line what a case keeps and where the full list is;
+    # every column of a stored case, in the reader's words, is in "more" (a new column
+    # without a label shows up as its raw key there and fails)
+    summary = {"de": "Ein Fall hält ohne Namen", "en": "A case keeps"}
+    assert summary[locale] in notice.text
+    await phone.t.push("n", button="consent:more", locale=locale)
+    details = "\n".join(m.text for m in phone.t.pop("n"))
     for column in case_columns():
         label = t(f"privacy.field.{column}")
         assert label != f"privacy.field.{column}", f"cases.{column} has no label in {locale}"
-        assert label in notice.text, column
+        assert label in details, column
     assert {c.name for c in Case.__table__.columns} == set(case_columns())
     # nothing stored yet but the conversation step; no case
     assert await count(phone.app, Case) == 0
