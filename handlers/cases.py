@@ -1148,9 +1148,7 @@ class CaseService:
             dek = keys.get(case.key_id or "")
             if dek is None or case.urgent_due_ct is None:
                 continue
-            state = self.uow.keys.open_json(
-                dek, "cases", "urgent_due", case.id, case.urgent_due_ct
-            )
+            state = self.uow.keys.open_json(dek, "cases", "urgent_due", case.id, case.urgent_due_ct)
             # Older rows hold only the deadline (no rounds yet).
             due, rounds = (
                 (state["due"], int(state["rounds"])) if isinstance(state, dict) else (state, 0)
@@ -1178,7 +1176,8 @@ class CaseService:
                 out.extend(await self.tell_delayed(case))
                 continue
             st = self.staff_t(programme)
-            text = st("staff.urgent.reminder", code=case.code, danger=self.danger_label(case, st), minutes=waited)
+            label = self.danger_label(case, st)
+            text = st("staff.urgent.reminder", code=case.code, danger=label, minutes=waited)
             out.extend(self.to_staff(programme, text, case=case, urgent=True))
             out.extend(
                 self.alert_coordinator(
