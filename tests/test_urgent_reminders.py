@@ -90,7 +90,8 @@ async def test_without_any_coordinator_the_next_fallback_room_hears_of_it(
         assert not [m for m in p.t.pop("backup-room") if code in m.text], "not before the window"
         await tick(p, minutes=16)
         heard = [m for m in p.t.pop("backup-room") if code in m.text]
-        assert heard and heard[0].urgent, heard
+        assert heard, "the fallback chain's next room hears of it"
+        assert heard[0].urgent
         assert THREAT_FIRST not in heard[0].text, "the category only, never the text"
     finally:
         await app.stop()
