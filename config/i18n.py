@@ -63,6 +63,7 @@ CRISIS_KEYS = (
     "crisis.contact.opened",
     "crisis.case.alerted",
     "crisis.closed",
+    "crisis.delayed",
     "limits.slow_down",
     "limits.busy",
     "limits.case_cap",

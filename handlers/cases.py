@@ -216,6 +216,9 @@ class CaseService:
                 return refused
         out: list[OutboundMessage] = []
         reasons = self.explain(route, t)
+        if person.contact.urgent and route.step == "fallback" and not profile.state:
+            # Nobody asked him for a region: "no programme for your region" would be untrue.
+            reasons = t("route.step.urgent")
         if programme.notice:
             # Operator text may open with the programme's name: never the first line.
             out.append(self.to_person(person, t("route.notice", text=programme.notice[_loc(t)])))
@@ -298,11 +301,15 @@ class CaseService:
         out.extend(self.announce(case, programme, route, due))
         return out
 
-    def set_urgent_due(self, case: Case, programme: Programme, dek: bytes) -> datetime:
-        """Start the urgent window of an unclaimed case; returns when it ends."""
-        due = self.urgent_due(programme)
+    def set_urgent_due(
+        self, case: Case, programme: Programme, dek: bytes, rounds: int = 0
+    ) -> datetime:
+        """Start the urgent window of an unclaimed case; returns when it ends. ``rounds``
+        counts the escalations so far: after the first, staff are reminded again after
+        a window that doubles each time (at most 16 windows), never left to go quiet."""
+        due = self.urgent_due(programme, factor=2 ** min(max(rounds - 1, 0), 4))
         case.urgent_due_ct = self.uow.keys.seal_json(
-            dek, "cases", "urgent_due", case.id, due.isoformat()
+            dek, "cases", "urgent_due", case.id, {"due": due.isoformat(), "rounds": rounds}
         )
         return due
 
@@ -312,9 +319,9 @@ class CaseService:
             return None
         return self.set_urgent_due(case, programme, await self.uow.keys.get(case.key_id))
 
-    def urgent_due(self, programme: Programme) -> datetime:
+    def urgent_due(self, programme: Programme, factor: int = 1) -> datetime:
         """When an unclaimed urgent case goes to the coordinator (office time counted)."""
-        window = programme.urgent_window_minutes
+        window = programme.urgent_window_minutes * factor
         oh = programme.office_hours
         if oh is None:
             return self.now + timedelta(minutes=window)
@@ -379,8 +386,14 @@ class CaseService:
             out.append(self.to_person(person, t("route.alternatives", contacts="\n".join(lines))))
         return out
 
-    def explain(self, route: Route, t: Translator) -> str:
-        """Why this programme, in the reader's words."""
+    def explain(self, route: Route, t: Translator, *, staff: bool = False) -> str:
+        """Why this programme, in the reader's words (``staff``: the routing reason for
+        staff, never a text addressed to the person)."""
+        key = f"staff.route.{route.step}" if staff else f"route.step.{route.step}"
+        return t(key, reasons=self.reasons(route, t))
+
+    def reasons(self, route: Route, t: Translator) -> str:
+        """The matched facts of a route (region, audience, language ...), listed."""
         parts = []
         for kind, value in route.reasons:
             if kind == "state":
@@ -391,7 +404,7 @@ class CaseService:
                 parts.append(LANGUAGES.get(value, value))
             else:
                 parts.append(t(f"reason.{kind}.{value}"))
-        return t(f"route.step.{route.step}", reasons=", ".join(parts))
+        return ", ".join(parts)
 
     def availability(self, programme: Programme, t: Translator) -> str:
         """Who answers when - only what the directory states (no invented promises)."""
@@ -426,9 +439,12 @@ class CaseService:
         if case.urgent and due is not None:
             zone = programme.office_hours.zone if programme.office_hours else None
             local = due.astimezone(zone) if zone else due
-            text += "\n" + st("staff.urgent.window", due=local)
+            # Promise the coordinator only where there is one.
+            lead = any(m.role == "coordinator" for m in self.coordinator_of(programme, case).staff)
+            key = "staff.urgent.window" if lead else "staff.urgent.window.team"
+            text += "\n" + st(key, due=local)
         if route is not None:
-            text += "\n" + st("staff.case.why", reasons=self.explain(route, st))
+            text += "\n" + st("staff.case.why", reasons=self.explain(route, st, staff=True))
         buttons = ((Button(st("staff.claim.button"), f"claim:{case.code}"),),)
         return self.to_staff(
             programme,
@@ -1154,7 +1170,11 @@ class CaseService:
 
     # -- escalation ------------------------------------------------------------------
     async def escalate_urgent(self) -> list[OutboundMessage]:
-        """Unclaimed urgent cases past their window go to the coordinator (once)."""
+        """Unclaimed urgent cases past their window. The first time: the coordinator (or,
+        without one, the team and the fallback's room), and the person is told once,
+        honestly, that it takes longer and which numbers help now. After that: a
+        reminder to the staff room and the coordinator every (growing) window until
+        someone claims it - an urgent case is never forgotten."""
         out: list[OutboundMessage] = []
         rows = (
             (
@@ -1170,24 +1190,74 @@ class CaseService:
             dek = keys.get(case.key_id or "")
             if dek is None or case.urgent_due_ct is None:
                 continue
-            due = self.uow.keys.open_json(dek, "cases", "urgent_due", case.id, case.urgent_due_ct)
+            state = self.uow.keys.open_json(dek, "cases", "urgent_due", case.id, case.urgent_due_ct)
+            # Older rows hold only the deadline (no rounds yet).
+            due, rounds = (
+                (state["due"], int(state["rounds"])) if isinstance(state, dict) else (state, 0)
+            )
             if datetime.fromisoformat(str(due)) > self.now:
                 continue
-            case.urgent_due_ct = None
             programme = self.programme_of(case)
             if programme is None:
+                case.urgent_due_ct = None
                 continue
-            self.event(case, programme.id, "escalated_urgent")
+            self.set_urgent_due(case, programme, dek, rounds + 1)
+            waited = max(1, int((self.now - case.opened_at).total_seconds() // 60))
+            if rounds == 0:
+                self.event(case, programme.id, "escalated_urgent")
+                out.extend(
+                    self.alert_coordinator(
+                        case,
+                        programme,
+                        "staff.urgent.escalated",
+                        always=True,
+                        minutes=programme.urgent_window_minutes,
+                    )
+                )
+                out.extend(self.alert_backup(case, programme, waited))
+                out.extend(await self.tell_delayed(case))
+                continue
+            st = self.staff_t(programme)
+            label = self.danger_label(case, st)
+            text = st("staff.urgent.reminder", code=case.code, danger=label, minutes=waited)
+            out.extend(self.to_staff(programme, text, case=case, urgent=True))
             out.extend(
                 self.alert_coordinator(
-                    case,
-                    programme,
-                    "staff.urgent.escalated",
-                    always=True,
-                    minutes=programme.urgent_window_minutes,
+                    case, programme, "staff.urgent.reminder.coordinator", minutes=waited
                 )
             )
+            out.extend(self.alert_backup(case, programme, waited))
         return out
+
+    def alert_backup(self, case: Case, programme: Programme, minutes: int) -> list[OutboundMessage]:
+        """Without any coordinator (own or state office), the first other programme of
+        the fallback chain with a staff room hears of the unclaimed urgent case too
+        (category and code only; the case stays where it is)."""
+        coordinator = self.coordinator_of(programme, case)
+        if any(m.role == "coordinator" for m in coordinator.staff):
+            return []
+        for pid in self.directory.fallback:
+            backup = self.directory.by_id.get(pid)
+            if backup is None or backup.id == programme.id or not backup.staff_rooms:
+                continue
+            bt = self.staff_t(backup)
+            text = bt(
+                "staff.urgent.backup",
+                code=case.code,
+                danger=self.danger_label(case, bt),
+                programme=programme.name,
+                minutes=minutes,
+            )
+            return self.to_staff(backup, text, urgent=True)
+        return []
+
+    async def tell_delayed(self, case: Case) -> list[OutboundMessage]:
+        """Tell the person once, honestly, that it takes longer, and which numbers help."""
+        person = await self.person_of(case)
+        if person is None:
+            return []
+        t = addressed(person.contact.locale, case.audience)
+        return [replace(self.to_person(person, t("crisis.delayed")), urgent=True)]
 
     async def escalate_overdue(self) -> list[OutboundMessage]:
         """Remind staff of unclaimed cases past the promised time, then the coordinator;

@@ -320,11 +320,31 @@ def contact_now(t: Translator, danger: Danger | None) -> Reply:
 
 def danger_of_button(button: str) -> Danger | None:
     """The category carried by a contact-now button (None if absent or unknown)."""
-    value = button[len(CONTACT_NOW) + 1 :]
+    return _danger(button[len(CONTACT_NOW) + 1 :])
+
+
+def _danger(value: str) -> Danger | None:
+    """A danger category from button data or the profile (None if absent or unknown)."""
     try:
         return Danger(value) if value else None
     except ValueError:
         return None
+
+
+#: Plain calls for help typed at "are you in danger?": they mean "yes, right now".
+HELP_WORDS = frozenset(
+    {
+        "hilfe", "hilfe bitte", "bitte hilfe", "hilf mir", "helft mir", "hilfe hilfe",
+        "ja hilfe", "notfall", "sos", "help", "help me", "please help", "help please",
+        "emergency", "yes help",
+    }
+)  # fmt: skip
+
+
+def asks_for_help(text: str) -> bool:
+    """A bare call for help ("Hilfe!", "help me"), punctuation and case ignored."""
+    words = "".join(c if c.isalnum() else " " for c in text.casefold()).split()
+    return " ".join(words) in HELP_WORDS
 
 
 def greeting(t: Translator, ctx: IntakeContext, platform: str = "", facts: str = "") -> list[Reply]:
@@ -461,7 +481,11 @@ def _step(
     if state is State.NEW and msg.button and msg.button.startswith("region:"):
         return _declined_region(ctx, msg, t)
     if state is State.NEW:
-        facts = pack(understand(msg.text, t), t) if msg.text and not replies else ""
+        # A frightened first message carries facts too ("raus aus der rechten Szene, die
+        # wissen wo ich wohne"): keep them, and the kind of danger, for after the yes.
+        facts = pack(understand(msg.text, t), t) if msg.text else ""
+        if danger is not None:
+            facts = f"{facts}:{danger.value}"
         hello = greeting(t, ctx, msg.platform.value, facts)
         return Transition(State.CONSENT.value, {}, [*replies, *hello])
     if state is State.CONFIRM:
@@ -472,6 +496,10 @@ def _step(
         result.effects[:0] = effects
         return result
     if state is State.CASE:
+        if msg.button and msg.button.startswith("consent:"):
+            # An old consent keyboard pressed after an (urgent) case opened: answer, kindly.
+            key = "consent.after_case.no" if msg.button == "consent:no" else "start.has_case"
+            return Transition(state.value, profile, [*replies, Reply(t(key))], effects)
         if msg.button and msg.button.startswith("transfer:"):
             effects.append(Effect("transfer_answer", {"yes": msg.button == "transfer:yes"}))
         elif msg.button and msg.button.startswith("followup:"):
@@ -510,6 +538,8 @@ def _step(
             answer = Option(value, "") if value else None
     if replies and not msg.button and state is not State.MESSAGE:
         answer = None  # a crisis text is no answer: "Ich will mich umbringen" is not "Ich ..."
+    if state is State.SAFETY and answer is None and not msg.button and asks_for_help(msg.text):
+        answer = Option("yes", "")  # "hilfe" at "are you in danger?" is a yes, right now
     if state is State.MESSAGE and answer is None and msg.text.strip() and not msg.button:
         answer = Option("text", "")
     if answer is None:
@@ -521,10 +551,15 @@ def _step(
 
     if state is State.CONSENT:
         result = _consent(ctx, answer.value, profile, t, replies)
-        if answer.value == "yes" and msg.button and msg.button.count(":") == 2:
-            pre = unpack(msg.button.rpartition(":")[2], t)
+        if answer.value == "yes" and msg.button and msg.button.count(":") >= 2:
+            # "consent:yes:<facts>[:<danger>]" (see greeting); button data is input.
+            parts = msg.button.split(":")
+            pre = unpack(parts[2], t)
             if pre:
                 result.profile["pre"] = pre
+            kind = _danger(parts[3]) if len(parts) > 3 else None
+            if kind is not None:
+                result.profile["danger"] = kind.value  # encrypted, like a typed danger
         return result
 
     profile.setdefault("history", []).append(state.value)
@@ -534,7 +569,8 @@ def _step(
         if answer.value == "yes":  # "yes, right now": an urgent case at once, no more questions
             # Route by what the first message already said (a region, say), if anything.
             profile = {**known, **profile}
-            return urgent_case(ctx, profile, t, None, [*replies, crisis_reply(t)], effects)
+            kind = _danger(str(profile.get("danger", "")))  # the first message's kind
+            return urgent_case(ctx, profile, t, kind, [*replies, crisis_reply(t, kind)], effects)
         if known:
             return _echo(profile, known, State.AUDIENCE, t, replies, effects)
     elif state is State.MESSAGE:
