@@ -286,7 +286,7 @@ def test_a_crisis_text_at_an_echo_gets_numbers_and_the_echo_again() -> None:
 def test_switching_the_language_at_an_echo_asks_it_again() -> None:
     chat = at(State.SCENE)
     chat.send("Salafisten")
-    chat.send("/language")
+    chat.send("/language en")  # a bare /language now offers all six languages
     echoes(chat, EN("reason.scene.islamist"), t=EN)
 
 

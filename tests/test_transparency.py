@@ -421,7 +421,7 @@ async def test_language_switch_at_the_choice_repeats_it_in_the_new_language(
 ) -> None:
     p = phone
     await intake(p, "l", *LEFT, message=None)
-    await p.say("l", "/language")
+    await p.say("l", "/language en")  # a bare /language offers all six
     again = p.t.sent[-1]
     assert again.text.endswith(translator("en")("authority.question"))
     assert "authority:continue" in button_data([again])
