@@ -20,6 +20,7 @@ from pathlib import Path
 from bot.transports.matrix import MatrixTransport
 from bot.transports.memory import MemoryTransport
 from config.directory import Directory
+from config.i18n import translator
 from tests.conftest import memory_directory
 from tests.fakes.synapse import SynapseServer
 from tests.matrix.journey import (
@@ -72,6 +73,14 @@ async def test_attack_third_account_in_the_persons_dm_decrypts_the_counsellors_r
             assert not any(secret in b for b in watcher.bodies(dm)), (
                 "a third account in the person's chat decrypted the counsellor's reply"
             )
+            # the counsellor learns (staff side, case code only) that it was not delivered
+            told = translator("de")("staff.person_chat_watched", code=code)
+            assert any(m.text == told for m in memory.pop("staff"))
+            # the person is told, without content; the watcher cannot read even that
+            notice = translator("de")("person.chat_watched")
+            await person.expect(dm, notice, others=[watcher.client], seconds=10)
+            assert notice not in watcher.bodies(dm)
+            assert matrix.stats["withheld"] >= 1
     finally:
         await person.close()
         await watcher.close()
