@@ -95,6 +95,9 @@ class InboundMessage:
         received_at: when the transport received it (aware UTC).
         attachment: kind of attachment ("photo", "voice", "file"), if any.
         message_ref: the platform's id of this message in its chat (for /vanish).
+        edited: the new text of a message sent before (Telegram ``edited_message``,
+            Matrix ``m.replace``): never an answer, never relayed again; only a danger
+            in it counts (crisis numbers, urgent mark).
     """
 
     platform: Platform
@@ -108,6 +111,7 @@ class InboundMessage:
     received_at: datetime | None = None
     attachment: str | None = None
     message_ref: str | None = field(default=None, repr=False)
+    edited: bool = False
 
 
 @dataclass(frozen=True, slots=True)

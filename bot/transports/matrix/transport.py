@@ -962,7 +962,7 @@ class MatrixTransport:
 
     async def _inbound(self, room: MatrixRoom, event: Any) -> InboundMessage | None:
         """Reduce one room event to an :class:`InboundMessage` (None: not for the core)."""
-        text, button, attachment = "", None, None
+        text, button, attachment, edited = "", None, None, False
         if isinstance(event, ReactionEvent):
             buttons = self._event_buttons.get(event.reacts_to)
             index = reaction_choice(event.key, len(buttons)) if buttons else None
@@ -989,7 +989,9 @@ class MatrixTransport:
             if not isinstance(relates, dict):
                 relates = {}
             if relates.get("rel_type") == "m.replace":
-                return None  # edits would re-answer a question; the original counted
+                # An edit is never an answer, but crisis words added by one must be seen.
+                new = content.get("m.new_content")
+                content, relates, edited = (new if isinstance(new, dict) else {}), {}, True
             msgtype = content.get("msgtype")
             if msgtype in ("m.text", "m.emote"):
                 body = content.get("body")
@@ -997,7 +999,7 @@ class MatrixTransport:
                     return None
                 text = strip_reply_fallback(body) if relates.get("m.in_reply_to") else body
             else:
-                attachment = attachment_kind(str(msgtype))
+                attachment = None if edited else attachment_kind(str(msgtype))
                 if attachment is None:
                     return None  # notices (other bots), unknown types
                 self._media[event.event_id] = content
@@ -1006,7 +1008,7 @@ class MatrixTransport:
         kind = await self._chat_kind(room)
         if kind is ChatKind.PRIVATE:
             self._people[room.room_id] = event.sender  # whose devices get this chat's keys
-        if kind is ChatKind.PRIVATE and text.strip().isdigit():
+        if kind is ChatKind.PRIVATE and text.strip().isdigit() and not edited:
             shown = self._last_buttons.get(room.room_id, ())
             number = int(text.strip())
             if 0 < number <= len(shown):
@@ -1022,7 +1024,8 @@ class MatrixTransport:
             chat_kind=kind,
             received_at=datetime.now(UTC),
             attachment=attachment,
-            message_ref=event.event_id,
+            message_ref=None if edited else event.event_id,
+            edited=edited,
         )
 
     async def _chat_kind(self, room: MatrixRoom) -> ChatKind:

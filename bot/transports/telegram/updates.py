@@ -17,7 +17,7 @@ from bot.messages import Address, ChatKind, InboundMessage, Platform
 
 #: The update types the bot asks Telegram for (``chat_member``: who joins a staff
 #: group; Telegram sends it only to admins and only when asked for explicitly).
-ALLOWED_UPDATES = ("message", "callback_query", "chat_member")
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "chat_member")
 #: Chat member statuses that mean "in the group" (``restricted`` only with is_member).
 _IN_GROUP = frozenset({"creator", "administrator", "member"})
 
@@ -106,11 +106,13 @@ def parse_update(raw: object) -> Incoming:
         raise Malformed("no valid update_id")
     if "message" in raw:
         return _message(update_id, _obj(raw, "message"))
+    if "edited_message" in raw:  # crisis words added by an edit must be seen
+        return _message(update_id, _obj(raw, "edited_message"), edited=True)
     if "callback_query" in raw:
         return _callback(update_id, _obj(raw, "callback_query"))
     if "chat_member" in raw:
         return _member(update_id, _obj(raw, "chat_member"))
-    # edited messages, channel posts, member updates, ...: not for the core
+    # channel posts, other member updates, ...: not for the core
     return Incoming(update_id, None)
 
 
@@ -170,7 +172,7 @@ def _thread(message: Mapping[str, Any], kind: ChatKind) -> str | None:
     return str(_int(message, "message_thread_id"))
 
 
-def _message(update_id: int, message: Mapping[str, Any]) -> Incoming:
+def _message(update_id: int, message: Mapping[str, Any], *, edited: bool = False) -> Incoming:
     message_id = _int(message, "message_id")
     chat_id, chat_type = _chat(message)
     kind = _chat_kind(chat_type)
@@ -196,8 +198,9 @@ def _message(update_id: int, message: Mapping[str, Any]) -> Incoming:
         locale=language,
         update_id=str(update_id),
         chat_kind=kind,
-        attachment=attachment,
-        message_ref=str(message_id),
+        attachment=None if edited else attachment,  # an edit relays nothing again
+        message_ref=None if edited else str(message_id),
+        edited=edited,
     )
     return Incoming(update_id, msg, key=str(chat_id))
 
