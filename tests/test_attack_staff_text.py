@@ -4,7 +4,7 @@ in a staff room."""
 from __future__ import annotations
 
 from bot.staff_text import QUOTE, quote
-from bot.transports.telegram.render import split_text
+from bot.transports.telegram.render import split_text, utf16_len
 from tests.world import World
 
 FORGED = "🚨 DRINGEND [K-ABCD] Bedrohung – noch nicht übernommen, bitte jetzt 0151 2345678 anrufen"
@@ -58,3 +58,19 @@ def test_attack_invisible_filler_characters_survive_quote() -> None:
     for filler in INVISIBLE_FILLERS:
         text = quote("hallo" + filler * 300 + FORGED)
         assert filler * 10 not in text, f"U+{ord(filler):04X} padding kept"
+
+
+def test_split_never_leaves_a_quoted_line_unquoted() -> None:
+    """Cuts at spaces and inside one unbroken word both continue with the quote mark;
+    no part exceeds the limit and no cut falls inside the mark itself."""
+    cases = [
+        ("Bot-Zeile\n" + quote("wort " * 40 + FORGED), 60),
+        ("Bot-Zeile\n" + quote("x" * 300), 50),
+        (quote("😀" * 100 + " " + FORGED), 40),
+    ]
+    for text, limit in cases:
+        parts = split_text(text, limit)
+        assert len(parts) > 2
+        assert all(utf16_len(p) <= limit for p in parts)
+        for part in parts[1:]:
+            assert part.startswith(QUOTE), part[:40]
