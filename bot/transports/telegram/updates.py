@@ -76,6 +76,8 @@ class Incoming:
             removed once the press was handled (private chats only).
         key: updates with the same key are handled one after the other (the chat).
         member: an account joined a group (``chat_member``); not for the core.
+        migrated: (old id, new id) when Telegram moved a group to a supergroup (a
+            ``migrate_to_chat_id`` service message); not for the core.
     """
 
     update_id: int
@@ -84,6 +86,7 @@ class Incoming:
     keyboard_at: tuple[int, int] | None = None
     key: str = ""
     member: MemberChange | None = None
+    migrated: tuple[int, int] | None = None
 
 
 def update_id_of(raw: object) -> int | None:
@@ -185,6 +188,9 @@ def _message(update_id: int, message: Mapping[str, Any], *, edited: bool = False
     caption = _opt_str(message, "caption")
     attachment = next((name for key, name in ATTACHMENTS if key in message), None)
     if text is None and attachment is None:
+        moved = message.get("migrate_to_chat_id")
+        if isinstance(moved, int) and not isinstance(moved, bool):
+            return Incoming(update_id, None, key=str(chat_id), migrated=(chat_id, moved))
         return Incoming(update_id, None, key=str(chat_id))  # service message
     if text is None:
         # A caption is read only in private chats: it may hold crisis words the core
