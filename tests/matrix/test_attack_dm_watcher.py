@@ -14,6 +14,7 @@ tells the counsellor, and (like for an unknown group) tells the person without c
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from pathlib import Path
 
@@ -65,10 +66,8 @@ async def test_attack_third_account_in_the_persons_dm_decrypts_the_counsellors_r
             secret = "Treffpunkt morgen 10 Uhr Bahnhof Nord"
             await memory.push("counsellor", f"/r {code} {secret}", chat="staff", group=True)
             # give the reply time to arrive; the person itself must still read it normally
-            try:
+            with contextlib.suppress(AssertionError):  # held: that is the wanted outcome
                 await person.expect(dm, secret, others=[watcher.client], seconds=10)
-            except AssertionError:
-                pass  # held: that is the wanted outcome
             await sync_until([watcher.client], lambda: True, what="one more sync", seconds=3)
             assert not any(secret in b for b in watcher.bodies(dm)), (
                 "a third account in the person's chat decrypted the counsellor's reply"
