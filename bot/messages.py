@@ -64,11 +64,17 @@ class OutKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Address:
-    """Where to send a reply: a chat (and optionally a thread / topic in it)."""
+    """Where to send a reply: a chat (and optionally a thread / topic in it).
+
+    ``account``: in a person's chat, the person's own platform account (from the sealed
+    address), so a transport can check who else could read the chat. Never rendered,
+    not part of equality, not kept in the outbox.
+    """
 
     platform: Platform
     chat_id: str = field(repr=False)
     thread_id: str | None = field(default=None, repr=False)
+    account: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,3 +83,46 @@ async def test_attack_third_account_in_the_persons_dm_decrypts_the_counsellors_r
     finally:
         await person.close()
         await watcher.close()
+
+
+async def test_an_account_left_alone_in_the_persons_chat_reads_nothing(
+    synapse: SynapseServer, tmp_path: Path, directory: Directory
+) -> None:
+    """The person invites another account and leaves; the transport remembers nobody
+    (as after a restart), so that account looks like the chat's only person. Replies
+    of the person's case still go nowhere: the core names the person's own account
+    with the address."""
+    bot_user = await synapse.register_async(f"bot-{secrets.token_hex(3)}", "bot-password-y")
+    person = await new_peer(synapse, "leaver")
+    watcher = await new_peer(synapse, "watcher")
+    settings = bot_settings(tmp_path / "data", synapse, bot_user)
+    matrix = MatrixTransport(settings, sync_timeout_ms=3000)
+    memory = MemoryTransport()
+    try:
+        async with running(settings, [matrix, memory], memory_directory(directory)):
+            dm = await create_room(person, [bot_user.user_id], direct=True)
+            await joined(person, dm, bot_user.user_id)
+            code = await intake_to_case(person, dm, message="Hallo Team")
+            await memory.push("counsellor", f"/claim {code}", chat="staff", group=True)
+            memory.pop("staff")
+
+            await person.client.room_invite(dm, watcher.user_id)
+            assert await accept_invite(watcher, others=[person.client]) == dm
+            await joined(person, dm, watcher.user_id)
+            await person.client.room_leave(dm)
+
+            def alone() -> bool:
+                room = matrix.client.rooms.get(dm) if matrix.client else None
+                return room is not None and set(room.users) == {bot_user.user_id, watcher.user_id}
+
+            await sync_until([watcher.client], alone, what="the bot to see the person leave")
+            matrix._people.clear()  # as after a restart: the transport remembers nobody
+            secret = "Treffpunkt Mittwoch Hintereingang"
+            await memory.push("counsellor", f"/r {code} {secret}", chat="staff", group=True)
+            told = translator("de")("staff.person_chat_watched", code=code)
+            assert any(m.text == told for m in memory.pop("staff"))
+            await sync_until([watcher.client], lambda: True, what="one more sync", seconds=3)
+            assert not any(secret in b for b in watcher.bodies(dm))
+    finally:
+        await person.close()
+        await watcher.close()

@@ -1006,8 +1006,10 @@ class MatrixTransport:
         else:
             return None
         kind = await self._chat_kind(room)
-        if kind is ChatKind.PRIVATE:
-            self._people[room.room_id] = event.sender  # whose devices get this chat's keys
+        if kind is ChatKind.PRIVATE and room.room_id not in self._people:
+            # Whose devices get this chat's keys: the first writer stays the person (an
+            # account left alone in the chat later is not).
+            self._people[room.room_id] = event.sender
         if kind is ChatKind.PRIVATE and text.strip().isdigit() and not edited:
             shown = self._last_buttons.get(room.room_id, ())
             number = int(text.strip())
@@ -1130,6 +1132,7 @@ class MatrixTransport:
             message.flat_buttons,
             _txn(message),
             person=self._to_person(message),
+            account=message.address.account,
         )
         return SendResult(ref=event_id)
 
@@ -1144,16 +1147,19 @@ class MatrixTransport:
         )
         return message.contact_id is not None and not staff
 
-    def _person_keys(self, room: MatrixRoom, *, hold: bool) -> frozenset[str]:
+    def _person_keys(
+        self, room: MatrixRoom, *, hold: bool, account: str | None = None
+    ) -> frozenset[str]:
         """The accounts that get a person chat's room keys: the person and the bot.
 
         Raises :class:`Withheld` (with ``hold``) when anyone else is a member (joined or
-        invited): a third account would decrypt every later reply. The person is the
-        one who wrote from the chat; unknown (after a restart) it is the single other
-        member, and with two or more nobody is trusted.
+        invited): a third account would decrypt every later reply. The person is
+        ``account`` (from the core's sealed address), else the first one who wrote from
+        the chat in this process; unknown, it is the single other member, and with two
+        or more nobody is trusted.
         """
         others = {u for u in room.users if u != self.user_id}
-        person = self._people.get(room.room_id)
+        person = account or self._people.get(room.room_id)
         if person is None and len(others) == 1:
             person = next(iter(others))
         if others - {person}:
@@ -1172,7 +1178,7 @@ class MatrixTransport:
         self._told_watched[room_id] = True
         text = translator(self._settings.default_locale)("person.chat_watched")
         try:
-            await self._post(room_id, text, watched=True)
+            await self._post(room_id, text, watched=True, account=message.address.account)
         except Exception as exc:
             log.warning("matrix: a person could not be told about it: %s", type(exc).__name__)
 
@@ -1186,6 +1192,7 @@ class MatrixTransport:
         check: bool = True,
         person: bool = False,
         watched: bool = False,
+        account: str | None = None,
     ) -> str:
         """Send a notice; ``txn`` (a stable transaction id) makes a retry idempotent.
 
@@ -1202,6 +1209,7 @@ class MatrixTransport:
             check=check,
             person=person or watched,
             hold=not watched,
+            account=account,
         )
         if not isinstance(response, RoomSendResponse):
             raise MatrixError(
@@ -1229,6 +1237,7 @@ class MatrixTransport:
         check: bool = True,
         person: bool = False,
         hold: bool = True,
+        account: str | None = None,
     ) -> RoomSendResponse | RoomSendError:
         """``AsyncClient.room_send``, split: keys and encryption under the lock, the request
         outside it, so that rooms are served in parallel (nio's key state is not safe for
@@ -1262,7 +1271,7 @@ class MatrixTransport:
                 if person or (room_id in self._people and allowed is None):
                     if not room.members_synced:
                         await client.joined_members(room_id)
-                    allowed = self._person_keys(room, hold=person and hold)
+                    allowed = self._person_keys(room, hold=person and hold, account=account)
                 if client.olm is not None and room.encrypted:
                     if not room.members_synced:
                         await client.joined_members(room_id)
@@ -1470,7 +1479,11 @@ class MatrixTransport:
         """
         person = self._to_person(message)
         event_id = await self._post(
-            message.address.chat_id, message.text, txn=_txn(message), person=person
+            message.address.chat_id,
+            message.text,
+            txn=_txn(message),
+            person=person,
+            account=message.address.account,
         )
         source = message.copy_from
         content = self._media.get(message.refs[0]) if message.refs else None
@@ -1482,6 +1495,7 @@ class MatrixTransport:
             media_content(content),
             _txn(message, "copy"),
             person=person,
+            account=message.address.account,
         )
         if not isinstance(response, RoomSendResponse):
             raise MatrixError(
