@@ -179,6 +179,8 @@ class Router:
             StaffRole(p, m)
             for p, m in self.directory.staff_roles(msg.platform.value, msg.sender_id)
         ]
+        if msg.edited and roles:
+            return Handled()  # a staff member's edit is never a command run again
         case_hint = self.threads.case_at(msg.address)
         if msg.chat_kind is ChatKind.GROUP and case_hint is None:
             here = self.directory.programmes_of_room(msg.platform.value, msg.address.chat_id)

@@ -89,3 +89,14 @@ async def test_edit_during_intake_is_no_answer(world: World) -> None:
     assert crisis, "the numbers go out before consent too"
     assert crisis[0].urgent
     assert got, "precondition: the greeting was shown"
+
+
+async def test_a_staff_edit_is_never_run_again(world: World) -> None:
+    w = world
+    code = await w.open("p1")
+    await w.staff("a1", f"/claim {code}")
+    w.t.pop("p1")
+    await w.t.push("a1", f"/r {code} ich will springen", chat="a1", edited=True)
+    await w.t.push("a1", f"/r {code} ich will springen", chat="alpha-room", group=True, edited=True)
+    assert w.t.pop("p1") == []
+    assert w.t.pop("a1") == []
