@@ -38,8 +38,9 @@ from bot.messages import (
 from bot.metrics import Metrics
 from bot.router import Handled, Router
 from bot.scheduler import REFRESH_MINUTES, Scheduler
-from bot.transports.base import SendLater, Transport
+from bot.transports.base import SendLater, Transport, Withheld
 from config.directory import Directory, load_directory
+from config.i18n import translator
 from config.langdetect import warm_up
 from config.settings import Settings, decode_key
 from handlers.limits import Limits
@@ -517,6 +518,10 @@ class App:
             if pending and out.contact_id:
                 self._held_refs[out.contact_id] = pending  # for the next attempt
             return False
+        except Withheld:
+            log.warning("a reply was withheld: someone else is in the person's chat")
+            await self._tell_withheld(out)
+            return True
         except Exception as exc:
             log.error("sending failed on %s: %s", platform, type(exc).__name__)
             self.metrics.error("send")
@@ -527,6 +532,35 @@ class App:
         if out.kind is OutKind.CLOSE:
             self.threads.drop(out.address)  # its row went with the transfer's transaction
         return True
+
+    async def _tell_withheld(self, out: OutboundMessage) -> None:
+        """Tell the staff of the person's case (in its thread) that a reply was not
+        delivered; names the case code only. Failures are logged, never raised."""
+        if out.contact_id is None or self.db is None or self._directory is None:
+            return
+        try:
+            async with self.db.transaction() as s:
+                case = (
+                    await s.execute(select(Case).where(Case.contact_id == out.contact_id))
+                ).scalars().first()
+            directory = self._with_created_rooms(self._directory)
+            programme = directory.by_id.get(case.programme_id) if case else None
+            if case is None or programme is None:
+                return
+            staff = programme.staff
+            t = translator(staff[0].locale if staff else self.settings.default_locale)
+            text = t("staff.person_chat_watched", code=case.code)
+            for platform, room in programme.staff_rooms.items():
+                note = OutboundMessage(
+                    Address(Platform(platform), room),
+                    text,
+                    protect=False,
+                    case_code=case.code,
+                    programme=programme.id,
+                )
+                await self.deliver(note)
+        except Exception as exc:
+            log.error("telling staff about a withheld reply failed: %s", type(exc).__name__)
 
     async def _remember(self, out: OutboundMessage, result: SendResult) -> None:
         if result.ref and out.contact_id and out.kind is not OutKind.VANISH:

@@ -64,11 +64,17 @@ class OutKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Address:
-    """Where to send a reply: a chat (and optionally a thread / topic in it)."""
+    """Where to send a reply: a chat (and optionally a thread / topic in it).
+
+    ``account``: in a person's chat, the person's own platform account (from the sealed
+    address), so a transport can check who else could read the chat. Never rendered,
+    not part of equality, not kept in the outbox.
+    """
 
     platform: Platform
     chat_id: str = field(repr=False)
     thread_id: str | None = field(default=None, repr=False)
+    account: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +101,9 @@ class InboundMessage:
         received_at: when the transport received it (aware UTC).
         attachment: kind of attachment ("photo", "voice", "file"), if any.
         message_ref: the platform's id of this message in its chat (for /vanish).
+        edited: the new text of a message sent before (Telegram ``edited_message``,
+            Matrix ``m.replace``): never an answer, never relayed again; only a danger
+            in it counts (crisis numbers, urgent mark).
     """
 
     platform: Platform
@@ -108,6 +117,7 @@ class InboundMessage:
     received_at: datetime | None = None
     attachment: str | None = None
     message_ref: str | None = field(default=None, repr=False)
+    edited: bool = False
 
 
 @dataclass(frozen=True, slots=True)

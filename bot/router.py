@@ -246,10 +246,14 @@ class Router:
     async def _handle_once(self, msg: InboundMessage) -> Handled:
         """One attempt at :meth:`handle`; raises :class:`_Disconnected` only."""
         msg = clean(msg)
+        if msg.edited and (msg.chat_kind is ChatKind.GROUP or _crisis(msg) is None):
+            return Handled()  # an edit is never an answer: only a danger in it counts
         roles = [
             StaffRole(p, m)
             for p, m in self.directory.staff_roles(msg.platform.value, msg.sender_id)
         ]
+        if msg.edited and roles:
+            return Handled()  # a staff member's edit is never a command run again
         case_hint = self.threads.case_at(msg.address)
         whoami = staff.whoami(msg)
         if whoami:  # before any lookup or write: the operator needs them to set the group up
@@ -531,6 +535,28 @@ class Router:
         uow.session.add(contact)
         return Person(contact, dek, None, case_loaded=True), {}
 
+    async def _edited(
+        self,
+        svc: CaseService,
+        msg: InboundMessage,
+        person: Person,
+        profile: dict[str, Any],
+        audience: str | None,
+    ) -> list[OutboundMessage]:
+        """A message edited into a danger: the numbers, and the urgent mark where the
+        person has consented (as for a new message); no state change, no relay."""
+        danger = detect(msg.text)
+        if danger is None:
+            return []
+        contact = person.contact
+        t = addressed(contact.locale, profile.get("audience") or audience)
+        reply = intake.crisis_reply(t, danger)
+        out = [OutboundMessage(msg.address, reply.text, urgent=True, contact_id=contact.id)]
+        states = (intake.State.CASE.value, intake.State.REFERRED.value)
+        if profile.get("consent") or contact.state in states:
+            out.extend(await svc.mark_urgent(person, danger.value, t))
+        return out
+
     async def _person(
         self, uow: UnitOfWork, svc: CaseService, msg: InboundMessage, pseudonyms: list[str]
     ) -> tuple[list[OutboundMessage], str | None]:
@@ -539,6 +565,8 @@ class Router:
         msg = first_language(contact, msg)
         case = person.case if person.case_loaded else None
         audience = case.audience if case is not None else None
+        if msg.edited:
+            return await self._edited(svc, msg, person, profile, audience), contact.id
         tr = intake.step(self._ctx, contact.state, profile, contact.locale, msg, audience)
         out = [
             OutboundMessage(msg.address, r.text, r.buttons, urgent=r.urgent, contact_id=contact.id)

@@ -21,9 +21,18 @@ _TAGS = range(0xE0020, 0xE0080)
 _BREAKS = re.compile(r"\r\n|[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 #: Combining marks stacked on one letter beyond this draw over neighbouring lines.
 MAX_MARKS = 8
+#: Characters drawn as a blank glyph although they are letters, symbols or marks (so
+#: the category rules keep them): Braille blank, the Hangul fillers, Khmer inherent
+#: vowels, the grapheme joiner, a null notehead. A run of them pads a quoted line
+#: until the client wraps it, and forged text then starts a visual line unquoted.
+_FILLERS = frozenset("\u2800\u115f\u1160\u3164\uffa0\u034f\u17b4\u17b5\U0001d159")
+#: Runs of spaces of any width collapse to one space, for the same reason.
+_SPACES = re.compile(r"[^\S\n]{2,}")
 
 
 def _kept(ch: str) -> bool:
+    if ch in _FILLERS:
+        return False
     category = unicodedata.category(ch)
     if category == "Cf":
         return ch in _KEEP_FORMAT or ord(ch) in _TAGS
@@ -31,10 +40,12 @@ def _kept(ch: str) -> bool:
 
 
 def clean(text: str) -> str:
-    """Drop bidi overrides / isolates, control and invisible format characters.
+    """Drop bidi overrides / isolates, control, invisible format and blank-glyph
+    filler characters.
 
-    Line breaks of any kind become ``"\\n"``, tabs a space; runs of blank lines shrink
-    to one; a letter keeps at most ``MAX_MARKS`` combining marks.
+    Line breaks of any kind become ``"\\n"``, tabs a space, runs of spaces one space;
+    runs of blank lines shrink to one; a letter keeps at most ``MAX_MARKS`` combining
+    marks.
     """
     text = _BREAKS.sub("\n", text).replace("\t", " ")
     out: list[str] = []
@@ -49,7 +60,8 @@ def clean(text: str) -> str:
         else:
             marks = 0
         out.append(ch)
-    return re.sub(r"\n\s*\n(\s*\n)+", "\n\n", "".join(out)).strip("\n")
+    joined = _SPACES.sub(" ", "".join(out))
+    return re.sub(r"\n\s*\n(\s*\n)+", "\n\n", joined).strip("\n")
 
 
 def one_line(text: str) -> str:

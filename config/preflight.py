@@ -265,6 +265,15 @@ def directory_flags(directory: Directory) -> list[str]:
             out.append(
                 f"programme '{programme.id}': Telegram staff room '{room}' is not a numeric chat id"
             )
+        elif room is not None and not room.strip().startswith("-100"):
+            # Basic groups (and private chats) have other ids; when Topics are turned on
+            # (needed for a topic per case) Telegram moves a group to a new -100... id,
+            # and the bot would then treat its own staff group as unknown and leave it.
+            out.append(
+                f"programme '{programme.id}': Telegram staff room '{room}' is not a"
+                " supergroup id (-100...): turn on Topics in the group (Telegram then gives"
+                " it a new id) and put the new id here"
+            )
         contact = programme.contact
         if not programme.chat_enabled and not (contact.phone or contact.email or contact.web):
             out.append(

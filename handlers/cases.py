@@ -61,7 +61,13 @@ class Person:
         data = uow.keys.open_json(
             self.dek, "contacts", "address", self.contact.id, self.contact.address_ct
         )
-        return Address(Platform(data["p"]), str(data["c"]), data.get("t"))
+        account = data.get("a")
+        return Address(
+            Platform(data["p"]),
+            str(data["c"]),
+            data.get("t"),
+            account=str(account) if account is not None else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,13 @@ class SendLater(Exception):
     """
 
 
+class Withheld(Exception):
+    """A reply to a person was not sent because someone else can read their chat
+    (a third account joined it). Not retried: a held reply would block every later
+    reply of the platform; the core tells the case's staff that it was not delivered.
+    """
+
+
 async def first_of(*events: asyncio.Event) -> None:
     """Return as soon as one of ``events`` is set (e.g. "ready" or "offline")."""
     waiters = [asyncio.ensure_future(e.wait()) for e in events]

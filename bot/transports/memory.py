@@ -101,8 +101,12 @@ class MemoryTransport:
         update_id: str | None = None,
         attachment: str | None = None,
         thread: str | None = None,
+        edited: bool = False,
     ) -> None:
-        """Deliver one message as if it came from ``sender`` and wait until it is handled."""
+        """Deliver one message as if it came from ``sender`` and wait until it is handled.
+
+        ``edited``: the new text of an earlier message (an edit).
+        """
         if self._handler is None:
             raise RuntimeError("transport not started")
         msg = InboundMessage(
@@ -115,7 +119,8 @@ class MemoryTransport:
             update_id=update_id or f"u{self._run}-{next(self._ids)}",
             chat_kind=ChatKind.GROUP if group else ChatKind.PRIVATE,
             attachment=attachment,
-            message_ref=str(next(self._refs)),
+            message_ref=None if edited else str(next(self._refs)),
+            edited=edited,
         )
         await self._handler(msg)
 

@@ -63,7 +63,9 @@ def test_reply_fallback_is_stripped() -> None:
     body = "> <@counsellor:example.org> Wer bist du?\n> zweite Zeile\n\nIch bin es"
     assert strip_reply_fallback(body) == "Ich bin es"
     assert strip_reply_fallback("kein Zitat") == "kein Zitat"
-    assert strip_reply_fallback("> nur Zitat") == ""
+    assert strip_reply_fallback("> <@sam:example.org> nur Zitat") == ""
+    # no sender in the first line: the person's own quote, kept (red-team finding 4)
+    assert strip_reply_fallback("> nur Zitat") == "> nur Zitat"
 
 
 def test_small_helpers() -> None:

@@ -125,9 +125,12 @@ def test_ignored_messages(change: dict[str, Any]) -> None:
     assert incoming.update_id == 100
 
 
-def test_edited_messages_and_other_updates_are_ignored() -> None:
+def test_edited_messages_are_marked_and_other_updates_ignored() -> None:
     body = message()["message"]
-    assert parse_update({"update_id": 5, "edited_message": body}).message is None
+    # An edit reaches the core marked as one (crisis detection only; red-team finding 5).
+    edited = parse_update({"update_id": 5, "edited_message": body}).message
+    assert edited is not None
+    assert edited.edited
     assert parse_update({"update_id": 6, "my_chat_member": {}}).message is None
 
 

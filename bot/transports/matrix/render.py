@@ -96,15 +96,24 @@ def reaction_choice(key: str, count: int) -> int | None:
     return index if 0 <= index < count else None
 
 
+#: The first line of a real reply fallback: ``> <@user:server> ...`` (``> * <@...`` for
+#: an emote).
+_FALLBACK = re.compile(r"> (?:\* )?<@[^\s<>:]+:[^\s<>]+>")
+
+
 def strip_reply_fallback(body: str) -> str:
-    """Drop the quoted fallback of a rich reply (``> <@user:server> ...`` lines).
+    """Drop the quoted fallback of a rich reply (``> <@user:server> ...`` lines); call
+    it only for events with an ``m.in_reply_to`` relation.
+
+    Only a real fallback is dropped: a first line quoting another text is the
+    person's own (a threat they were sent, say) and is kept for detection and relay.
 
     The fallback names the quoted message's sender: relayed as is, it would show a
     counsellor's account to a person or a person's account to staff.
     """
     lines = body.split("\n")
-    if not lines or not lines[0].startswith(">"):
-        return body
+    if not _FALLBACK.match(lines[0]):
+        return body  # the person's own quote (clients since Matrix v1.13 send no fallback)
     i = 0
     while i < len(lines) and lines[i].startswith(">"):
         i += 1

@@ -83,7 +83,7 @@ from bot.messages import (
     Platform,
     SendResult,
 )
-from bot.transports.base import InboundHandler, SendLater, first_of
+from bot.transports.base import InboundHandler, SendLater, Withheld, first_of
 from bot.transports.matrix.guard import (
     creator_power,
     differs,
@@ -261,6 +261,10 @@ class MatrixTransport:
         self._room_programme: dict[str, str] = {}
         #: (room, account) pairs already reported as not removable (one alert each).
         self._alerted: BoundedDict[str, bool] = BoundedDict(_MAX_REMEMBERED)
+        #: A person's chat -> the person's account (from their messages; memory only).
+        self._people: BoundedDict[str, str] = BoundedDict(_MAX_REMEMBERED)
+        #: Person chats already told that someone else is in them (once per episode).
+        self._told_watched: BoundedDict[str, bool] = BoundedDict(_MAX_REMEMBERED)
         #: Counters for tests and health checks (no identifiers).
         self.stats: dict[str, int] = {
             "events": 0,
@@ -271,6 +275,7 @@ class MatrixTransport:
             "sync_errors": 0,
             "outsiders_removed": 0,
             "held": 0,
+            "withheld": 0,
         }
 
     @classmethod
@@ -1017,7 +1022,7 @@ class MatrixTransport:
 
     async def _inbound(self, room: MatrixRoom, event: Any) -> InboundMessage | None:
         """Reduce one room event to an :class:`InboundMessage` (None: not for the core)."""
-        text, button, attachment = "", None, None
+        text, button, attachment, edited = "", None, None, False
         if isinstance(event, ReactionEvent):
             buttons = self._event_buttons.get(event.reacts_to)
             index = reaction_choice(event.key, len(buttons)) if buttons else None
@@ -1044,7 +1049,9 @@ class MatrixTransport:
             if not isinstance(relates, dict):
                 relates = {}
             if relates.get("rel_type") == "m.replace":
-                return None  # edits would re-answer a question; the original counted
+                # An edit is never an answer, but crisis words added by one must be seen.
+                new = content.get("m.new_content")
+                content, relates, edited = (new if isinstance(new, dict) else {}), {}, True
             msgtype = content.get("msgtype")
             if msgtype in ("m.text", "m.emote"):
                 body = content.get("body")
@@ -1052,14 +1059,18 @@ class MatrixTransport:
                     return None
                 text = strip_reply_fallback(body) if relates.get("m.in_reply_to") else body
             else:
-                attachment = attachment_kind(str(msgtype))
+                attachment = None if edited else attachment_kind(str(msgtype))
                 if attachment is None:
                     return None  # notices (other bots), unknown types
                 self._media[event.event_id] = content
         else:
             return None
         kind = await self._chat_kind(room)
-        if kind is ChatKind.PRIVATE and text.strip().isdigit():
+        if kind is ChatKind.PRIVATE and room.room_id not in self._people:
+            # Whose devices get this chat's keys: the first writer stays the person (an
+            # account left alone in the chat later is not).
+            self._people[room.room_id] = event.sender
+        if kind is ChatKind.PRIVATE and text.strip().isdigit() and not edited:
             shown = self._last_buttons.get(room.room_id, ())
             number = int(text.strip())
             if 0 < number <= len(shown):
@@ -1075,7 +1086,8 @@ class MatrixTransport:
             chat_kind=kind,
             received_at=datetime.now(UTC),
             attachment=attachment,
-            message_ref=event.event_id,
+            message_ref=None if edited else event.event_id,
+            edited=edited,
         )
 
     async def _chat_kind(self, room: MatrixRoom) -> ChatKind:
@@ -1146,6 +1158,10 @@ class MatrixTransport:
             raise SendLater("not connected to the homeserver yet")
         try:
             return await self._send(message)
+        except Withheld:
+            self.stats["withheld"] += 1
+            await self._tell_watched(message)
+            raise
         except SendLater:
             raise
         except Exception as exc:
@@ -1171,9 +1187,60 @@ class MatrixTransport:
         if message.kind is OutKind.CASE_CLAIMED:
             return await self._case_claimed(message)
         event_id = await self._post(
-            message.address.chat_id, message.text, message.flat_buttons, _txn(message)
+            message.address.chat_id,
+            message.text,
+            message.flat_buttons,
+            _txn(message),
+            person=self._to_person(message),
+            account=message.address.account,
         )
         return SendResult(ref=event_id)
+
+    def _to_person(self, message: OutboundMessage) -> bool:
+        """Whether ``message`` goes into a person's own chat (not a staff or case room)."""
+        room_id = message.address.chat_id
+        staff = (
+            room_id in self.staff_rooms
+            or room_id in self._case_room_ids
+            or room_id in self._room_programme
+            or room_id in self.created_staff_rooms.values()
+        )
+        return message.contact_id is not None and not staff
+
+    def _person_keys(
+        self, room: MatrixRoom, *, hold: bool, account: str | None = None
+    ) -> frozenset[str]:
+        """The accounts that get a person chat's room keys: the person and the bot.
+
+        Raises :class:`Withheld` (with ``hold``) when anyone else is a member (joined or
+        invited): a third account would decrypt every later reply. The person is
+        ``account`` (from the core's sealed address), else the first one who wrote from
+        the chat in this process; unknown, it is the single other member, and with two
+        or more nobody is trusted.
+        """
+        others = {u for u in room.users if u != self.user_id}
+        person = account or self._people.get(room.room_id)
+        if person is None and len(others) == 1:
+            person = next(iter(others))
+        if others - {person}:
+            if hold:
+                raise Withheld("someone else is in the person's chat")
+        else:
+            self._told_watched.pop(room.room_id, None)  # clean again: tell anew next time
+        return frozenset({self.user_id} if person is None else {person, self.user_id})
+
+    async def _tell_watched(self, message: OutboundMessage) -> None:
+        """Tell the person once, without any content, why replies stop (keys for the
+        person's devices only, so the other account cannot read even this)."""
+        room_id = message.address.chat_id
+        if room_id in self._told_watched:
+            return
+        self._told_watched[room_id] = True
+        text = translator(self._settings.default_locale)("person.chat_watched")
+        try:
+            await self._post(room_id, text, watched=True, account=message.address.account)
+        except Exception as exc:
+            log.warning("matrix: a person could not be told about it: %s", type(exc).__name__)
 
     async def _post(
         self,
@@ -1183,14 +1250,26 @@ class MatrixTransport:
         txn: str | None = None,
         *,
         check: bool = True,
+        person: bool = False,
+        watched: bool = False,
+        account: str | None = None,
     ) -> str:
         """Send a notice; ``txn`` (a stable transaction id) makes a retry idempotent.
 
         ``check=False`` skips the membership check (coordinator alerts about it).
+        ``person``: a person's chat (withheld when someone else is in it); ``watched``:
+        the notice about that, sent anyway, keys for the person's devices only.
         """
         shown = tuple(buttons or ())
         response = await self._room_send(
-            room_id, "m.room.message", notice_content(text, shown), txn, check=check
+            room_id,
+            "m.room.message",
+            notice_content(text, shown),
+            txn,
+            check=check,
+            person=person or watched,
+            hold=not watched,
+            account=account,
         )
         if not isinstance(response, RoomSendResponse):
             raise MatrixError(
@@ -1216,6 +1295,9 @@ class MatrixTransport:
         txn: str | None = None,
         *,
         check: bool = True,
+        person: bool = False,
+        hold: bool = True,
+        account: str | None = None,
     ) -> RoomSendResponse | RoomSendError:
         """``AsyncClient.room_send``, split: keys and encryption under the lock, the request
         outside it, so that rooms are served in parallel (nio's key state is not safe for
@@ -1227,6 +1309,10 @@ class MatrixTransport:
         members only (every device of a person's chat; in staff and case rooms the
         devices of current staff accounts), unverified ones too: a new phone must read
         the answer. Reactions stay unencrypted, as in nio.
+
+        ``person``: a person's chat. Its keys go to the person's devices only, and with
+        ``hold`` nothing is sent (:class:`Withheld`) while anyone else is a member, read
+        from nio's room state under the lock right before the keys are shared.
         """
         client = self._require_client()
         if check and event_type != "m.reaction" and self._guarded(room_id):
@@ -1241,13 +1327,18 @@ class MatrixTransport:
                 if client.should_query_keys:
                     await client.keys_query()
                 room = client.rooms[room_id]
+                allowed = self._allowed(room_id)
+                if person or (room_id in self._people and allowed is None):
+                    if not room.members_synced:
+                        await client.joined_members(room_id)
+                    allowed = self._person_keys(room, hold=person and hold, account=account)
                 if client.olm is not None and room.encrypted:
                     if not room.members_synced:
                         await client.joined_members(room_id)
                         if client.should_query_keys:
                             await client.keys_query()
                     if client.olm.should_share_group_session(room_id):
-                        await share_keys(client, room_id, self._allowed(room_id))
+                        await share_keys(client, room_id, allowed)
                     if event_type != "m.reaction":
                         event_type, content = client.encrypt(room_id, event_type, content)
             method, path, data = Api.room_send(
@@ -1446,7 +1537,14 @@ class MatrixTransport:
         The content of an encrypted attachment carries its own file key, so it can be
         sent into another encrypted room; the file itself is never downloaded or stored.
         """
-        event_id = await self._post(message.address.chat_id, message.text, txn=_txn(message))
+        person = self._to_person(message)
+        event_id = await self._post(
+            message.address.chat_id,
+            message.text,
+            txn=_txn(message),
+            person=person,
+            account=message.address.account,
+        )
         source = message.copy_from
         content = self._media.get(message.refs[0]) if message.refs else None
         if source is None or source.platform is not Platform.MATRIX or content is None:
@@ -1456,6 +1554,8 @@ class MatrixTransport:
             "m.room.message",
             media_content(content),
             _txn(message, "copy"),
+            person=person,
+            account=message.address.account,
         )
         if not isinstance(response, RoomSendResponse):
             raise MatrixError(

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.messages import Button
+from bot.staff_text import QUOTE, is_quoted
 from config.i18n import SUPPORTED, translator
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,9 @@ def _prefix_within(text: str, limit: int) -> int:
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     """Split a text into parts Telegram accepts, at paragraph, line or word boundaries.
 
+    A quoted line (person text in a staff room, ``> ...``) cut inside goes on with the
+    quote mark: every part is its own bubble, and an unquoted start would let a
+    person's words pass for a bot line. A cut never falls inside the quote mark.
     Whitespace-only parts are dropped (Telegram refuses empty messages).
     """
     parts: list[str] = []
@@ -80,15 +84,30 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
         head = rest[:n]
         for sep in _SEPARATORS:
             cut = head.rfind(sep)
-            if cut > 0:
+            if cut > (_quote_end(rest, cut) if sep == " " else 0):
                 parts.append(rest[:cut])
-                rest = rest[cut + len(sep) :]
+                rest = _go_on(rest, cut, rest[cut + len(sep) :], inside=sep == " ")
                 break
         else:  # one unbroken word longer than the limit
             parts.append(head)
-            rest = rest[n:]
+            rest = _go_on(rest, n, rest[n:], inside=True)
     parts.append(rest)
     return [p for p in parts if p.strip()]
+
+
+def _quote_end(text: str, at: int) -> int:
+    """The end of the quote mark of the line holding position ``at`` (its start when
+    the line is not quoted): cuts must lie beyond it."""
+    start = text.rfind("\n", 0, at) + 1
+    return start + len(QUOTE) if is_quoted(text[start:]) else start
+
+
+def _go_on(text: str, cut: int, rest: str, *, inside: bool) -> str:
+    """The rest after a cut at ``cut``, re-quoted when the cut fell inside a quoted line."""
+    start = text.rfind("\n", 0, cut) + 1
+    if inside and is_quoted(text[start:]):
+        return QUOTE + rest
+    return rest
 
 
 def keyboard(rows: Sequence[Sequence[Button]]) -> InlineKeyboardMarkup | None:

@@ -731,6 +731,8 @@ class TelegramTransport:
         try:
             if incoming.member is not None:
                 await self._on_member(incoming.member)
+            elif incoming.migrated is not None:
+                self._on_migrated(*incoming.migrated)
             elif incoming.message is None:
                 self.stats.ignored += 1
             else:
@@ -758,6 +760,23 @@ class TelegramTransport:
                 self.stats.handled += 1
                 return
         self.stats.failed += 1
+
+    def _on_migrated(self, old: int, new: int) -> None:
+        """Telegram moved a group to a supergroup (Topics turned on, made public, grown):
+        a staff group keeps working only once the directory names its new id."""
+        self.stats.ignored += 1
+        if old not in self._groups:
+            log.info("telegram: a group that is not a staff room was moved to a supergroup")
+            return
+        # Staff room ids are configuration (the directory holds them), not personal data.
+        log.error(
+            "telegram: Telegram moved the staff group %s to a supergroup with the new id %s."
+            " Put %s into staff_rooms.telegram of the programme directory and reload it"
+            " (ausweg check-config); until then staff alerts for it cannot be delivered.",
+            old,
+            new,
+            new,
+        )
 
     async def _on_member(self, change: MemberChange, *, left_staff: bool = False) -> None:
         """Someone joined a staff group (or left its staff list): not staff -> removed

@@ -17,7 +17,7 @@ from bot.messages import Address, ChatKind, InboundMessage, Platform
 
 #: The update types the bot asks Telegram for (``chat_member``: who joins a staff
 #: group; Telegram sends it only to admins and only when asked for explicitly).
-ALLOWED_UPDATES = ("message", "callback_query", "chat_member")
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "chat_member")
 #: Chat member statuses that mean "in the group" (``restricted`` only with is_member).
 _IN_GROUP = frozenset({"creator", "administrator", "member"})
 
@@ -76,6 +76,8 @@ class Incoming:
             removed once the press was handled (private chats only).
         key: updates with the same key are handled one after the other (the chat).
         member: an account joined a group (``chat_member``); not for the core.
+        migrated: (old id, new id) when Telegram moved a group to a supergroup (a
+            ``migrate_to_chat_id`` service message); not for the core.
     """
 
     update_id: int
@@ -84,6 +86,7 @@ class Incoming:
     keyboard_at: tuple[int, int] | None = None
     key: str = ""
     member: MemberChange | None = None
+    migrated: tuple[int, int] | None = None
 
 
 def update_id_of(raw: object) -> int | None:
@@ -106,11 +109,13 @@ def parse_update(raw: object) -> Incoming:
         raise Malformed("no valid update_id")
     if "message" in raw:
         return _message(update_id, _obj(raw, "message"))
+    if "edited_message" in raw:  # crisis words added by an edit must be seen
+        return _message(update_id, _obj(raw, "edited_message"), edited=True)
     if "callback_query" in raw:
         return _callback(update_id, _obj(raw, "callback_query"))
     if "chat_member" in raw:
         return _member(update_id, _obj(raw, "chat_member"))
-    # edited messages, channel posts, member updates, ...: not for the core
+    # channel posts, other member updates, ...: not for the core
     return Incoming(update_id, None)
 
 
@@ -170,7 +175,7 @@ def _thread(message: Mapping[str, Any], kind: ChatKind) -> str | None:
     return str(_int(message, "message_thread_id"))
 
 
-def _message(update_id: int, message: Mapping[str, Any]) -> Incoming:
+def _message(update_id: int, message: Mapping[str, Any], *, edited: bool = False) -> Incoming:
     message_id = _int(message, "message_id")
     chat_id, chat_type = _chat(message)
     kind = _chat_kind(chat_type)
@@ -183,6 +188,9 @@ def _message(update_id: int, message: Mapping[str, Any]) -> Incoming:
     caption = _opt_str(message, "caption")
     attachment = next((name for key, name in ATTACHMENTS if key in message), None)
     if text is None and attachment is None:
+        moved = message.get("migrate_to_chat_id")
+        if isinstance(moved, int) and not isinstance(moved, bool):
+            return Incoming(update_id, None, key=str(chat_id), migrated=(chat_id, moved))
         return Incoming(update_id, None, key=str(chat_id))  # service message
     if text is None:
         # A caption is read only in private chats: it may hold crisis words the core
@@ -196,8 +204,9 @@ def _message(update_id: int, message: Mapping[str, Any]) -> Incoming:
         locale=language,
         update_id=str(update_id),
         chat_kind=kind,
-        attachment=attachment,
-        message_ref=str(message_id),
+        attachment=None if edited else attachment,  # an edit relays nothing again
+        message_ref=None if edited else str(message_id),
+        edited=edited,
     )
     return Incoming(update_id, msg, key=str(chat_id))
 
