@@ -388,8 +388,8 @@ class Router:
         return Handled()
 
     async def run(self, job: str, arg: str | None = None) -> Handled:
-        """Run a scheduled job (``followup`` with an id, ``escalate`` or ``urgent``) in one
-        transaction."""
+        """Run a scheduled job (``followup`` with an id, ``escalate``, ``urgent`` or
+        ``orphans``) in one transaction."""
         try:
             async with unit(self.db, self.keystore, self.clock.now()) as uow:
                 svc = CaseService(uow, self.directory, self.retention, self.limits)
@@ -399,6 +399,8 @@ class Router:
                     out = await svc.escalate_overdue()
                 elif job == "urgent":
                     out = await svc.escalate_urgent()
+                elif job == "orphans":
+                    out = await svc.release_orphans()
                 else:
                     raise ValueError(f"unknown job {job}")
                 return Handled(out, None, uow.jobs, await self._stash(uow, out, None))

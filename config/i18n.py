@@ -31,6 +31,7 @@ CRISIS_KEYS = (
     "crisis.contact.yes",
     "crisis.contact.opened",
     "crisis.case.alerted",
+    "crisis.case.alerted_team",
     "crisis.closed",
     "limits.slow_down",
     "limits.busy",

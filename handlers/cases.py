@@ -521,14 +521,28 @@ class CaseService:
         st = self.staff_t(programme)
         label = self.danger_label(case, st)
         out: list[OutboundMessage] = []
+        if case.claimed_by and case.status != "new" and self._gone(case, case.claimed_by):
+            out.extend(await self._release_orphan(case))  # nobody holds it: the queue's
+        away = None
+        if case.claimed_by and case.status != "new":
+            away = await self.uow.session.get(StaffAway, case.claimed_by)
         if t is not None:
-            out.append(self.to_person(person, t("crisis.case.alerted")))
+            # "We told your counsellor" only when that counsellor is there to read it.
+            alerted = "crisis.case.alerted" if away is None else "crisis.case.alerted_team"
+            out.append(self.to_person(person, t(alerted)))
             out.extend(self.closed_notice(person, programme, t))
         if case.claimed_by and case.status != "new":
             member = self.directory.member(*case.claimed_by.split("/", 1))
             alias = member.alias if member else "-"
             text = st("staff.urgent.claimed", code=case.code, danger=label, alias=alias)
-            return out + self.to_staff(programme, text, case=case, urgent=True)
+            out.extend(self.to_staff(programme, text, case=case, urgent=True))
+            if away is not None:  # the claimer is away: the coordinator (or the team) too
+                out.extend(
+                    self.alert_coordinator(
+                        case, programme, "staff.urgent.away", always=True, claimer=alias
+                    )
+                )
+            return out
         if case.urgent_due_ct is None and case.key_id is not None:
             self.set_urgent_due(case, programme, await self.uow.keys.get(case.key_id))
         coordinator = self.coordinator_of(programme, case)
@@ -865,6 +879,57 @@ class CaseService:
         st = self.staff_t(role.programme)
         out = self.to_staff(role.programme, st("staff.released", code=case.code), case=case)
         return out + self.announce(case, role.programme, due=due)
+
+    def _gone(self, case: Case, staff_key: str) -> bool:
+        """Whether a staff key no longer belongs to the case's programme (removed)."""
+        programme_id, _, member_id = staff_key.partition("/")
+        return programme_id != case.programme_id or (
+            self.directory.member(programme_id, member_id) is None
+        )
+
+    async def release_orphans(self) -> list[OutboundMessage]:
+        """After a directory change: cases held by staff who left go back to the queue.
+
+        Their programme's room reads a note and the new-case announcement (urgent ones
+        with a fresh window, and the coordinator is called); the person learns that
+        someone else will answer. Further counsellors who left are taken off the case.
+        """
+        held = (
+            await self.uow.session.execute(
+                select(Case).where(Case.claimed_by.is_not(None), Case.status != "closed")
+            )
+        ).scalars()
+        out: list[OutboundMessage] = []
+        for case in list(held):
+            if case.claimed_by is not None and self._gone(case, case.claimed_by):
+                out.extend(await self._release_orphan(case))
+        shared = (await self.uow.session.execute(select(CaseMember))).scalars()
+        for row in list(shared):
+            case = await self.uow.session.get(Case, row.case_id)
+            if case is None or self._gone(case, row.staff_key):
+                await self.uow.session.delete(row)
+        return out
+
+    async def _release_orphan(self, case: Case) -> list[OutboundMessage]:
+        """One case whose claimer left: back to the queue (see :meth:`release_orphans`)."""
+        programme = self.programme_of(case)
+        if programme is None:  # the programme itself left: not this method's business
+            return []
+        case.claimed_by = None
+        self.set_status(case, "new")
+        self.event(case, programme.id, "status:orphaned")
+        due = await self.restart_urgent_window(case, programme)
+        await self.uow.session.execute(delete(CaseMember).where(CaseMember.case_id == case.id))
+        st = self.staff_t(programme)
+        out = self.to_staff(programme, st("staff.orphaned", code=case.code), case=case)
+        out.extend(self.announce(case, programme, due=due))
+        if case.urgent:
+            out.extend(self.alert_coordinator(case, programme, "staff.urgent.coordinator"))
+        person = await self.person_of(case)
+        if person is not None:
+            pt = addressed(person.contact.locale, case.audience)
+            out.append(self.to_person(person, pt("case.orphaned")))
+        return out
 
     async def members(self, case: Case) -> set[str]:
         """Staff keys allowed to write on a case: the claimer and invited counsellors."""
