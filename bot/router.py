@@ -192,7 +192,11 @@ class Router:
                 self.vault.pseudonym(msg.platform.value, msg.sender_id, v)
                 for v in self.vault.pseudonym_versions()
             ]
-            if not self.limits.allow_message(pseudonyms[0], time.monotonic()):
+            now = time.monotonic()
+            if not self.limits.allow_message(pseudonyms[0], now) and (
+                # A crisis goes the whole way (urgent case, staff alerted), once per interval.
+                _crisis(msg) is None or not self.limits.crisis_pass(pseudonyms[0], now)
+            ):
                 return self._limited(msg, pseudonyms[0])
         key = Updates.key(msg.platform.value, msg.update_id) if msg.update_id else None
         try:
@@ -378,14 +382,16 @@ class Router:
         return out, positions
 
     def _limited(self, msg: InboundMessage, pseudonym: str) -> Handled:
-        """Over the rate: crisis words still get the numbers at once; others a kind note."""
+        """Over the rate, at most one reply per notice interval: the numbers again for
+        crisis words (they went out in full moments ago), else a kind note. Repeating
+        them in a burst helps no one and would turn a flood into outbound load."""
+        if not self.limits.notice(pseudonym, time.monotonic()):
+            return Handled()
         t = translator(pick_locale(msg.locale))
         crisis = _crisis(msg)
         if crisis is not None:
             return Handled([OutboundMessage(msg.address, t(crisis), urgent=True)])
-        if self.limits.notice(pseudonym, time.monotonic()):
-            return Handled([OutboundMessage(msg.address, t("limits.slow_down"))])
-        return Handled()
+        return Handled([OutboundMessage(msg.address, t("limits.slow_down"))])
 
     async def run(self, job: str, arg: str | None = None) -> Handled:
         """Run a scheduled job (``followup`` with an id, ``escalate``, ``urgent`` or

@@ -139,6 +139,8 @@ class Limits:
         self.accounts = SlidingWindows(s.account_window, s.max_tracked)
         #: Unclaimed cases whose person was told that no more messages are kept.
         self._held_told: OrderedDict[str, None] = OrderedDict()
+        #: When a limited account's crisis message last went the whole way.
+        self._crisis = TokenBuckets(1.0, 0.0, s.max_tracked)
         self.blocked = 0
 
     def allow_message(self, pseudonym: str, now: float) -> bool:
@@ -156,6 +158,14 @@ class Limits:
     def notice(self, pseudonym: str, now: float) -> bool:
         """Whether a limited person should be told now."""
         return self.people.should_notice(pseudonym, now, self.settings.notice_every)
+
+    def crisis_pass(self, pseudonym: str, now: float) -> bool:
+        """Whether a rate-limited account's crisis message is handled in full now.
+
+        Once per ``notice_every`` seconds: the case is marked urgent and staff alerted,
+        but a burst of crisis words cannot turn the limit into an amplifier.
+        """
+        return self._crisis.should_notice(pseudonym, now, self.settings.notice_every)
 
     def allow_case(self, programme_id: str, now: float, *, urgent: bool = False) -> bool:
         """A new case for a programme within its hourly cap (urgent ones: their own cap)."""
