@@ -905,8 +905,8 @@ class CaseService:
                 out.extend(await self._release_orphan(case))
         shared = (await self.uow.session.execute(select(CaseMember))).scalars()
         for row in list(shared):
-            case = await self.uow.session.get(Case, row.case_id)
-            if case is None or self._gone(case, row.staff_key):
+            on = await self.uow.session.get(Case, row.case_id)
+            if on is None or self._gone(on, row.staff_key):
                 await self.uow.session.delete(row)
         return out
 
