@@ -206,6 +206,10 @@ class CaseService:
                 refused = [self.to_person(person, t(refusal))]
                 if person.contact.urgent:  # no case now, but the numbers again, first
                     refused.insert(0, replace(self.to_person(person, t("crisis")), urgent=True))
+                    # Staff must learn that someone in danger did not get through, and
+                    # the person must not think that anyone will answer here.
+                    refused.append(self.to_person(person, t("limits.urgent_refused")))
+                    refused.extend(self.urgent_refused(programme, danger, profile.state))
                 return refused
         out: list[OutboundMessage] = []
         reasons = self.explain(route, t)
@@ -1266,12 +1270,40 @@ class CaseService:
 
     def coordinator_of(self, programme: Programme, case: Case) -> Programme:
         """The programme itself if it has a coordinator, else the state's coordination office."""
+        return self.coordination(programme, case.region)
+
+    def coordination(self, programme: Programme, region: str | None) -> Programme:
+        """:meth:`coordinator_of` for a region (no case needed)."""
         if any(m.role == "coordinator" for m in programme.staff):
             return programme
         for p in self.directory.programmes:
-            if p.kind is Kind.COORDINATION and case.region in p.states and p.staff_rooms:
+            if p.kind is Kind.COORDINATION and region in p.states and p.staff_rooms:
                 return p
         return programme
+
+    def urgent_refused(
+        self, programme: Programme, danger: str | None, region: str | None
+    ) -> list[OutboundMessage]:
+        """A cap refused an urgent request: the coordinator (or the team) learns of it.
+
+        Only the kind of danger and how many were refused this hour - no code, no text,
+        nothing that points to the person. Told on the first refusal of an hour and then
+        every tenth, so a flood of fake requests cannot flood the staff room as well.
+        """
+        count = self.limits.urgent_refused(programme.id, time.monotonic())
+        if count != 1 and count % 10:
+            return []
+        target = self.coordination(programme, region)
+        st = self.staff_t(target)
+        alias = next((m.alias for m in target.staff if m.role == "coordinator"), None)
+        text = st(
+            "staff.urgent.refused",
+            danger=st(f"staff.danger.{danger}" if danger else "staff.danger.unknown"),
+            programme=programme.name,
+            count=count,
+            alias=alias or st("staff.urgent.team"),
+        )
+        return self.to_staff(target, text, urgent=True)
 
 
 ATTACHMENT_KINDS = ("photo", "voice", "video", "audio", "document", "sticker")
