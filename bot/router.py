@@ -51,6 +51,11 @@ log = logging.getLogger(__name__)
 LEAVING_REMEMBERED = 4096
 #: A group that still sends messages this long after the bot left it is left again.
 LEAVE_AGAIN_SECONDS = 60.0
+#: A person's last message is joined to the next for crisis detection within this time
+#: (people chat in fragments); kept in memory only, for this many people, this long.
+FRAGMENT_SECONDS = 90.0
+FRAGMENTS_REMEMBERED = 2048
+FRAGMENT_CHARS = 200
 #: A Core insert on the unit's connection: storing replies needs no ORM session.
 _STASH = insert(OutboxEntry)
 _CONTACT_KEY = select(Contact.key_id).where(Contact.id == bindparam("i"))
@@ -151,6 +156,8 @@ class Router:
         self.delivered: set[str] = set()
         #: Unconfigured groups told that the bot leaves (once), with when it last left them.
         self._leaving: BoundedDict[tuple[str, str], float] = BoundedDict(LEAVING_REMEMBERED)
+        #: A person's last message without danger (pseudonym -> tail, when): memory only.
+        self._fragments: BoundedDict[str, tuple[str, float]] = BoundedDict(FRAGMENTS_REMEMBERED)
         #: Outbox entries with a key of their own (entry id -> key id), shredded with them.
         self._own: dict[str, str] = {}
         self._ctx = intake.IntakeContext(
@@ -465,7 +472,14 @@ class Router:
         contact = person.contact
         case = person.case if person.case_loaded else None
         audience = case.audience if case is not None else None
-        tr = intake.step(self._ctx, contact.state, profile, contact.locale, msg, audience)
+        now = time.monotonic()
+        last = self._fragments.pop(contact.pseudonym, None)
+        previous = last[0] if last is not None and now - last[1] < FRAGMENT_SECONDS else None
+        tr = intake.step(
+            self._ctx, contact.state, profile, contact.locale, msg, audience, previous
+        )
+        if msg.text and not msg.button and not any(r.urgent for r in tr.replies):
+            self._fragments[contact.pseudonym] = (msg.text[-FRAGMENT_CHARS:], now)
         out = [
             OutboundMessage(msg.address, r.text, r.buttons, urgent=r.urgent, contact_id=contact.id)
             for r in tr.replies

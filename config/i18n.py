@@ -33,6 +33,7 @@ CRISIS_KEYS = (
     "crisis.case.alerted",
     "crisis.case.alerted_team",
     "crisis.closed",
+    "crisis.closed.unknown",
     "limits.slow_down",
     "limits.busy",
     "limits.case_cap",

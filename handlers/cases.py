@@ -281,7 +281,7 @@ class CaseService:
             programme=programme.name,
             code=code,
             reasons=reasons,
-            availability=self.availability(programme, t),
+            availability=self.availability(programme, t, urgent=case.urgent),
         )
         out.append(self.to_person(person, one_stop(text, programme.name)))
         own = contact_lines(programme, t)
@@ -318,9 +318,14 @@ class CaseService:
     def closed_notice(
         self, person: Person, programme: Programme, t: Translator
     ) -> list[OutboundMessage]:
-        """Outside office hours, say honestly that nobody may read it now, and who helps."""
+        """Outside office hours, say honestly that nobody may read it now, and who helps.
+
+        Without office hours nobody knows (a 24/7 service states all days 00:00-24:00).
+        """
         oh = programme.office_hours
-        if oh is None or oh.is_open(self.now):
+        if oh is None:
+            return [self.to_person(person, t("crisis.closed.unknown"))]
+        if oh.is_open(self.now):
             return []
         nxt = oh.next_opening(self.now)
         when = (
@@ -371,10 +376,14 @@ class CaseService:
                 parts.append(t(f"reason.{kind}.{value}"))
         return t(f"route.step.{route.step}", reasons=", ".join(parts))
 
-    def availability(self, programme: Programme, t: Translator) -> str:
-        """Who answers when - only what the directory states (no invented promises)."""
+    def availability(self, programme: Programme, t: Translator, *, urgent: bool = False) -> str:
+        """Who answers when - only what the directory states (no invented promises).
+
+        An urgent case has its own, much shorter window: the usual response time would
+        read as "in a day" right after the crisis numbers.
+        """
         oh = programme.office_hours
-        hours = programme.response_time_hours
+        hours = None if urgent else programme.response_time_hours
         if oh is None and hours is None:
             return t("availability.none")
         parts = []
