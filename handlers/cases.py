@@ -924,10 +924,34 @@ class CaseService:
         return out
 
     async def _release_orphan(self, case: Case) -> list[OutboundMessage]:
-        """One case whose claimer left: back to the queue (see :meth:`release_orphans`)."""
+        """One case whose claimer left: to a colleague already on it, else back to the
+        queue (see :meth:`release_orphans`)."""
         programme = self.programme_of(case)
         if programme is None:  # the programme itself left: not this method's business
             return []
+        rows = (
+            await self.uow.session.execute(select(CaseMember).where(CaseMember.case_id == case.id))
+        ).scalars()
+        for row in list(rows):
+            _, _, member_id = row.staff_key.partition("/")
+            gone = self._gone(case, row.staff_key)
+            member = None if gone else self.directory.member(programme.id, member_id)
+            if member is None or member.role != "counsellor":
+                continue
+            # A colleague invited to the case goes on with it (the person knows them).
+            case.claimed_by = row.staff_key
+            await self.uow.session.delete(row)
+            self.event(case, programme.id, "handover")
+            st = self.staff_t(programme)
+            out = self.to_staff(
+                programme, st("staff.handover", code=case.code, alias=member.alias), case=case
+            )
+            person = await self.person_of(case)
+            if person is not None:
+                pt = addressed(person.contact.locale, case.audience)
+                text = pt("case.handover", alias=member.alias, programme=programme.name)
+                out.append(self.to_person(person, text))
+            return out
         case.claimed_by = None
         self.set_status(case, "new")
         self.event(case, programme.id, "status:orphaned")
