@@ -139,6 +139,8 @@ class App:
         self._held_refs: dict[str, list[str]] = {}
         self._retry_seconds = retry_seconds
         self._retrier: asyncio.Task[None] | None = None
+        #: A reload's release of removed staff's cases, awaited before the next message.
+        self._orphans: asyncio.Task[None] | None = None
         #: Set once the outbox left by a crash was sent (inbound messages wait for it).
         self._drained = asyncio.Event()
         self._purges = 0
@@ -232,6 +234,8 @@ class App:
                 await transport.start(self.on_message)
         if self.router.outbox:
             await self.drain_outbox()
+        # Staff removed while the bot was down leave no case without anyone holding it.
+        await self.release_orphans()
         self._drained.set()
 
     async def _take_over(self) -> None:
@@ -265,6 +269,9 @@ class App:
         """Stop retries, transports and jobs, flush refs, then close the database."""
         if self.lease is not None:
             await self.lease.unwatch()  # a take-over must not start what is being stopped
+        if self._orphans is not None:  # a reload's release finishes before the database closes
+            await asyncio.gather(self._orphans, return_exceptions=True)
+            self._orphans = None
         if self._retrier is not None:  # first: a retry must not meet a stopped transport
             self._retrier.cancel()
             await asyncio.gather(self._retrier, return_exceptions=True)
@@ -297,6 +304,13 @@ class App:
         self.router.use_directory(self._with_created_rooms(self._directory))
         for transport in self.transports.values():
             self._hand_directory(transport, self._directory)
+        # Cases of removed staff go back to the queue before the next message is handled.
+        self._orphans = asyncio.get_running_loop().create_task(self.release_orphans())
+
+    async def release_orphans(self) -> None:
+        """Put the cases of staff no longer in the directory back into their queues."""
+        if self.router is not None:
+            await self._finish(await self.router.run("orphans"))
 
     def _hand_directory(self, transport: Transport, directory: Directory) -> None:
         """Transports that create staff rooms learn the staff lists and report the rooms."""
@@ -324,6 +338,9 @@ class App:
         if not self._drained.is_set():
             # Replies a crash left behind go first: a new answer must not overtake them.
             await self._drained.wait()
+        if self._orphans is not None:  # a reload's release first (it may call the coordinator)
+            orphans, self._orphans = self._orphans, None
+            await asyncio.gather(orphans, return_exceptions=True)
         self.metrics.messages_in.labels(platform=msg.address.platform.value).inc()
         try:
             handled = await self.router.handle(msg)

@@ -58,6 +58,11 @@ LEAVE_AGAIN_SECONDS = 60.0
 DB_RETRY_WINDOW = 30.0
 DB_RETRY_FIRST = 0.05
 DB_RETRY_CAP = 2.0
+#: A person's last message is joined to the next for crisis detection within this time
+#: (people chat in fragments); kept in memory only, for this many people, this long.
+FRAGMENT_SECONDS = 90.0
+FRAGMENTS_REMEMBERED = 2048
+FRAGMENT_CHARS = 200
 #: A Core insert on the unit's connection: storing replies needs no ORM session.
 _STASH = insert(OutboxEntry)
 _CONTACT_KEY = select(Contact.key_id).where(Contact.id == bindparam("i"))
@@ -203,6 +208,8 @@ class Router:
         self.delivered: set[str] = set()
         #: Unconfigured groups told that the bot leaves (once), with when it last left them.
         self._leaving: BoundedDict[tuple[str, str], float] = BoundedDict(LEAVING_REMEMBERED)
+        #: A person's last message without danger (pseudonym -> tail, when): memory only.
+        self._fragments: BoundedDict[str, tuple[str, float]] = BoundedDict(FRAGMENTS_REMEMBERED)
         #: Outbox entries with a key of their own (entry id -> key id), shredded with them.
         self._own: dict[str, str] = {}
         self._ctx = intake.IntakeContext(
@@ -275,7 +282,11 @@ class Router:
                 self.vault.pseudonym(msg.platform.value, msg.sender_id, v)
                 for v in self.vault.pseudonym_versions()
             ]
-            if not self.limits.allow_message(pseudonyms[0], time.monotonic()):
+            now = time.monotonic()
+            if not self.limits.allow_message(pseudonyms[0], now) and (
+                # A crisis goes the whole way (urgent case, staff alerted), once per interval.
+                _crisis(msg) is None or not self.limits.crisis_pass(pseudonyms[0], now)
+            ):
                 return self._limited(msg, pseudonyms[0])
         key = Updates.key(msg.platform.value, msg.update_id) if msg.update_id else None
         try:
@@ -463,18 +474,20 @@ class Router:
         return out, positions
 
     def _limited(self, msg: InboundMessage, pseudonym: str) -> Handled:
-        """Over the rate: crisis words still get the numbers at once; others a kind note."""
+        """Over the rate, at most one reply per notice interval: the numbers again for
+        crisis words (they went out in full moments ago), else a kind note. Repeating
+        them in a burst helps no one and would turn a flood into outbound load."""
+        if not self.limits.notice(pseudonym, time.monotonic()):
+            return Handled()
         t = translator(pick_locale(msg.locale))
         crisis = _crisis(msg)
         if crisis is not None:
             return Handled([OutboundMessage(msg.address, t(crisis), urgent=True)])
-        if self.limits.notice(pseudonym, time.monotonic()):
-            return Handled([OutboundMessage(msg.address, t("limits.slow_down"))])
-        return Handled()
+        return Handled([OutboundMessage(msg.address, t("limits.slow_down"))])
 
     async def run(self, job: str, arg: str | None = None) -> Handled:
-        """Run a scheduled job (``followup`` with an id, ``escalate`` or ``urgent``) in one
-        transaction."""
+        """Run a scheduled job (``followup`` with an id, ``escalate``, ``urgent`` or
+        ``orphans``) in one transaction."""
         try:
             async with unit(self.db, self.keystore, self.clock.now()) as uow:
                 svc = CaseService(uow, self.directory, self.retention, self.limits)
@@ -484,6 +497,8 @@ class Router:
                     out = await svc.escalate_overdue()
                 elif job == "urgent":
                     out = await svc.escalate_urgent()
+                elif job == "orphans":
+                    out = await svc.release_orphans()
                 else:
                     raise ValueError(f"unknown job {job}")
                 return Handled(out, None, uow.jobs, await self._stash(uow, out, None))
@@ -567,7 +582,14 @@ class Router:
         audience = case.audience if case is not None else None
         if msg.edited:
             return await self._edited(svc, msg, person, profile, audience), contact.id
-        tr = intake.step(self._ctx, contact.state, profile, contact.locale, msg, audience)
+        now = time.monotonic()
+        last = self._fragments.pop(contact.pseudonym, None)
+        previous = last[0] if last is not None and now - last[1] < FRAGMENT_SECONDS else None
+        tr = intake.step(
+            self._ctx, contact.state, profile, contact.locale, msg, audience, previous
+        )
+        if msg.text and not msg.button and not any(r.urgent for r in tr.replies):
+            self._fragments[contact.pseudonym] = (msg.text[-FRAGMENT_CHARS:], now)
         out = [
             OutboundMessage(msg.address, r.text, r.buttons, urgent=r.urgent, contact_id=contact.id)
             for r in tr.replies

@@ -248,9 +248,26 @@ def directory_refusals(
     return out
 
 
+def shared_rooms(directory: Directory) -> list[str]:
+    """Staff rooms that two or more programmes name: each one's staff would read the
+    other's cases, and a transfer between them would stay in the same room (threat 4,
+    privacy check 17). The local console is left out (the demo's one room)."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for programme in directory.programmes:
+        for platform, room in programme.staff_rooms.items():
+            if platform != "console" and room.strip():
+                seen.setdefault((platform, room.strip()), []).append(programme.id)
+    return [
+        f"{platform} staff room '{room}' is shared by programmes {', '.join(ids)}: each"
+        " programme's counsellors would read the other's cases; give each its own room"
+        for (platform, room), ids in seen.items()
+        if len(ids) > 1
+    ]
+
+
 def directory_flags(directory: Directory) -> list[str]:
     """Mistakes ``check-config`` points out besides the refusals."""
-    out: list[str] = []
+    out: list[str] = shared_rooms(directory)
     for programme in directory.programmes:
         for member in programme.staff:
             account = member.accounts.get("telegram")

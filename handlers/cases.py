@@ -219,6 +219,10 @@ class CaseService:
                 refused = [self.to_person(person, t(refusal))]
                 if person.contact.urgent:  # no case now, but the numbers again, first
                     refused.insert(0, replace(self.to_person(person, t("crisis")), urgent=True))
+                    # Staff must learn that someone in danger did not get through, and
+                    # the person must not think that anyone will answer here.
+                    refused.append(self.to_person(person, t("limits.urgent_refused")))
+                    refused.extend(self.urgent_refused(programme, danger, profile.state))
                 return refused
         out: list[OutboundMessage] = []
         reasons = self.explain(route, t)
@@ -294,7 +298,7 @@ class CaseService:
             programme=programme.name,
             code=code,
             reasons=reasons,
-            availability=self.availability(programme, t),
+            availability=self.availability(programme, t, urgent=case.urgent),
         )
         out.append(self.to_person(person, one_stop(text, programme.name)))
         out.extend(self._language_note(person, route, profile, t))
@@ -336,9 +340,14 @@ class CaseService:
     def closed_notice(
         self, person: Person, programme: Programme, t: Translator
     ) -> list[OutboundMessage]:
-        """Outside office hours, say honestly that nobody may read it now, and who helps."""
+        """Outside office hours, say honestly that nobody may read it now, and who helps.
+
+        Without office hours nobody knows (a 24/7 service states all days 00:00-24:00).
+        """
         oh = programme.office_hours
-        if oh is None or oh.is_open(self.now):
+        if oh is None:
+            return [self.to_person(person, t("crisis.closed.unknown"))]
+        if oh.is_open(self.now):
             return []
         nxt = oh.next_opening(self.now)
         when = nxt.astimezone(oh.zone) if nxt else t("availability.unknown")  # per locale
@@ -412,10 +421,14 @@ class CaseService:
                 parts.append(t(f"reason.{kind}.{value}"))
         return ", ".join(parts)
 
-    def availability(self, programme: Programme, t: Translator) -> str:
-        """Who answers when - only what the directory states (no invented promises)."""
+    def availability(self, programme: Programme, t: Translator, *, urgent: bool = False) -> str:
+        """Who answers when - only what the directory states (no invented promises).
+
+        An urgent case has its own, much shorter window: the usual response time would
+        read as "in a day" right after the crisis numbers.
+        """
         oh = programme.office_hours
-        hours = programme.response_time_hours
+        hours = None if urgent else programme.response_time_hours
         if oh is None and hours is None:
             return t("availability.none")
         parts = []
@@ -582,14 +595,28 @@ class CaseService:
         st = self.staff_t(programme)
         label = self.danger_label(case, st)
         out: list[OutboundMessage] = []
+        if case.claimed_by and case.status != "new" and self._gone(case, case.claimed_by):
+            out.extend(await self._release_orphan(case))  # nobody holds it: the queue's
+        away = None
+        if case.claimed_by and case.status != "new":
+            away = await self.uow.session.get(StaffAway, case.claimed_by)
         if t is not None:
-            out.append(self.to_person(person, t("crisis.case.alerted")))
+            # "We told your counsellor" only when that counsellor is there to read it.
+            alerted = "crisis.case.alerted" if away is None else "crisis.case.alerted_team"
+            out.append(self.to_person(person, t(alerted)))
             out.extend(self.closed_notice(person, programme, t))
         if case.claimed_by and case.status != "new":
             member = self.directory.member(*case.claimed_by.split("/", 1))
             alias = member.alias if member else "-"
             text = st("staff.urgent.claimed", code=case.code, danger=label, alias=alias)
-            return out + self.to_staff(programme, text, case=case, urgent=True)
+            out.extend(self.to_staff(programme, text, case=case, urgent=True))
+            if away is not None:  # the claimer is away: the coordinator (or the team) too
+                out.extend(
+                    self.alert_coordinator(
+                        case, programme, "staff.urgent.away", always=True, claimer=alias
+                    )
+                )
+            return out
         if case.urgent_due_ct is None and case.key_id is not None:
             self.set_urgent_due(case, programme, await self.uow.keys.get(case.key_id))
         coordinator = self.coordinator_of(programme, case)
@@ -929,6 +956,81 @@ class CaseService:
         st = self.staff_t(role.programme)
         out = self.to_staff(role.programme, st("staff.released", code=case.code), case=case)
         return out + self.announce(case, role.programme, due=due)
+
+    def _gone(self, case: Case, staff_key: str) -> bool:
+        """Whether a staff key no longer belongs to the case's programme (removed)."""
+        programme_id, _, member_id = staff_key.partition("/")
+        return programme_id != case.programme_id or (
+            self.directory.member(programme_id, member_id) is None
+        )
+
+    async def release_orphans(self) -> list[OutboundMessage]:
+        """After a directory change: cases held by staff who left go back to the queue.
+
+        Their programme's room reads a note and the new-case announcement (urgent ones
+        with a fresh window, and the coordinator is called); the person learns that
+        someone else will answer. Further counsellors who left are taken off the case.
+        """
+        held = (
+            await self.uow.session.execute(
+                select(Case).where(Case.claimed_by.is_not(None), Case.status != "closed")
+            )
+        ).scalars()
+        out: list[OutboundMessage] = []
+        for case in list(held):
+            if case.claimed_by is not None and self._gone(case, case.claimed_by):
+                out.extend(await self._release_orphan(case))
+        shared = (await self.uow.session.execute(select(CaseMember))).scalars()
+        for row in list(shared):
+            on = await self.uow.session.get(Case, row.case_id)
+            if on is None or self._gone(on, row.staff_key):
+                await self.uow.session.delete(row)
+        return out
+
+    async def _release_orphan(self, case: Case) -> list[OutboundMessage]:
+        """One case whose claimer left: to a colleague already on it, else back to the
+        queue (see :meth:`release_orphans`)."""
+        programme = self.programme_of(case)
+        if programme is None:  # the programme itself left: not this method's business
+            return []
+        rows = (
+            await self.uow.session.execute(select(CaseMember).where(CaseMember.case_id == case.id))
+        ).scalars()
+        for row in list(rows):
+            _, _, member_id = row.staff_key.partition("/")
+            gone = self._gone(case, row.staff_key)
+            member = None if gone else self.directory.member(programme.id, member_id)
+            if member is None or member.role != "counsellor":
+                continue
+            # A colleague invited to the case goes on with it (the person knows them).
+            case.claimed_by = row.staff_key
+            await self.uow.session.delete(row)
+            self.event(case, programme.id, "handover")
+            st = self.staff_t(programme)
+            out = self.to_staff(
+                programme, st("staff.handover", code=case.code, alias=member.alias), case=case
+            )
+            person = await self.person_of(case)
+            if person is not None:
+                pt = addressed(person.contact.locale, case.audience)
+                text = pt("case.handover", alias=member.alias, programme=programme.name)
+                out.append(self.to_person(person, text))
+            return out
+        case.claimed_by = None
+        self.set_status(case, "new")
+        self.event(case, programme.id, "status:orphaned")
+        due = await self.restart_urgent_window(case, programme)
+        await self.uow.session.execute(delete(CaseMember).where(CaseMember.case_id == case.id))
+        st = self.staff_t(programme)
+        out = self.to_staff(programme, st("staff.orphaned", code=case.code), case=case)
+        out.extend(self.announce(case, programme, due=due))
+        if case.urgent:
+            out.extend(self.alert_coordinator(case, programme, "staff.urgent.coordinator"))
+        person = await self.person_of(case)
+        if person is not None:
+            pt = addressed(person.contact.locale, case.audience)
+            out.append(self.to_person(person, pt("case.orphaned")))
+        return out
 
     async def members(self, case: Case) -> set[str]:
         """Staff keys allowed to write on a case: the claimer and invited counsellors."""
@@ -1319,12 +1421,40 @@ class CaseService:
 
     def coordinator_of(self, programme: Programme, case: Case) -> Programme:
         """The programme itself if it has a coordinator, else the state's coordination office."""
+        return self.coordination(programme, case.region)
+
+    def coordination(self, programme: Programme, region: str | None) -> Programme:
+        """:meth:`coordinator_of` for a region (no case needed)."""
         if any(m.role == "coordinator" for m in programme.staff):
             return programme
         for p in self.directory.programmes:
-            if p.kind is Kind.COORDINATION and case.region in p.states and p.staff_rooms:
+            if p.kind is Kind.COORDINATION and region in p.states and p.staff_rooms:
                 return p
         return programme
+
+    def urgent_refused(
+        self, programme: Programme, danger: str | None, region: str | None
+    ) -> list[OutboundMessage]:
+        """A cap refused an urgent request: the coordinator (or the team) learns of it.
+
+        Only the kind of danger and how many were refused this hour - no code, no text,
+        nothing that points to the person. Told on the first refusal of an hour and then
+        every tenth, so a flood of fake requests cannot flood the staff room as well.
+        """
+        count = self.limits.urgent_refused(programme.id, time.monotonic())
+        if count != 1 and count % 10:
+            return []
+        target = self.coordination(programme, region)
+        st = self.staff_t(target)
+        alias = next((m.alias for m in target.staff if m.role == "coordinator"), None)
+        text = st(
+            "staff.urgent.refused",
+            danger=st(f"staff.danger.{danger}" if danger else "staff.danger.unknown"),
+            programme=programme.name,
+            count=count,
+            alias=alias or st("staff.urgent.team"),
+        )
+        return self.to_staff(target, text, urgent=True)
 
 
 ATTACHMENT_KINDS = ("photo", "voice", "video", "audio", "document", "sticker")

@@ -380,13 +380,16 @@ def step(
     locale: str,
     msg: InboundMessage,
     audience: str | None = None,
+    previous: str | None = None,
 ) -> Transition:
     """Decide the next step of a person's conversation.
 
     ``audience`` is the open case's (the answers are dropped once a case opens): it keeps
     the register ("du" / "Sie") the person was addressed with during the intake.
+    ``previous`` is the person's last message if it came moments ago: people chat in
+    fragments ("ich will mich" / "umbringen"), so danger is looked for in both joined.
     """
-    tr = _step(ctx, state_name, profile, locale, msg, audience)
+    tr = _step(ctx, state_name, profile, locale, msg, audience, previous)
     if tr.state == State.MESSAGE.value:
         t = addressed(locale, tr.profile.get("audience") or audience)
         tr.replies = [_referral_warned(ctx, r, tr.profile, t) for r in tr.replies]
@@ -422,6 +425,7 @@ def _step(
     locale: str,
     msg: InboundMessage,
     audience: str | None = None,
+    previous: str | None = None,
 ) -> Transition:
     t = addressed(locale, profile.get("audience") or audience)
     state = _state(state_name, State.NEW)
@@ -432,14 +436,21 @@ def _step(
     effects: list[Effect] = []
     # After routing the answers are dropped (minimisation); a case implies consent.
     consented = bool(profile.get("consent")) or state in (State.CASE, State.REFERRED)
+    # Asked "really delete?" from an open case: it still exists (and holds the danger).
+    has_case = state is State.CASE or (
+        state is State.DELETE and profile.get("return") == State.CASE.value
+    )
+    consented = consented or has_case or profile.get("return") == State.REFERRED.value
 
     # Crisis first: numbers even for an over-long message or a caption.
     danger = detect(msg.text) if msg.text else None
+    if danger is None and previous and msg.text and not msg.button and not command_of(msg):
+        danger = detect(f"{previous} {msg.text}")
     if danger is not None:
         replies.append(crisis_reply(t, danger))
         if consented:
             effects.append(Effect("mark_urgent", {"danger": danger.value}))
-            if state is not State.CASE:
+            if not has_case:
                 profile["danger"] = danger.value  # encrypted; the case opened later keeps it
         if state is State.SAFETY and not msg.button and not command_of(msg):
             # Danger typed as the answer to "are you in danger?" is a "yes, right now".
@@ -802,7 +813,8 @@ def _open(
     replies: list[Reply],
     effects: list[Effect],
 ) -> Transition:
-    effects.append(Effect("open_case", {"route": result, "message": text, "profile": prof}))
+    data = {"route": result, "message": text, "profile": prof, "danger": profile.get("danger")}
+    effects.append(Effect("open_case", data))  # the kind of danger told during the intake
     nxt = State.CASE if result.opens_case else State.REFERRED
     return Transition(nxt.value, profile, replies, effects)
 
@@ -1039,11 +1051,11 @@ def _confirm_delete(
     replies: list[Reply],
 ) -> Transition:
     answer = _answer(State.DELETE, msg, t)
-    if answer is None:
+    if answer is None or (replies and not msg.button):
+        # A crisis text is no wrong answer (and no "yes"): numbers, then the question again.
         confirm = question_reply(State.DELETE, t, with_back=False)
-        return Transition(
-            State.DELETE.value, profile, [*replies, Reply(t("error.not_understood")), confirm]
-        )
+        wrong = [] if replies else [Reply(t("error.not_understood"))]
+        return Transition(State.DELETE.value, profile, [*replies, *wrong, confirm])
     if answer.value == "yes":
         return Transition(State.NEW.value, {}, replies, [Effect("erase", {"receipt": True})])
     back = _state(profile.pop("return", State.CONSENT.value), State.CONSENT)

@@ -144,6 +144,12 @@ class Limits:
         self._held_told: OrderedDict[str, None] = OrderedDict()
         #: When each staff room last got the "not passed on" hint.
         self._staff_hints: OrderedDict[str, float] = OrderedDict()
+        #: When a limited account's crisis message last went the whole way.
+        self._crisis = TokenBuckets(1.0, 0.0, s.max_tracked)
+        #: Accounts that used their one urgent request past the account cap (per window).
+        self._urgent_exempt = SlidingWindows(s.account_window, s.max_tracked)
+        #: Urgent requests a cap refused, per programme and hour (staff are told).
+        self._urgent_refused = SlidingWindows(3600.0, s.max_tracked)
         self.blocked = 0
 
     def allow_message(self, pseudonym: str, now: float) -> bool:
@@ -161,6 +167,14 @@ class Limits:
     def notice(self, pseudonym: str, now: float) -> bool:
         """Whether a limited person should be told now."""
         return self.people.should_notice(pseudonym, now, self.settings.notice_every)
+
+    def crisis_pass(self, pseudonym: str, now: float) -> bool:
+        """Whether a rate-limited account's crisis message is handled in full now.
+
+        Once per ``notice_every`` seconds: the case is marked urgent and staff alerted,
+        but a burst of crisis words cannot turn the limit into an amplifier.
+        """
+        return self._crisis.should_notice(pseudonym, now, self.settings.notice_every)
 
     def allow_case(self, programme_id: str, now: float, *, urgent: bool = False) -> bool:
         """A new case for a programme within its hourly cap (urgent ones: their own cap)."""
@@ -183,13 +197,26 @@ class Limits:
 
         Every path that opens a case asks this first (see ``CaseService.open_case``).
         """
+        exempt = False
         if self.accounts.count(pseudonym, now) >= self.settings.cases_per_account:
-            self.blocked += 1
-            return "limits.account_cap"
+            # One urgent request per window gets past the account's own cap (someone who
+            # erases after every talk, as advised, may be in danger later the same day);
+            # it still counts against the programme's urgent cap.
+            exempt = urgent and self._urgent_exempt.count(pseudonym, now) == 0
+            if not exempt:
+                self.blocked += 1
+                return "limits.account_cap"
         if not self.allow_case(programme_id, now, urgent=urgent):
             return "limits.case_cap"
         self.accounts.add(pseudonym, now)
+        if exempt:
+            self._urgent_exempt.add(pseudonym, now)
         return None
+
+    def urgent_refused(self, programme_id: str, now: float) -> int:
+        """Count an urgent request a cap refused; returns the programme's count this hour."""
+        self._urgent_refused.add(programme_id, now)
+        return self._urgent_refused.count(programme_id, now)
 
     def held_full(self, count: int, size: int) -> bool:
         """Whether one more message may not be held: ``count`` held now, ``size`` the

@@ -16,10 +16,13 @@ from bot.app import App
 from bot.clock import FakeClock
 from bot.messages import OutKind
 from bot.transports.memory import MemoryTransport
+from config.i18n import translator
 from config.settings import Settings
 from storage.models import CaseEvent, CaseMember, CaseNote, Contact, FollowUp, Referral
 from tests.conftest import OFFICE_TIME
 from tests.world import CODE, LONG_WINDOW, World, directory_without, texts
+
+DE = translator("de")
 
 
 async def test_queue_lists_urgent_first_then_oldest(world: World) -> None:
@@ -343,8 +346,12 @@ async def test_removed_counsellor_loses_access_at_once(world: World) -> None:
     await w.staff("a2", f"/claim {code}")
     w.t.pop("p1")
     w.app.reload_directory(directory_without("a2"))
-    assert await w.staff("a2", f"/r {code} hallo") == []  # no longer staff: ignored in groups
-    assert w.t.pop("p1") == []
+    # No longer staff: ignored in groups. What the room and the person read now is only
+    # the release of the case back to the queue (the reload's doing), never the relay.
+    room = await w.staff("a2", f"/r {code} hallo")
+    assert DE("staff.orphaned", code=code) in texts(room)
+    assert all("hallo" not in m.text for m in room)
+    assert texts(w.t.pop("p1")) == DE("case.orphaned")
 
 
 async def test_close_with_outcome_and_shred_case_key(world: World) -> None:

@@ -53,7 +53,7 @@ async def test_attack_person_text_stays_in_the_staff_topic_after_delete(tg) -> N
     from tests.telegram.test_journey import PERSON, open_case
 
     secret = "Ich wohne jetzt Lindenweg 5 SENTINEL77"
-    code, topic = await open_case(tg, PERSON, secret)
+    code, _topic = await open_case(tg, PERSON, secret)
     await tg.press(COUNSELLOR, f"claim:{code}", chat=FORUM)
     await tg.say(PERSON, "Noch was: SENTINEL78")
     await tg.say(PERSON, "/delete")
