@@ -27,6 +27,7 @@ async def free(settings: Settings, clock: FakeClock) -> AsyncIterator[World]:
     finally:
         await app.stop()
 
+
 SUICIDE = "Ich will mich umbringen"
 
 

@@ -46,6 +46,10 @@ def test_attack_shared_staff_room_is_flagged() -> None:
     assert any("shared" in f for f in directory_flags(SHARED)), directory_flags(SHARED)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 10): a shared staff room is flagged, not refused",
+)
 async def test_attack_after_transfer_old_programme_still_reads_in_a_shared_room(
     shared: World,
 ) -> None:

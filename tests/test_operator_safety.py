@@ -153,6 +153,7 @@ async def test_backup_restores_and_erasure_outlives_the_backup(
     _restore_sqlite([before.main, after.keystore], mixed.data_dir)
     contacts = await _contacts(mixed)
     assert len(contacts) == 1  # the row is still in the old backup ...
+
     def key_ids(path: Path) -> set[str]:
         with sqlite3.connect(path) as conn:
             return {row[0] for row in conn.execute("SELECT id FROM data_keys")}

@@ -147,8 +147,10 @@ async def test_check17_removed_counsellor_leaves_case_rooms_and_cannot_decrypt(
         team.app.reload_directory(with_matrix(directory_without("a1"), {"a2": team.sam.user_id}))
         await sync_until(
             [team.sam.client],
-            lambda: not in_room(team.sam, case_room, team.alex.user_id)
-            and not in_room(team.sam, team.team_room, team.alex.user_id),
+            lambda: (
+                not in_room(team.sam, case_room, team.alex.user_id)
+                and not in_room(team.sam, team.team_room, team.alex.user_id)
+            ),
             what="Alex removed from the case room and the team room",
         )
 

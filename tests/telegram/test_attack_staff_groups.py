@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.clock import FakeClock
 from config.directory import Directory
 from config.settings import Settings
@@ -9,6 +11,10 @@ from tests.fakes.telegram_api import FakeBotApi
 from tests.telegram.conftest import COUNSELLOR, COUNSELLOR2, FORUM, start_tg, telegram_directory
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 10): staff groups checked only while the bot runs",
+)
 async def test_attack_counsellor_removed_while_the_bot_was_down_stays_in_the_group(
     api: FakeBotApi, settings: Settings, clock: FakeClock, directory: Directory
 ) -> None:
@@ -39,6 +45,10 @@ async def test_attack_counsellor_removed_while_the_bot_was_down_stays_in_the_gro
         await tg.app.stop()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 10): /delete leaves the Telegram case topic",
+)
 async def test_attack_person_text_stays_in_the_staff_topic_after_delete(tg) -> None:  # type: ignore[no-untyped-def]
     """After /delete the person is told "Alles ist gelöscht", but every message they
     wrote stays readable in the case's forum topic (Telegram's servers, every counsellor's
@@ -62,6 +72,10 @@ async def test_attack_person_text_stays_in_the_staff_topic_after_delete(tg) -> N
     assert not [t for t in left if "SENTINEL7" in t], "person text still in the staff topic"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=("open: captions of copied photos are replaced by the label"),
+)
 async def test_attack_photo_caption_never_reaches_staff(
     api: FakeBotApi, settings: Settings, clock: FakeClock, directory: Directory
 ) -> None:
@@ -89,8 +103,9 @@ async def test_attack_photo_caption_never_reaches_staff(
         await tg.handled(api.push_photo(PERSON, PERSON, caption=caption))
         to_forum = [c for c in api.sent[since:] if c["params"].get("chat_id") == FORUM]
         assert to_forum, "the photo was copied"
-        said = " ".join(str(c["params"].get("caption", "")) + str(c["params"].get("text", ""))
-                        for c in to_forum)
+        said = " ".join(
+            str(c["params"].get("caption", "")) + str(c["params"].get("text", "")) for c in to_forum
+        )
         assert "HRO-XY 123" in said, f"caption lost: {said!r}"
     finally:
         await tg.app.stop()
