@@ -8,12 +8,11 @@ profile shows the configured display name and avatar (uploaded once).
 
 from __future__ import annotations
 
-import pytest
-
 import re
 import secrets
 from pathlib import Path
 
+import pytest
 from nio import ProfileGetResponse
 
 from bot.transports.matrix import MatrixTransport
