@@ -25,7 +25,7 @@ import pytest
 
 from config.directory import Directory
 from config.settings import new_key
-from tests.conftest import production_directory
+from tests.conftest import OPERATOR_ENV, production_directory
 from tests.fakes.telegram_api import FakeBotApi
 from tests.telegram.conftest import FORUM, telegram_directory
 from tests.test_deploy import dockerfile, image_env
@@ -150,6 +150,7 @@ async def test_image_steps_install_check_config_run_and_stop(
             AUSWEG_TELEGRAM__BASE_URL=api.base_url,
             AUSWEG_TELEGRAM__POLL_TIMEOUT="1",
             PTB_TIMEDELTA="true",
+            **OPERATOR_ENV,
         )
         check = await asyncio.create_subprocess_exec(
             *_as_image_user(str(venv_bin / entry[0]), "check-config"),

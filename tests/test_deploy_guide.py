@@ -25,7 +25,7 @@ import pytest
 
 from config.directory import Directory
 from config.i18n import translator
-from tests.conftest import PG_URL, production_directory
+from tests.conftest import OPERATOR, PG_URL, production_directory
 from tests.fakes.telegram_api import FakeBotApi
 from tests.telegram.conftest import COUNSELLOR, FORUM, telegram_directory
 
@@ -118,6 +118,12 @@ async def test_deploy_guide_followed(scratch: tuple[Path, str], directory: Direc
         setup = "\n".join(localise(steps[n], root, tag) for n in ("install", "postgres"))
         settings = localise(steps["settings"], root, tag)
         settings = settings.replace("<token from @BotFather>", api.token)
+        for placeholder, value in (
+            ("<your organisation and its postal address>", OPERATOR.name),
+            ("<your data-protection contact>", OPERATOR.privacy_contact),
+            ("<https address of your full privacy notice>", OPERATOR.privacy_url),
+        ):
+            settings = settings.replace(placeholder, str(value))
         await asyncio.to_thread(bash, setup + "\n" + settings, root, env)
         env_file = root / "etc" / "ausweg.env"
         assert oct((root / "etc" / "keys.json").stat().st_mode & 0o777) == "0o400"
