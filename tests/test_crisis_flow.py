@@ -293,8 +293,8 @@ async def test_rate_limited_person_gets_the_category_numbers_in_their_language(
 ) -> None:
     w = limited
     force(monkeypatch, Danger.MEDICAL)
-    await w.person("p1", "hallo", "hallo", "hallo", locale="ru")
-    got = await w.person("p1", SUICIDE, locale="ru")
+    await w.person("p1", "привет", "привет", "привет", locale="ru")
+    got = await w.person("p1", "я хочу умереть", locale="ru")  # written in Russian
     # Over the rate a crisis still goes the whole way (issue 11 part 3): numbers first.
     assert got[0].urgent
     assert got[0].text == RU("crisis.medical")

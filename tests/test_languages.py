@@ -23,6 +23,7 @@ from bot.transports.telegram.render import PERSON_COMMANDS, STAFF_COMMANDS
 from config.directory import Directory, parse_directory
 from config.i18n import LANGUAGE_NAMES, SUPPORTED, translator
 from config.langdetect import detect_language, warm_up
+from config.register import addressed
 from config.settings import Settings
 from config.vocabulary import Audience, Scene
 from handlers.routing import Profile, route
@@ -176,7 +177,8 @@ async def test_language_can_be_changed_at_any_time(lw: World) -> None:
     assert switched[0].text == tr("language.switched")
     assert switched[-1].text == tr("audience.question")  # the same question, in Turkish
     got = await say(w, "p", "b:audience:relative", "b:scene:left", "b:state:NW")
-    assert tr("language.question") in texts(got)
+    # a relative is addressed formally ("siz"): the register follows the audience
+    assert addressed("tr", "relative")("language.question") in texts(got)
     case = await say(w, "p", "b:language:tr", "b:message:skip")
     assert CODE.search(texts(case))
     # in an open case too: /language ar, then every text comes in Arabic
@@ -192,7 +194,15 @@ async def test_da_at_a_german_consent_asks_again_in_russian_then_counts(lw: Worl
     again = await say(w, "p", "да")
     assert again[0].text == ru("language.switched")
     assert again[-1].text.startswith(
-        ru("privacy.notice", intake_hours=1, held_days=1, case_days=1)[:30]
+        ru(
+            "privacy.notice",
+            intake_hours=1,
+            held_days=1,
+            case_days=1,
+            operator="X",
+            privacy_contact="Y",
+            privacy_url="https://z",
+        )[:30]
     )
     assert again[-1].text.endswith(ru("consent.question"))
     yes = await say(w, "p", "да")
