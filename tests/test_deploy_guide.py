@@ -123,7 +123,8 @@ async def test_deploy_guide_followed(scratch: tuple[Path, str], directory: Direc
             ("<your data-protection contact>", OPERATOR.privacy_contact),
             ("<https address of your full privacy notice>", OPERATOR.privacy_url),
         ):
-            settings = settings.replace(placeholder, str(value))
+            # quoted: systemd's EnvironmentFile strips the quotes, and the test sources it
+            settings = settings.replace(placeholder, f'"{value}"')
         await asyncio.to_thread(bash, setup + "\n" + settings, root, env)
         env_file = root / "etc" / "ausweg.env"
         assert oct((root / "etc" / "keys.json").stat().st_mode & 0o777) == "0o400"
