@@ -28,7 +28,6 @@ from handlers.base import Effect
 from handlers.intake import contact_lines, listed_contacts
 from handlers.limits import Limits
 from handlers.routing import Profile, Route, chat_fallback, speaks
-from handlers.wording import one_stop
 from storage.models import (
     Case,
     CaseMember,
@@ -300,7 +299,7 @@ class CaseService:
             reasons=reasons,
             availability=self.availability(programme, t, urgent=case.urgent),
         )
-        out.append(self.to_person(person, one_stop(text, programme.name)))
+        out.append(self.to_person(person, text))
         out.extend(self._language_note(person, route, profile, t))
         own = contact_lines(programme, t)
         if own:  # the chat is one way in; the programme's own paths stay open
@@ -795,7 +794,7 @@ class CaseService:
             text = t(
                 "who.case", alias=member.alias, programme=programme.name, description=description
             )
-        return [self.to_person(person, one_stop(text, programme.name))]
+        return [self.to_person(person, text)]
 
     async def _close_threads(self, case: Case, programme: Programme) -> list[OutboundMessage]:
         """Close the case's topics / rooms of a programme it leaves; forget them here."""
@@ -917,10 +916,7 @@ class CaseService:
             out.append(
                 self.to_person(
                     person,
-                    one_stop(
-                        pt("case.claimed", alias=role.member.alias, programme=role.programme.name),
-                        role.programme.name,
-                    ),
+                    pt("case.claimed", alias=role.member.alias, programme=role.programme.name),
                 )
             )
         return out

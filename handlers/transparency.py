@@ -11,7 +11,6 @@ from typing import Any
 
 from config.i18n import Translator
 from config.settings import OperatorSettings
-from handlers.wording import one_stop
 from storage.models import Case
 
 
@@ -43,5 +42,6 @@ def notice_params(
 def privacy_notice(
     t: Translator, key: str, retention: dict[str, Any], controller: OperatorSettings
 ) -> str:
-    """A privacy notice as the person reads it (no doubled stop after "... e.V.")."""
-    return one_stop(t(key, **notice_params(t, retention, controller)), controller.name or "")
+    """A privacy notice as the person reads it (the translator already drops a doubled
+    stop after a name such as "... e.V.": config.i18n.after_name)."""
+    return t(key, **notice_params(t, retention, controller))
