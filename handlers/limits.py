@@ -143,7 +143,7 @@ class Limits:
         #: Unclaimed cases whose person was told that no more messages are kept.
         self._held_told: OrderedDict[str, None] = OrderedDict()
         #: When each staff room last got the "not passed on" hint.
-        self._staff_hints: OrderedDict[str, float] = OrderedDict()
+        self._staff_hints = TokenBuckets(1.0, 0.0, s.max_tracked)
         #: When a limited account's crisis message last went the whole way.
         self._crisis = TokenBuckets(1.0, 0.0, s.max_tracked)
         #: Accounts that used their one urgent request past the account cap (per window).
@@ -240,11 +240,4 @@ class Limits:
     def staff_hint_due(self, room: str, now: float) -> bool:
         """Whether a staff room should get the "not passed on" hint now: once per
         ``staff_hint_every`` seconds (the hint stays visible to the whole team)."""
-        last = self._staff_hints.get(room)
-        if last is not None and now - last < self.settings.staff_hint_every:
-            return False
-        self._staff_hints[room] = now
-        self._staff_hints.move_to_end(room)
-        while len(self._staff_hints) > self.settings.max_tracked:
-            self._staff_hints.popitem(last=False)
-        return True
+        return self._staff_hints.should_notice(room, now, self.settings.staff_hint_every)
