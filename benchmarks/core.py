@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.directory import load_directory
 from config.settings import EXAMPLE_DIRECTORY
 from handlers.limits import Limits, LimitSettings

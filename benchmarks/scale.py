@@ -27,8 +27,8 @@ from typing import Any
 from sqlalchemy import insert
 
 from bot.app import App, build_vault
-from bot.clock import FakeClock, hour
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock, hour
 from config.directory import load_directory
 from config.settings import EXAMPLE_DIRECTORY, Settings
 from storage.db import Database

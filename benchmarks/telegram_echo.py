@@ -88,9 +88,9 @@ async def _serve_ausweg(
     import signal
 
     from bot.app import App
-    from bot.clock import FakeClock
     from bot.logsetup import setup_logging
     from bot.transports.telegram import TelegramConfig, TelegramTransport
+    from config.clock import FakeClock
     from config.directory import load_directory
     from config.settings import EXAMPLE_DIRECTORY
     from handlers.limits import Limits, LimitSettings

@@ -25,9 +25,16 @@ from datetime import timedelta
 from sqlalchemy import insert, select
 
 from bot.bounded import BoundedDict
-from bot.clock import Clock, SystemClock, hour
 from bot.leader import Lease, lease_for
-from bot.messages import (
+from bot.metrics import Metrics
+from bot.router import Handled, Router
+from bot.scheduler import REFRESH_MINUTES, Scheduler
+from bot.transports.base import SendLater, Transport, Withheld
+from config.clock import Clock, SystemClock, hour
+from config.directory import Directory, load_directory
+from config.i18n import translator
+from config.langdetect import warm_up
+from config.messages import (
     Address,
     InboundMessage,
     OutboundMessage,
@@ -35,13 +42,6 @@ from bot.messages import (
     Platform,
     SendResult,
 )
-from bot.metrics import Metrics
-from bot.router import Handled, Router
-from bot.scheduler import REFRESH_MINUTES, Scheduler
-from bot.transports.base import SendLater, Transport, Withheld
-from config.directory import Directory, load_directory
-from config.i18n import translator
-from config.langdetect import warm_up
 from config.settings import Settings, decode_key
 from handlers.limits import Limits
 from storage.db import Database

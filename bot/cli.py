@@ -196,8 +196,8 @@ async def _check_staff_groups(settings: Settings, directory: Directory) -> int:
 
 
 async def _link(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.clock import SystemClock
     from bot.links import create_link
+    from config.clock import SystemClock
     from storage.db import Database
     from storage.migrate import upgrade
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import re
 
-from bot.messages import Platform
-from bot.staff_text import is_quoted
+from config.messages import Platform
+from handlers.staff_text import is_quoted
 
 __all__ = ["COMMANDS", "PERSON_COMMANDS", "PREFIX", "STAFF_COMMANDS", "for_platform"]
 

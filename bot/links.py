@@ -16,7 +16,7 @@ from pathlib import Path
 import qrcode
 from qrcode.image.pure import PyPNGImage
 
-from bot.clock import hour
+from config.clock import hour
 from config.directory import Directory
 from storage.db import Database
 from storage.models import Referral

@@ -19,8 +19,11 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select
 
 from bot.bounded import BoundedDict
-from bot.clock import Clock, hour
-from bot.messages import (
+from config.clock import Clock, hour
+from config.directory import Directory
+from config.i18n import SUPPORTED, pick_locale, translator
+from config.langdetect import detect_language
+from config.messages import (
     Address,
     ChatKind,
     InboundMessage,
@@ -29,9 +32,6 @@ from bot.messages import (
     outbound_from_dict,
     outbound_to_dict,
 )
-from config.directory import Directory
-from config.i18n import SUPPORTED, pick_locale, translator
-from config.langdetect import detect_language
 from config.register import addressed
 from config.settings import DEMO_OPERATOR, OperatorSettings, RetentionSettings
 from handlers import intake, staff

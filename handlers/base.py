@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.messages import Button
+from config.messages import Button
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,10 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from bot.clock import day, hour
-from bot.messages import Address, Button, OutboundMessage, OutKind, Platform
-from bot.staff_text import quote
+from config.clock import day, hour
 from config.directory import Directory, Programme, StaffMember
 from config.i18n import Translator, translator
+from config.messages import Address, Button, OutboundMessage, OutKind, Platform
 from config.register import addressed
 from config.settings import RetentionSettings
 from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Audience, Kind
@@ -28,6 +27,7 @@ from handlers.base import Effect
 from handlers.intake import contact_lines, listed_contacts
 from handlers.limits import Limits
 from handlers.routing import Profile, Route, chat_fallback, speaks
+from handlers.staff_text import quote
 from storage.models import (
     Case,
     CaseMember,

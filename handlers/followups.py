@@ -14,7 +14,7 @@ from typing import Literal
 
 from sqlalchemy import select
 
-from bot.messages import OutboundMessage
+from config.messages import OutboundMessage
 from config.register import addressed
 from handlers.cases import CaseService, StaffRole, followup_buttons
 from storage.models import Case, FollowUp

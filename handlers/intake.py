@@ -13,9 +13,9 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.messages import Button, InboundMessage
 from config.directory import Directory, Programme
 from config.i18n import LANGUAGE_NAMES, SUPPORTED, Translator
+from config.messages import Button, InboundMessage
 from config.register import addressed
 from config.settings import DEMO_OPERATOR, OperatorSettings
 from config.vocabulary import LANGUAGES, MV_DISTRICTS, STATES, Audience, Incident, Kind, Scene

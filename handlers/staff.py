@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from bot.messages import Button, ChatKind, InboundMessage, OutboundMessage
 from config.i18n import Translator, pick_locale, translator
+from config.messages import Button, ChatKind, InboundMessage, OutboundMessage
 from handlers.cases import OUTCOMES, CaseService, StaffRole
 from handlers.followups import FollowUpService, parse_spec
 from storage.models import Case

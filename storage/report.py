@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.clock import hour
+from config.clock import hour
 from config.settings import RetentionSettings
 from handlers.cases import STATS_DAYS
 from storage.db import Database

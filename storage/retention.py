@@ -39,10 +39,10 @@ from typing import Any
 from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.clock import day, hour
-from bot.messages import Address, OutboundMessage, Platform
+from config.clock import day, hour
 from config.directory import Directory
 from config.i18n import translator
+from config.messages import Address, OutboundMessage, Platform
 from config.settings import RetentionSettings
 from handlers.cases import STATS_DAYS, CaseService, Person
 from storage import outbox

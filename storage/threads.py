@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.messages import Address, Platform
+from config.messages import Address, Platform
 from storage.db import Database
 from storage.models import Case, StaffThread
 

@@ -18,10 +18,10 @@ from pydantic import SecretStr
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 from bot.app import App
-from bot.clock import FakeClock
-from bot.messages import OutboundMessage
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.directory import Directory, load_directory
+from config.messages import OutboundMessage
 from config.settings import (
     CryptoSettings,
     DatabaseSettings,

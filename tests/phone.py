@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from bot.app import App
-from bot.clock import FakeClock
-from bot.messages import OutboundMessage
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.directory import Directory, load_directory
+from config.messages import OutboundMessage
 from config.settings import EXAMPLE_DIRECTORY
 from tests.conftest import OFFICE_TIME, make_settings, memory_directory
 

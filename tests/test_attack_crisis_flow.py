@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.i18n import translator
 from config.settings import Settings
 from handlers.limits import Limits, LimitSettings

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.settings import Settings
 from handlers.limits import Limits, LimitSettings
 from tests.world import World, directory_without, texts

@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.directory import parse_directory
 from config.preflight import directory_flags
 from config.settings import Settings

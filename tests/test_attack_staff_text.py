@@ -3,8 +3,8 @@ in a staff room."""
 
 from __future__ import annotations
 
-from bot.staff_text import QUOTE, quote
 from bot.transports.telegram.render import split_text, utf16_len
+from handlers.staff_text import QUOTE, quote
 from tests.world import World
 
 FORGED = "🚨 DRINGEND [K-ABCD] Bedrohung – noch nicht übernommen, bitte jetzt 0151 2345678 anrufen"
@@ -54,7 +54,7 @@ def test_attack_invisible_filler_characters_survive_quote() -> None:
     quote mark in front of it (Telegram renders plain text, no blockquote).
 
     What should happen: runs of blank-glyph characters collapse (or are dropped) like
-    other invisible characters in bot/staff_text.py."""
+    other invisible characters in handlers/staff_text.py."""
     for filler in INVISIBLE_FILLERS:
         text = quote("hallo" + filler * 300 + FORGED)
         assert filler * 10 not in text, f"U+{ord(filler):04X} padding kept"

@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.app import App
-from bot.clock import FakeClock
-from bot.messages import OutKind
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.i18n import translator
+from config.messages import OutKind
 from config.settings import Settings
 from storage.models import CaseEvent, CaseMember, CaseNote, Contact, FollowUp, Referral
 from tests.conftest import OFFICE_TIME

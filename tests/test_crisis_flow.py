@@ -16,10 +16,10 @@ import pytest
 
 import handlers.intake as intake_mod
 from bot.app import App
-from bot.clock import FakeClock
-from bot.messages import OutboundMessage
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.i18n import translator
+from config.messages import OutboundMessage
 from config.settings import Settings
 from handlers.limits import Limits, LimitSettings
 from handlers.safety import Danger

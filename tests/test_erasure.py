@@ -21,10 +21,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.clock import FakeClock
-from bot.messages import OutboundMessage, SendResult
 from bot.transports.base import SendLater
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
+from config.messages import OutboundMessage, SendResult
 from config.settings import Settings
 from storage import outbox
 from storage.db import Database

@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy import func, select
 
-from bot.messages import OutboundMessage
+from config.messages import OutboundMessage
 from storage.models import Case, CaseEvent, Contact, HeldMessage
 from tests.conftest import Harness
 
@@ -269,7 +269,7 @@ async def test_intake_answers_are_dropped_once_the_case_is_open(harness: Harness
 
 
 async def test_privacy_notice_says_what_the_platform_can_see(directory: object) -> None:
-    from bot.messages import Address, InboundMessage, Platform
+    from config.messages import Address, InboundMessage, Platform
     from handlers import intake as intake_mod
 
     ctx = intake_mod.IntakeContext(
@@ -306,7 +306,7 @@ async def test_crisis_numbers_go_out_even_when_the_database_fails(
 
 
 async def test_telegram_notice_offers_the_matrix_route_when_configured(directory: object) -> None:
-    from bot.messages import Address, InboundMessage, Platform
+    from config.messages import Address, InboundMessage, Platform
     from handlers import intake as intake_mod
 
     msg = InboundMessage(

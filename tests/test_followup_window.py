@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.scheduler import HORIZON
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.settings import Settings
 from handlers.cases import CaseService
 from handlers.followups import FollowUpService

@@ -16,9 +16,9 @@ import resource
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.messages import Address, ChatKind, InboundMessage, Platform
 from config.directory import Directory
 from config.i18n import translator
+from config.messages import Address, ChatKind, InboundMessage, Platform
 from handlers import intake
 from tests.conftest import Harness
 

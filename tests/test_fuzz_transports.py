@@ -14,9 +14,9 @@ from typing import Any
 from nio import Event, MatrixRoom
 
 from bot.logsetup import setup_logging
-from bot.messages import InboundMessage
 from bot.transports.matrix import MatrixTransport
 from bot.transports.telegram.updates import Malformed, parse_update
+from config.messages import InboundMessage
 from tests.conftest import make_settings
 
 JUNK: list[Any] = [

@@ -14,14 +14,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.health import HealthServer, Readiness
 from bot.leader import FileLease
-from bot.messages import OutboundMessage, Platform, SendResult
 from bot.metrics import ERROR_KINDS
 from bot.runner import run_until_stopped
 from bot.transports.base import InboundHandler
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
+from config.messages import OutboundMessage, Platform, SendResult
 from config.settings import DatabaseSettings, Settings
 from storage.models import Case, Contact
 from storage.retention import TABLES

@@ -13,12 +13,12 @@ import asyncpg
 import pytest
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.leader import FileLease, PgLease
-from bot.messages import OutboundMessage, Platform, SendResult
 from bot.transports.base import InboundHandler
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.directory import Directory
+from config.messages import OutboundMessage, Platform, SendResult
 from config.settings import ConfigError, Settings
 from tests.conftest import PG_URL, process_env, production_directory
 from tests.telegram.conftest import telegram_directory

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from bot.messages import Address, InboundMessage, Platform
 from config.directory import Directory, load_directory
 from config.i18n import Translator, pick_locale, translator
+from config.messages import Address, InboundMessage, Platform
 from config.register import addressed
 from config.settings import EXAMPLE_DIRECTORY
 from config.vocabulary import STATES

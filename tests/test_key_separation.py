@@ -16,7 +16,6 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.transports.matrix.session import (
     SESSION_FILE,
     StoredSession,
@@ -29,6 +28,7 @@ from bot.transports.matrix.session import (
 )
 from bot.transports.matrix_crosssign import CrossSigningSeeds
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.directory import Directory
 from config.settings import CryptoSettings, Settings, new_key
 from storage.models import Case

@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.app import App
-from bot.clock import FakeClock
-from bot.messages import OutboundMessage
 from bot.transports.memory import MemoryTransport
 from bot.transports.telegram.render import PERSON_COMMANDS, STAFF_COMMANDS
+from config.clock import FakeClock
 from config.directory import Directory, parse_directory
 from config.i18n import LANGUAGE_NAMES, SUPPORTED, translator
 from config.langdetect import detect_language, warm_up
+from config.messages import OutboundMessage
 from config.register import addressed
 from config.settings import Settings
 from config.vocabulary import Audience, Scene
@@ -347,9 +347,9 @@ def test_command_menus_in_six_languages() -> None:
 def test_first_message_language_against_the_platform_hint(
     hint: str | None, text: str, expected: str
 ) -> None:
-    from bot.messages import Address, InboundMessage, Platform
     from bot.router import first_language
     from config.i18n import pick_locale
+    from config.messages import Address, InboundMessage, Platform
     from storage.models import Contact
 
     contact = Contact(state="new", locale=pick_locale(hint))

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from bot.app import App
-from bot.clock import FakeClock
-from bot.messages import OutboundMessage
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.i18n import translator
+from config.messages import OutboundMessage
 from config.settings import Settings
 from handlers.limits import Limits, LimitSettings
 from storage.models import Case, Contact, HeldMessage

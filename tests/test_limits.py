@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.clock import FakeClock
-from bot.messages import OutboundMessage
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.directory import Directory
+from config.messages import OutboundMessage
 from config.settings import Settings
 from handlers.limits import Limits, LimitSettings, TokenBuckets
 from storage.models import Case

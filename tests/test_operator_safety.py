@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.directory import Directory
 from config.settings import Settings
 from storage.backup import KEYSTORE, MAIN, backup

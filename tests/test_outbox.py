@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.clock import FakeClock
-from bot.messages import OutboundMessage, Platform, SendResult
 from bot.transports.base import SendLater
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.directory import Directory, parse_directory
+from config.messages import OutboundMessage, Platform, SendResult
 from config.settings import Settings
 from handlers.limits import Limits, LimitSettings
 from storage.models import OutboxEntry

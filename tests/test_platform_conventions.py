@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.commands import COMMANDS, PERSON_COMMANDS, for_platform
-from bot.messages import Address, InboundMessage, Platform
 from bot.transports.matrix.render import notice_content
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.directory import Directory, parse_directory
 from config.i18n import SUPPORTED, after_name, catalog, fill, translator
+from config.messages import Address, InboundMessage, Platform
 from config.preflight import profile_refusals
 from config.settings import MatrixSettings, Settings
 from handlers import intake

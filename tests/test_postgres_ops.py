@@ -20,8 +20,8 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.directory import Directory
 from config.i18n import translator
 from config.settings import Settings

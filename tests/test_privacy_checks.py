@@ -30,10 +30,10 @@ import pytest
 from sqlalchemy import Date, DateTime, func, or_, select
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.logsetup import setup_logging
-from bot.messages import Platform
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
+from config.messages import Platform
 from config.settings import CryptoSettings, Settings
 from storage.keystore import KeyBase, StoredKey
 from storage.models import (

@@ -11,8 +11,8 @@ import re
 import pytest
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.settings import Settings
 from storage.models import Case, CaseEvent, CaseNote, Contact, FollowUp, HeldMessage
 from tests.world import World, directory_without, texts

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.settings import new_key
 from storage.report import privacy_report
 from tests.conftest import make_settings

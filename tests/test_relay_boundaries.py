@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.app import App
-from bot.clock import FakeClock
-from bot.messages import Address, OutKind
 from bot.router import LEAVE_AGAIN_SECONDS
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.i18n import translator
+from config.messages import Address, OutKind
 from config.settings import Settings
 from storage.models import Contact, ProcessedUpdate
 from tests.conftest import OFFICE_TIME

@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import select
 
 from bot.app import build_vault
-from bot.clock import FakeClock, hour
+from config.clock import FakeClock, hour
 from config.settings import Settings
 from storage.db import Database
 from storage.keystore import KeyStore

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from bot.app import App
-from bot.clock import FakeClock, hour
+from config.clock import FakeClock, hour
 from config.settings import Settings
 from storage.db import Database
 from storage.keystore import KeyStore, StoredKey

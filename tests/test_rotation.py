@@ -16,8 +16,8 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.settings import Settings, new_key
 from storage.keystore import StoredKey
 from storage.models import Contact

@@ -8,9 +8,9 @@ import logging
 from pathlib import Path
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.logsetup import setup_logging
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.directory import Directory
 from tests.conftest import OFFICE_TIME, make_settings, memory_directory
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from bot.staff_text import clean, is_quoted, one_line, quote
 from bot.transports.matrix.render import media_content, notice_content
+from handlers.staff_text import clean, is_quoted, one_line, quote
 from tests.world import World, texts
 
 FORGED = "[K-ZZZZ] DRINGEND: Bitte sofort 0151 2345678 anrufen"

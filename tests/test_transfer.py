@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import select, text
 
 from bot.app import App
-from bot.clock import FakeClock, hour
-from bot.messages import Address, OutKind, Platform
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock, hour
+from config.messages import Address, OutKind, Platform
 from config.settings import Settings
 from storage.db import Database
 from storage.migrate import upgrade

@@ -21,12 +21,12 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.clock import FakeClock
-from bot.messages import OutboundMessage
 from bot.transports.memory import MemoryTransport
 from config import lockscreen
+from config.clock import FakeClock
 from config.directory import Directory, parse_directory
 from config.i18n import translator
+from config.messages import OutboundMessage
 from config.settings import (
     DEMO_OPERATOR,
     ConfigError,

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
-from bot.messages import InboundMessage, OutboundMessage, Platform, SendResult
+from config.messages import InboundMessage, OutboundMessage, Platform, SendResult
 
 #: What a transport calls for every inbound event. It returns once the event's
 #: transaction has committed and its replies were sent: only then may a transport

@@ -13,7 +13,8 @@ import secrets
 import sys
 from typing import TextIO
 
-from bot.messages import (
+from bot.transports.base import InboundHandler
+from config.messages import (
     Address,
     Button,
     ChatKind,
@@ -23,7 +24,6 @@ from bot.messages import (
     Platform,
     SendResult,
 )
-from bot.transports.base import InboundHandler
 
 PERSON_ACCOUNT = "person"
 PERSON_CHAT = "person"

@@ -12,7 +12,8 @@ import secrets
 from collections import defaultdict
 from collections.abc import Callable
 
-from bot.messages import (
+from bot.transports.base import InboundHandler
+from config.messages import (
     Address,
     ChatKind,
     InboundMessage,
@@ -21,7 +22,6 @@ from bot.messages import (
     Platform,
     SendResult,
 )
-from bot.transports.base import InboundHandler
 
 
 class MemoryTransport:

@@ -22,9 +22,9 @@ from nio import (
 from pydantic import SecretStr
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.transports.base import Transport
 from bot.transports.matrix import MatrixTransport
+from config.clock import FakeClock
 from config.directory import Directory
 from config.settings import MatrixSettings, Settings
 from tests.conftest import OFFICE_TIME, make_settings

@@ -8,10 +8,10 @@ import secrets
 from pathlib import Path
 
 from bot.commands import for_platform
-from bot.messages import Platform
 from bot.transports.matrix import MatrixTransport
 from config.directory import Directory
 from config.i18n import translator
+from config.messages import Platform
 from tests.fakes.synapse import SynapseServer
 from tests.matrix.journey import (
     CODE,

@@ -14,13 +14,13 @@ from urllib.parse import quote
 
 import pytest
 
-from bot.clock import FakeClock
 from bot.logsetup import setup_logging
-from bot.messages import OutKind
 from bot.transports.matrix import MatrixTransport
 from bot.transports.memory import MemoryTransport
+from config.clock import FakeClock
 from config.directory import Directory
 from config.i18n import translator
+from config.messages import OutKind
 from tests.conftest import memory_directory
 from tests.fakes.synapse import SynapseServer
 from tests.matrix.journey import (

@@ -13,12 +13,12 @@ import pytest
 from nio import MatrixRoom, ReactionEvent, RedactionEvent
 from pydantic import SecretStr
 
-from bot.messages import Address, Button, ChatKind, InboundMessage, OutboundMessage, OutKind
-from bot.messages import Platform as P
 from bot.transports.matrix import MatrixTransport
 from bot.transports.matrix.session import SESSION_FILE, load_session
 from bot.transports.matrix.transport import UNDECRYPTABLE_TEXT
 from bot.transports.matrix_store import DEFAULT_STORE_NAME
+from config.messages import Address, Button, ChatKind, InboundMessage, OutboundMessage, OutKind
+from config.messages import Platform as P
 from config.settings import Settings, decode_key, new_key
 from tests.fakes.synapse import SynapseServer
 from tests.matrix.journey import (

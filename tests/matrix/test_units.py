@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.messages import Button
 from bot.transports.matrix.render import (
     BUTTON_KEYCAPS,
     attachment_kind,
@@ -26,6 +25,7 @@ from bot.transports.matrix.session import (
     save_session,
 )
 from bot.transports.matrix_crosssign import CrossSigningSeeds
+from config.messages import Button
 
 
 def test_notice_escapes_html_and_numbers_buttons() -> None:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.transports.telegram import TelegramConfig, TelegramTransport
+from config.clock import FakeClock
 from config.directory import Directory
 from config.settings import Settings
 from tests.fakes.telegram_api import ApiCall, FakeBotApi

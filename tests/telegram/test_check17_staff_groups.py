@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.clock import FakeClock
 from bot.transports.telegram.updates import ALLOWED_UPDATES, MemberChange, parse_update
+from config.clock import FakeClock
 from config.directory import Directory
 from config.settings import Settings
 from tests.fakes.telegram_api import FakeBotApi

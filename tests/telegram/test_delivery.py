@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from bot.messages import Address, Button, InboundMessage, OutboundMessage, OutKind, Platform
 from bot.transports.base import SendLater
 from bot.transports.telegram import TelegramTransport
+from config.messages import Address, Button, InboundMessage, OutboundMessage, OutKind, Platform
 from config.settings import ConfigError
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.telegram_api import DELETE_WINDOW, FakeBotApi

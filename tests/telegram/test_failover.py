@@ -31,7 +31,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from bot.clock import FakeClock
+from config.clock import FakeClock
 from config.directory import Directory
 from config.settings import Settings
 from tests.conftest import PG_URL

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from bot.clock import FakeClock
+from config.clock import FakeClock
 from config.directory import Directory
 from config.settings import Settings
 from tests.fakes.telegram_api import FakeBotApi

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from bot.clock import FakeClock
+from config.clock import FakeClock
 from config.directory import Directory
 from config.settings import Settings
 from tests.fakes.telegram_api import ApiCall, FakeBotApi

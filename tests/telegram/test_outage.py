@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.transports.telegram import TelegramTransport
+from config.clock import FakeClock
 from config.directory import Directory
 from config.settings import Settings
 from tests.fakes.telegram_api import ApiCall, FakeBotApi

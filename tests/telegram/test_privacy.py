@@ -8,8 +8,8 @@ import logging
 import re
 from pathlib import Path
 
-from bot.clock import FakeClock
 from bot.logsetup import setup_logging
+from config.clock import FakeClock
 from config.directory import Directory
 from tests.conftest import make_settings
 from tests.fakes.telegram_api import FakeBotApi

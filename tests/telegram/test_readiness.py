@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.runner import run_until_stopped
 from bot.transports.telegram import TelegramTransport
+from config.clock import FakeClock
 from config.directory import Directory
 from config.settings import Settings
 from tests.fakes.tcp_proxy import TcpProxy

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from bot.messages import Button, ChatKind
 from bot.transports.telegram.render import (
     MAX_TEXT,
     chat_id,
@@ -18,6 +17,7 @@ from bot.transports.telegram.render import (
     utf16_len,
 )
 from bot.transports.telegram.updates import Malformed, parse_update
+from config.messages import Button, ChatKind
 
 USER = {"id": 4242, "is_bot": False, "first_name": "Sentinel-Name", "username": "sentinel_user",
         "last_name": "Sentinel-Last", "language_code": "en"}  # fmt: skip

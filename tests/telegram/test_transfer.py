@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.app import App
-from bot.clock import FakeClock
 from bot.transports.telegram import TelegramTransport
+from config.clock import FakeClock
 from config.directory import parse_directory
 from config.settings import Settings
 from tests.fakes.telegram_api import ApiCall, FakeBotApi

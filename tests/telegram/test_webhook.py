@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.clock import FakeClock
-from bot.messages import InboundMessage, OutboundMessage
 from bot.transports.telegram import TelegramTransport
+from config.clock import FakeClock
 from config.directory import Directory
+from config.messages import InboundMessage, OutboundMessage
 from storage.models import Contact
 from tests.conftest import make_settings
 from tests.fakes.telegram_api import SECRET_HEADER, FakeBotApi, free_port

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.commands import for_platform
-from bot.messages import Button, Platform
-from bot.staff_text import QUOTE, is_quoted, one_line
+from config.messages import Button, Platform
+from handlers.staff_text import QUOTE, is_quoted, one_line
 
 __all__ = [
     "BUTTON_KEYCAPS",

@@ -73,16 +73,6 @@ from nio import (
 from nio.api import Api, MessageDirection
 
 from bot.bounded import BoundedDict
-from bot.messages import (
-    Address,
-    Button,
-    ChatKind,
-    InboundMessage,
-    OutboundMessage,
-    OutKind,
-    Platform,
-    SendResult,
-)
 from bot.transports.base import InboundHandler, SendLater, Withheld, first_of
 from bot.transports.matrix.guard import (
     creator_power,
@@ -118,6 +108,16 @@ from bot.transports.matrix_crosssign import (
 from bot.transports.matrix_store import DEFAULT_STORE_NAME, make_encrypted_store
 from config.directory import Directory, load_directory
 from config.i18n import translator
+from config.messages import (
+    Address,
+    Button,
+    ChatKind,
+    InboundMessage,
+    OutboundMessage,
+    OutKind,
+    Platform,
+    SendResult,
+)
 from config.settings import ConfigError, Settings, decode_key
 
 __all__ = ["MatrixError", "MatrixTransport"]

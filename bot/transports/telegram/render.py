@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.messages import Button
-from bot.staff_text import QUOTE, is_quoted
 from config.i18n import SUPPORTED, translator
+from config.messages import Button
+from handlers.staff_text import QUOTE, is_quoted
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,6 @@ from telegram.ext import Application, ApplicationBuilder, ExtBot
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.bounded import BoundedDict
-from bot.messages import Address, OutboundMessage, OutKind, Platform, SendResult
 from bot.transports.base import InboundHandler, SendLater, first_of
 from bot.transports.telegram.aiohttp_request import AiohttpRequest
 from bot.transports.telegram.limiter import FloodLimiter
@@ -78,6 +77,7 @@ from bot.transports.telegram.updates import (
 )
 from config.directory import Directory
 from config.i18n import translator
+from config.messages import Address, OutboundMessage, OutKind, Platform, SendResult
 from config.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)

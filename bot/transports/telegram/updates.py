@@ -1,4 +1,4 @@
-"""Raw Bot API updates (JSON) -> :class:`~bot.messages.InboundMessage`, defensively.
+"""Raw Bot API updates (JSON) -> :class:`~config.messages.InboundMessage`, defensively.
 
 Works on the decoded JSON, not on python-telegram-bot objects: a malformed update
 must not fail a whole ``getUpdates`` batch (PTB's ``Update.de_list`` would, and then
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.messages import Address, ChatKind, InboundMessage, Platform
+from config.messages import Address, ChatKind, InboundMessage, Platform
 
 #: The update types the bot asks Telegram for (``chat_member``: who joins a staff
 #: group; Telegram sends it only to admins and only when asked for explicitly).

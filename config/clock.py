@@ -1,4 +1,7 @@
-"""Time source. Tests use :class:`FakeClock`; stored times are coarse (see :func:`hour`)."""
+"""Time source. Tests use :class:`FakeClock`; stored times are coarse (see :func:`hour`).
+
+Shared by every layer, so it lives in the lowest one (config; docs/ARCHITECTURE.md).
+"""
 
 from __future__ import annotations
 

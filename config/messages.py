@@ -1,5 +1,8 @@
 """Platform-neutral messages: what transports hand to the core and get back.
 
+A plain type shared by every layer, so it lives in the lowest one (config): storage,
+handlers and bot import it without reaching up (docs/ARCHITECTURE.md).
+
 Nothing here knows about Telegram or Matrix. Fields that identify a person
 (``sender_id``, the address, message text) are excluded from ``repr`` so a
 stray log line cannot leak them.
