@@ -25,12 +25,16 @@ import asyncio
 import itertools
 import json
 import random
+import secrets
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from bot.app import App
 from bot.transports.memory import MemoryTransport
@@ -38,6 +42,7 @@ from config.clock import FakeClock
 from config.directory import load_directory
 from config.settings import EXAMPLE_DIRECTORY, Settings
 from handlers.limits import Limits, LimitSettings
+from storage.db import normalise_url
 from tests.conftest import OFFICE_TIME, make_settings, memory_directory
 
 INTAKE = (
@@ -54,6 +59,28 @@ INTAKE = (
 )
 #: Newcomers in the intake at the same time during the measured phase.
 NEWCOMERS_AT_ONCE = 50
+
+
+@asynccontextmanager
+async def bench_settings(url: str | None) -> AsyncIterator[Settings]:
+    """Settings with fresh keys in a temporary folder; on PostgreSQL in a private schema
+    (dropped afterwards), so runs never meet other data."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if not url or not url.startswith("postgres"):
+            yield make_settings(Path(tmp) / "data", url)
+            return
+        import asyncpg
+
+        schema = "bench_" + secrets.token_hex(6)
+        raw = make_url(normalise_url(url)).set(drivername="postgresql")
+        dsn = raw.render_as_string(hide_password=False)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f"CREATE SCHEMA {schema}")
+            yield make_settings(Path(tmp) / "data", url, server_settings={"search_path": schema})
+        finally:
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            await conn.close()
 
 
 async def push(t: MemoryTransport, who: str, step: str) -> None:
@@ -192,8 +219,7 @@ async def mixed(
 
 
 async def _run(a: argparse.Namespace) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = make_settings(Path(tmp) / "data", a.url)
+    async with bench_settings(a.url) as settings:
         app, transport = await start_app(settings, outbox=not a.no_outbox)
         try:
             people = [f"p{i}" for i in range(a.conversations)]

@@ -21,20 +21,18 @@ import json
 import os
 import re
 import secrets
-import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, insert, text
 
-from benchmarks.core import mixed, seed, start_app
+from benchmarks.core import bench_settings, mixed, seed, start_app
 from bot.app import App
 from config.clock import hour
 from storage.db import Database
 from storage.models import Case, CaseEvent, Contact, MessageRef, ProcessedUpdate
-from tests.conftest import OFFICE_TIME, make_settings
+from tests.conftest import OFFICE_TIME
 
 _IN_LIST = re.compile(r"\((?:\?|\$\d+)(?:, (?:\?|\$\d+))+\)")
 #: Rows per executemany while filling.
@@ -172,8 +170,8 @@ async def one_factor(
     factor: int, base: int, active: int, messages: int, url: str | None
 ) -> dict[str, Any]:
     """Fill ``base x factor`` conversations, run the mixed workload, explain it."""
-    with tempfile.TemporaryDirectory() as tmp:
-        app, transport = await start_app(make_settings(Path(tmp) / "data", url))
+    async with bench_settings(url) as settings:
+        app, transport = await start_app(settings)
         try:
             filled_s = await fill(app, base * factor)
             people = [f"p{i}" for i in range(active)]
