@@ -162,7 +162,8 @@ def scans(plans: dict[str, list[str]]) -> list[str]:
             if ("SCAN " in upper and "USING" not in upper and "CONSTANT" not in upper) or (
                 "SEQ SCAN" in upper
             ):
-                found.append(f"{line.strip()}  <-  {sql.splitlines()[0][:80]}")
+                where = " ".join(sql.split()).partition(" WHERE ")[2][:100]
+                found.append(f"{line.strip()}  <-  {sql.split()[0]} ... WHERE {where}")
     return found
 
 
