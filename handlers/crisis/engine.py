@@ -80,6 +80,10 @@ _AR_ARTICLES = ("بال", "كال", "ال", "لل")
 _SPACED = re.compile(r"(?<!\w)\w(?!\w)(?:[ \t\u00a0]+\w(?!\w)){3,}")
 _WIDE = re.compile(r"[ \t\u00a0]{2,}")
 _GAP = re.compile(r"[ \t\u00a0]")
+#: Combining marks left after NFKC: Arabic vowel signs ("يُشنقون"), Cyrillic stress
+#: marks ("убью\u0301"). Python's \w does not match them, so they would split a word
+#: in two; they are dropped before the text is split into words.
+_MARKS = re.compile("[\u0300-\u036f\u0483-\u0487\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]")
 #: Laughing emoji: like a laughter word, they mark a sentence as a joke.
 _LAUGH_EMOJI = re.compile("[\U0001f602\U0001f923\U0001f606\U0001f639\U0001f605\U0001f61d]")
 
@@ -357,6 +361,8 @@ class _Message:
             if any(self.sentence[j] in sentences for j in self.where(p.unless)):
                 return True
         clauses = {self.clause[k] for k in found}
+        if p.danger is None and len({self.sentence[k] for k in found}) > 1:
+            return True  # an idiom is one expression: "I want to be dead. Busy day" is none
         if p.unless_clause and any(self.clause[j] in clauses for j in self.where(p.unless_clause)):
             return True
         if p.negatable and p.danger is not None:
@@ -434,7 +440,7 @@ def _words(text: str) -> Reading:
     clause: list[int] = []
     joking: set[int] = set()
     c = 0
-    for s, part in enumerate(_SENTENCES.split(normalise(text))):
+    for s, part in enumerate(_SENTENCES.split(_MARKS.sub("", normalise(text)))):
         if _LAUGH_EMOJI.search(part):
             joking.add(s)
         for piece in _CLAUSES.split(part):
