@@ -16,9 +16,13 @@ How a message is read:
      ("nicht mehr leben");
    - an ``unless`` word stands in the same sentence (hunting, kitchen, history lesson),
      or an ``unless_clause`` word in the same clause ("mich" next to "umbringen");
-   - it overlaps an idiom ("ich könnte ihn umbringen", "killing it").
+   - it overlaps an idiom ("ich könnte ihn umbringen", "killing it"); an idiom never
+     reaches across a sentence end;
+   - it is a danger to others in a sentence that laughs ("lol", "хаха", "هههه", 😂).
 5. Of overlapping matches the one with more terms wins (it says more); of the rest
    the most urgent danger by ``URGENCY``.
+6. When nothing was found and the text spells words out letter by letter
+   ("S T E R B E N"), it is read once more with those letters joined.
 """
 
 from __future__ import annotations
