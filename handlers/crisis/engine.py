@@ -16,9 +16,13 @@ How a message is read:
      ("nicht mehr leben");
    - an ``unless`` word stands in the same sentence (hunting, kitchen, history lesson),
      or an ``unless_clause`` word in the same clause ("mich" next to "umbringen");
-   - it overlaps an idiom ("ich könnte ihn umbringen", "killing it").
+   - it overlaps an idiom ("ich könnte ihn umbringen", "killing it"); an idiom never
+     reaches across a sentence end;
+   - it is a danger to others in a sentence that laughs ("lol", "хаха", "هههه", 😂).
 5. Of overlapping matches the one with more terms wins (it says more); of the rest
    the most urgent danger by ``URGENCY``.
+6. When nothing was found and the text spells words out letter by letter
+   ("S T E R B E N"), it is read once more with those letters joined.
 """
 
 from __future__ import annotations
@@ -71,6 +75,21 @@ _CLAUSES = re.compile(r"[,;:،؛]")
 _EMPTY: frozenset[int] = frozenset()
 _IDIOM = "idiom"
 _AR_CONJUNCTIONS = frozenset("وف")
+#: Arabic article and the prepositions written onto it ("الحبوب", "بالحبوب", "للانتحار").
+_AR_ARTICLES = ("بال", "كال", "ال", "لل")
+#: Runs of four or more single letters with spaces between them ("I C H   W I L L
+#: S T E R B E N"): read a second time with the letters joined, a wider gap
+#: (2+ spaces) keeping the words apart. Only when the first reading finds nothing,
+#: so real one-letter words ("и я в опасности") are never lost.
+_SPACED = re.compile(r"(?<!\w)\w(?!\w)(?:[ \t\u00a0]+\w(?!\w)){3,}")
+_WIDE = re.compile(r"[ \t\u00a0]{2,}")
+_GAP = re.compile(r"[ \t\u00a0]")
+#: Combining marks left after NFKC: Arabic vowel signs ("يُشنقون"), Cyrillic stress
+#: marks ("убью\u0301"). Python's \w does not match them, so they would split a word
+#: in two; they are dropped before the text is split into words.
+_MARKS = re.compile("[\u0300-\u036f\u0483-\u0487\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]")
+#: Laughing emoji: like a laughter word, they mark a sentence as a joke.
+_LAUGH_EMOJI = re.compile("[\U0001f602\U0001f923\U0001f606\U0001f639\U0001f605\U0001f61d]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +127,7 @@ class Lexicon:
     prefix_lengths: tuple[int, ...] = ()
     negation: frozenset[int] = _EMPTY
     boundaries: frozenset[int] = _EMPTY
+    laughter: frozenset[int] = _EMPTY
     patterns: tuple[Pattern, ...] = ()
 
     def atom(self, word: str) -> int:
@@ -148,6 +168,14 @@ class Lexicon:
             # "and"/"so" are written onto the next word ("وسأطعنه"); Snowball keeps
             # them on verbs, so the word is also looked up without them.
             surfaces.append(surface[1:])
+        if self.language == "ar":
+            # The article (and a preposition on it) is part of the written word:
+            # "الكثير" must satisfy "كثير*" as "كثير" does.
+            for form in list(surfaces):
+                for article in _AR_ARTICLES:
+                    if form.startswith(article) and len(form) - len(article) >= 3:
+                        surfaces.append(form[len(article) :])
+                        break
         for form in surfaces:
             if form in self.exact:
                 found.add(self.exact[form])
@@ -174,6 +202,7 @@ def _compile(language: str, data: dict[str, object], ids: Iterator[int]) -> Lexi
 
     lex.negation = frozenset().union(*(lex.words(str(e["words"])) for e in entries("negation")))
     lex.boundaries = frozenset().union(*(lex.words(str(e["words"])) for e in entries("boundaries")))
+    lex.laughter = frozenset().union(*(lex.words(str(e["words"])) for e in entries("laughter")))
     patterns = []
     for entry in entries("patterns"):
         kind = str(entry["danger"])
@@ -220,6 +249,7 @@ class Compiled:
     index: dict[int, tuple[int, ...]]
     negation: frozenset[int]
     boundaries: frozenset[int]
+    laughter: frozenset[int]
     starts: frozenset[int]  # every atom in ``index``
 
 
@@ -246,6 +276,7 @@ def compiled() -> Compiled:
         index={a: tuple(dict.fromkeys(ps)) for a, ps in index.items()},
         negation=frozenset().union(*(lex.negation for lex in lexes.values())),
         boundaries=frozenset().union(*(lex.boundaries for lex in lexes.values())),
+        laughter=frozenset().union(*(lex.laughter for lex in lexes.values())),
         starts=frozenset(index),
     )
 
@@ -334,6 +365,8 @@ class _Message:
             if any(self.sentence[j] in sentences for j in self.where(p.unless)):
                 return True
         clauses = {self.clause[k] for k in found}
+        if p.danger is None and len({self.sentence[k] for k in found}) > 1:
+            return True  # an idiom is one expression: "I want to be dead. Busy day" is none
         if p.unless_clause and any(self.clause[j] in clauses for j in self.where(p.unless_clause)):
             return True
         if p.negatable and p.danger is not None:
@@ -362,8 +395,15 @@ def _matches(msg: _Message) -> Iterator[Match]:
                 break  # one match per pattern is enough to decide
 
 
-def _scan(words: list[str], sentence: list[int], clause: list[int]) -> list[Match]:
-    """Every pattern match, all languages at once (one atom space)."""
+def _scan(
+    words: list[str], sentence: list[int], clause: list[int], joking: set[int]
+) -> list[Match]:
+    """Every pattern match, all languages at once (one atom space).
+
+    A danger to others in a sentence that laughs ("سأقتلك إذا تأخرت هههه", "I'll kill
+    you lol") is a joke between friends and dropped; a danger to the writer is never
+    laughed off ("I want to die lol" is how some people say it).
+    """
     atoms = [_atoms(w) for w in words]
     c = compiled()
     if not any(a & c.starts for a in atoms):
@@ -382,33 +422,69 @@ def _scan(words: list[str], sentence: list[int], clause: list[int]) -> list[Matc
     for j, row in enumerate(atoms):
         for atom in row:
             pos.setdefault(atom, []).append(j)
-    return list(_matches(_Message(pos, negated, clause, sentence)))
+    found = _matches(_Message(pos, negated, clause, sentence))
+    joking = joking | {sentence[j] for j, a in enumerate(atoms) if a & c.laughter}
+    if not joking:
+        return list(found)
+    return [
+        m
+        for m in found
+        if m.pattern.danger is not Danger.OTHERS or sentence[m.positions[0]] not in joking
+    ]
 
 
-def _words(text: str) -> tuple[list[str], list[int], list[int]]:
-    """Words of a text with their sentence and clause numbers (splitting in C, not per word)."""
+Reading = tuple[list[str], list[int], list[int], set[int]]
+
+
+def _words(text: str) -> Reading:
+    """Words of a text with their sentence and clause numbers (splitting in C, not per
+    word), and the sentences holding a laughing emoji."""
     words: list[str] = []
     sentence: list[int] = []
     clause: list[int] = []
+    joking: set[int] = set()
     c = 0
-    for s, part in enumerate(_SENTENCES.split(normalise(text))):
+    for s, part in enumerate(_SENTENCES.split(_MARKS.sub("", normalise(text)))):
+        if _LAUGH_EMOJI.search(part):
+            joking.add(s)
         for piece in _CLAUSES.split(part):
             found = _WORD.findall(piece)
             words.extend(found)
             sentence.extend([s] * len(found))
             clause.extend([c] * len(found))
             c += 1
-    return words, sentence, clause
+    return words, sentence, clause, joking
+
+
+def _unspaced(text: str) -> str | None:
+    """The text with spaced-out letters joined ("S T E R B E N" -> "sterben"), or
+    None when it has no such run."""
+    if _SPACED.search(text) is None:
+        return None
+    return _SPACED.sub(
+        lambda m: " ".join(_GAP.sub("", piece) for piece in _WIDE.split(m.group())), text
+    )
+
+
+def _matches_of(text: str) -> list[Match]:
+    """The matches of a text; a second reading with spaced-out letters joined when the
+    first finds no danger."""
+    words, sentence, clause, joking = _words(text)
+    found = _scan(words, sentence, clause, joking) if words else []
+    if any(m.pattern.danger is not None for m in found):
+        return found
+    joined = _unspaced(text)
+    if joined is None:
+        return found
+    words, sentence, clause, joking = _words(joined)
+    return _scan(words, sentence, clause, joking) if words else found
 
 
 def detect(text: str) -> Danger | None:
     """The most urgent danger a message signals (see ``URGENCY``), or None."""
     if not text:
         return None
-    words, sentence, clause = _words(text)
-    if not words:
-        return None
-    return _decide(_scan(words, sentence, clause))
+    return _decide(_matches_of(text))
 
 
 def _decide(matches: list[Match]) -> Danger | None:
@@ -440,7 +516,4 @@ def is_crisis(text: str) -> bool:
 
 def explain(text: str) -> list[tuple[str, str]]:
     """(category or "idiom", phrase) of every pattern that matched: for lexicon work."""
-    words, sentence, clause = _words(text)
-    return [
-        (str(m.pattern.danger or _IDIOM), m.pattern.phrase) for m in _scan(words, sentence, clause)
-    ]
+    return [(str(m.pattern.danger or _IDIOM), m.pattern.phrase) for m in _matches_of(text)]
