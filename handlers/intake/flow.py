@@ -1,14 +1,17 @@
 """The intake's one decision: (state, profile, message) -> Transition.
 
 Crisis first, then "contact me now", attachments and over-long texts, commands, and
-then the step the person's state names (greeting, echo, case, referral, authority
-choice, delete, or an answer to a question). Pure: nothing is stored here.
+then the step the person's state names (``_STEPS``: greeting, echo, case, referral,
+authority choice, delete; every question: ``_answered``). Pure: nothing is stored here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from config.i18n import Translator
 from config.messages import InboundMessage
 from config.register import addressed
 from handlers.base import Effect, Reply, Transition
@@ -44,7 +47,7 @@ from handlers.intake.states import (
 from handlers.intake.words import asks_for_help, command_of, language_choice
 from handlers.options import Option, exact, options_for
 from handlers.routing import Route, chat_fallback
-from handlers.safety import detect
+from handlers.safety import Danger, detect
 from handlers.understand import pack, state_of, understand, unpack
 
 #: What a person may choose for check-ins (buttons ``followup:<action>``).
@@ -79,6 +82,21 @@ def step(
     return tr
 
 
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """One message in one state: what each step reads, and the replies and effects so
+    far (the crisis numbers and the urgent mark come first)."""
+
+    ctx: IntakeContext
+    state: State
+    profile: dict[str, Any]
+    msg: InboundMessage
+    t: Translator
+    danger: Danger | None
+    replies: list[Reply]
+    effects: list[Effect]
+
+
 def _step(
     ctx: IntakeContext,
     state_name: str,
@@ -88,6 +106,8 @@ def _step(
     audience: str | None = None,
     previous: str | None = None,
 ) -> Transition:
+    """What comes before any state's own step: crisis, "contact me now", attachments,
+    over-long texts and commands; then the step of the person's state."""
     t = addressed(locale, profile.get("audience") or audience)
     state = state_or(state_name, State.NEW)
     profile = dict(profile)
@@ -150,56 +170,86 @@ def _step(
         result.effects[:0] = effects
         return result
 
-    if state is State.NEW and msg.button and msg.button.startswith("region:"):
-        return declined_region(ctx, msg, t)
-    if state is State.NEW:
-        # A frightened first message carries facts too ("raus aus der rechten Szene, die
-        # wissen wo ich wohne"): keep them, and the kind of danger, for after the yes.
-        facts = pack(understand(msg.text, t), t) if msg.text else ""
-        if danger is not None:
-            facts = f"{facts}:{danger.value}"
-        hello = greeting(t, ctx, msg.platform.value, facts)
-        return Transition(State.CONSENT.value, {}, [*replies, *hello])
-    if state is State.CONFIRM:
-        said = answer_of(State.CONFIRM, msg, t)
-        if replies and not msg.button:
-            said = None  # a crisis text is no answer ("Nein, ich will nicht mehr leben")
-        result = confirm_answer(profile, said.value if said else None, t, replies)
-        result.effects[:0] = effects
-        return result
-    if state is State.CASE:
-        if msg.button and msg.button.startswith("consent:"):
-            # An old consent keyboard pressed after an (urgent) case opened: answer, kindly.
-            key = "consent.after_case.no" if msg.button == "consent:no" else "start.has_case"
-            return Transition(state.value, profile, [*replies, Reply(t(key))], effects)
-        if msg.button and msg.button.startswith("transfer:"):
-            effects.append(Effect("transfer_answer", {"yes": msg.button == "transfer:yes"}))
-        elif msg.button and msg.button.startswith("followup:"):
-            action = msg.button.partition(":")[2]
-            if action in _FOLLOWUP_ACTIONS:
-                effects.append(Effect("followups", {"action": action}))
-        elif msg.text.strip():
-            effects.append(Effect("relay", {"text": msg.text}))
-        return Transition(state.value, profile, replies, effects)
-    if state is State.REFERRED:
-        fallback = chat_fallback(ctx.directory)
-        if msg.button == "referred:chat" and fallback is not None and profile.get("audience"):
-            prof = to_profile(profile, t.locale)
-            chat = Route(fallback, "fallback", (("fallback", "directory"),))
-            if fallback.state_authority:  # told first, as after the questions
-                profile["via"] = "chat"
-                reply = authority_reply(chat, None, t)
-                return Transition(State.AUTHORITY.value, profile, [*replies, reply], effects)
-            effects.append(Effect("open_case", {"route": chat, "message": None, "profile": prof}))
-            return Transition(State.CASE.value, profile, replies, effects)
-        return Transition(state.value, profile, [*replies, Reply(t("referred.again"))], effects)
-    if state is State.AUTHORITY:
-        return authority_choice(ctx, profile, msg, t, replies, effects)
-    if state is State.DELETE:
-        result = confirm_delete(ctx, profile, msg, t, replies)
-        result.effects[:0] = effects  # a crisis here is still marked urgent
-        return result
+    turn = _Turn(ctx, state, profile, msg, t, danger, replies, effects)
+    return _STEPS.get(state, _answered)(turn)
 
+
+def _first_message(turn: _Turn) -> Transition:
+    """A new chat: the greeting and consent (or contacts for a region after a decline)."""
+    ctx, msg, t = turn.ctx, turn.msg, turn.t
+    if msg.button and msg.button.startswith("region:"):
+        return declined_region(ctx, msg, t)
+    # A frightened first message carries facts too ("raus aus der rechten Szene, die
+    # wissen wo ich wohne"): keep them, and the kind of danger, for after the yes.
+    facts = pack(understand(msg.text, t), t) if msg.text else ""
+    if turn.danger is not None:
+        facts = f"{facts}:{turn.danger.value}"
+    hello = greeting(t, ctx, msg.platform.value, facts)
+    return Transition(State.CONSENT.value, {}, [*turn.replies, *hello])
+
+
+def _confirming(turn: _Turn) -> Transition:
+    """The answer to an echo ("Stimmt das?")."""
+    said = answer_of(State.CONFIRM, turn.msg, turn.t)
+    if turn.replies and not turn.msg.button:
+        said = None  # a crisis text is no answer ("Nein, ich will nicht mehr leben")
+    result = confirm_answer(turn.profile, said.value if said else None, turn.t, turn.replies)
+    result.effects[:0] = turn.effects
+    return result
+
+
+def _in_case(turn: _Turn) -> Transition:
+    """In a case: text goes to the counsellor; buttons answer a transfer or check-ins."""
+    msg, t, profile, replies, effects = turn.msg, turn.t, turn.profile, turn.replies, turn.effects
+    state = turn.state
+    if msg.button and msg.button.startswith("consent:"):
+        # An old consent keyboard pressed after an (urgent) case opened: answer, kindly.
+        key = "consent.after_case.no" if msg.button == "consent:no" else "start.has_case"
+        return Transition(state.value, profile, [*replies, Reply(t(key))], effects)
+    if msg.button and msg.button.startswith("transfer:"):
+        effects.append(Effect("transfer_answer", {"yes": msg.button == "transfer:yes"}))
+    elif msg.button and msg.button.startswith("followup:"):
+        action = msg.button.partition(":")[2]
+        if action in _FOLLOWUP_ACTIONS:
+            effects.append(Effect("followups", {"action": action}))
+    elif msg.text.strip():
+        effects.append(Effect("relay", {"text": msg.text}))
+    return Transition(state.value, profile, replies, effects)
+
+
+def _referred(turn: _Turn) -> Transition:
+    """Referred with contacts: the person may still ask for the chat team."""
+    ctx, msg, t, profile = turn.ctx, turn.msg, turn.t, turn.profile
+    replies, effects = turn.replies, turn.effects
+    fallback = chat_fallback(ctx.directory)
+    if msg.button == "referred:chat" and fallback is not None and profile.get("audience"):
+        prof = to_profile(profile, t.locale)
+        chat = Route(fallback, "fallback", (("fallback", "directory"),))
+        if fallback.state_authority:  # told first, as after the questions
+            profile["via"] = "chat"
+            reply = authority_reply(chat, None, t)
+            return Transition(State.AUTHORITY.value, profile, [*replies, reply], effects)
+        effects.append(Effect("open_case", {"route": chat, "message": None, "profile": prof}))
+        return Transition(State.CASE.value, profile, replies, effects)
+    return Transition(turn.state.value, profile, [*replies, Reply(t("referred.again"))], effects)
+
+
+def _choosing(turn: _Turn) -> Transition:
+    """The choice before a hand-over to a state authority's programme."""
+    return authority_choice(turn.ctx, turn.profile, turn.msg, turn.t, turn.replies, turn.effects)
+
+
+def _deleting(turn: _Turn) -> Transition:
+    """The answer to "really delete?"."""
+    result = confirm_delete(turn.ctx, turn.profile, turn.msg, turn.t, turn.replies)
+    result.effects[:0] = turn.effects  # a crisis here is still marked urgent
+    return result
+
+
+def _read_answer(turn: _Turn) -> tuple[Option | None, dict[str, str]]:
+    """The answer to the question asked (None: not understood), and a town's region
+    if a typed place name gave it."""
+    state, msg, t = turn.state, turn.msg, turn.t
     answer = answer_of(state, msg, t)
     town: dict[str, str] = {}
     if answer is None and not msg.button and state in (State.STATE, State.DISTRICT):
@@ -208,31 +258,45 @@ def _step(
             town = {"state": region[0], **({"district": region[1]} if region[1] else {})}
             value = town["state"] if state is State.STATE else town.get("district")
             answer = Option(value, "") if value else None
-    if replies and not msg.button and state is not State.MESSAGE:
+    if turn.replies and not msg.button and state is not State.MESSAGE:
         answer = None  # a crisis text is no answer: "Ich will mich umbringen" is not "Ich ..."
     if state is State.SAFETY and answer is None and not msg.button and asks_for_help(msg.text):
         answer = Option("yes", "")  # "hilfe" at "are you in danger?" is a yes, right now
     if state is State.MESSAGE and answer is None and msg.text.strip() and not msg.button:
         answer = Option("text", "")
+    return answer, town
+
+
+def _consented(turn: _Turn, answer: Option) -> Transition:
+    """The answer to the consent question, with what the first message told (if yes)."""
+    msg, t = turn.msg, turn.t
+    result = consent_answer(turn.ctx, answer.value, turn.profile, t, turn.replies)
+    if answer.value == "yes" and msg.button and msg.button.count(":") >= 2:
+        # "consent:yes:<facts>[:<danger>]" (see greeting); button data is input.
+        parts = msg.button.split(":")
+        pre = unpack(parts[2], t)
+        if pre:
+            result.profile["pre"] = pre
+        kind = danger_of(parts[3]) if len(parts) > 3 else None
+        if kind is not None:
+            result.profile["danger"] = kind.value  # encrypted, like a typed danger
+    return result
+
+
+def _answered(turn: _Turn) -> Transition:
+    """An answer to one of the questions: the next open question, an echo of what typed
+    words said, an urgent case ("yes, right now"), or the hand-over after the message."""
+    ctx, state, profile, msg, t = turn.ctx, turn.state, turn.profile, turn.msg, turn.t
+    replies, effects = turn.replies, turn.effects
+    answer, town = _read_answer(turn)
     if answer is None:
         if replies:  # crisis text: numbers first, then the same question again
             return Transition(
                 state.value, profile, [*replies, question(state, profile, t)], effects
             )
         return ask(state, profile, t, [Reply(t("error.not_understood"))])
-
     if state is State.CONSENT:
-        result = consent_answer(ctx, answer.value, profile, t, replies)
-        if answer.value == "yes" and msg.button and msg.button.count(":") >= 2:
-            # "consent:yes:<facts>[:<danger>]" (see greeting); button data is input.
-            parts = msg.button.split(":")
-            pre = unpack(parts[2], t)
-            if pre:
-                result.profile["pre"] = pre
-            kind = danger_of(parts[3]) if len(parts) > 3 else None
-            if kind is not None:
-                result.profile["danger"] = kind.value  # encrypted, like a typed danger
-        return result
+        return _consented(turn, answer)
 
     profile.setdefault("history", []).append(state.value)
     if state is State.SAFETY:
@@ -262,3 +326,14 @@ def _step(
                 return echo_facts(profile, read, state, t, replies, effects)
     nxt = next_open(profile)
     return Transition(nxt.value, profile, [*replies, question(nxt, profile, t)], effects)
+
+
+#: The step of each state that is not a question (the questions: :func:`_answered`).
+_STEPS: dict[State, Callable[[_Turn], Transition]] = {
+    State.NEW: _first_message,
+    State.CONFIRM: _confirming,
+    State.CASE: _in_case,
+    State.REFERRED: _referred,
+    State.AUTHORITY: _choosing,
+    State.DELETE: _deleting,
+}
