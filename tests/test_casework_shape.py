@@ -76,8 +76,6 @@ def test_casework_parts_import_only_parts_built_before_them() -> None:
 
 
 def test_casework_modules_stay_small() -> None:
-    sizes = {
-        p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in CASEWORK.glob("*.py")
-    }
+    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in CASEWORK.glob("*.py")}
     assert sizes, "the package exists"
     assert {name: n for name, n in sizes.items() if n > 500} == {}
