@@ -43,13 +43,14 @@ from config.messages import (
     SendResult,
 )
 from config.settings import Settings, decode_key
+from handlers.casework.inactivity import InactivityReport, close_inactive
 from handlers.limits import Limits
 from storage.db import Database
 from storage.keystore import KeyStore
 from storage.migrate import upgrade
 from storage.models import Case, Contact, FollowUp, MessageRef, OutboxEntry, StaffThread
 from storage.repositories import JobChange, new_id, unit
-from storage.retention import InactivityReport, PurgeReport, close_inactive, purge
+from storage.retention import PurgeReport, purge
 from storage.threads import ThreadMap
 from storage.vault import Vault
 

@@ -34,7 +34,7 @@ from config.register import addressed
 from config.settings import DEMO_OPERATOR, OperatorSettings, RetentionSettings
 from handlers import intake, staff
 from handlers.base import Transition
-from handlers.cases import CaseService, Person, StaffRole
+from handlers.casework import CaseService, Person, StaffRole
 from handlers.followups import FollowUpService
 from handlers.limits import Limits
 from handlers.safety import detect

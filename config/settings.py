@@ -163,6 +163,11 @@ class RetentionSettings(BaseModel):
     vanish_hours: int = Field(48, description="Telegram message ids kept for /vanish")
 
 
+#: Days a statistics event (``case_events``: categories and a day, no personal data)
+#: is kept; the funder report counts over them. Fixed, not a setting.
+STATS_DAYS = 3 * 365
+
+
 class OperatorSettings(BaseModel):
     """Who runs this bot: the controller (Art. 4(7) GDPR) every person is told about
     before consent, with a data-protection contact and the full privacy notice."""
