@@ -73,6 +73,10 @@ _WORD = re.compile(r"\w+(?:['\-]\w+)*")
 _SENTENCES = re.compile(r"[.!?\n؟]")
 _CLAUSES = re.compile(r"[,;:،؛]")
 _EMPTY: frozenset[int] = frozenset()
+#: A hedge ("not sure", "can't promise") lifts negations up to this many words after it.
+HEDGE_REACH = 10
+#: How near the negation must stand to a hedge word to make it a hedge.
+HEDGE_NEGATION = 2
 _IDIOM = "idiom"
 _AR_CONJUNCTIONS = frozenset("وف")
 #: Arabic article and the prepositions written onto it ("الحبوب", "بالحبوب", "للانتحار").
@@ -106,6 +110,10 @@ class Pattern:
     unless: frozenset[int]
     unless_clause: frozenset[int]
     phrase: str
+    #: Only when a hedge stands before it in the sentence ("I can't promise I won't ...").
+    hedged: bool
+    #: All terms in one sentence (co-occurrence entries with a wide ``gap``).
+    sentence: bool
     #: The term that indexes the pattern: the one whose shortest word is longest,
     #: so pronouns and particles ("ich", "me", "=beni") never make a candidate alone.
     anchor: frozenset[int]
@@ -128,6 +136,10 @@ class Lexicon:
     negation: frozenset[int] = _EMPTY
     boundaries: frozenset[int] = _EMPTY
     laughter: frozenset[int] = _EMPTY
+    hedges: frozenset[int] = _EMPTY  # negated before them: "not sure"
+    #: Words that negate a hedge but are no negation elsewhere: "can't" in "can't promise"
+    #: ("I can't stop thinking about killing myself" must stay a danger).
+    hedge_negation: frozenset[int] = _EMPTY
     patterns: tuple[Pattern, ...] = ()
 
     def atom(self, word: str) -> int:
@@ -203,6 +215,10 @@ def _compile(language: str, data: dict[str, object], ids: Iterator[int]) -> Lexi
     lex.negation = frozenset().union(*(lex.words(str(e["words"])) for e in entries("negation")))
     lex.boundaries = frozenset().union(*(lex.words(str(e["words"])) for e in entries("boundaries")))
     lex.laughter = frozenset().union(*(lex.words(str(e["words"])) for e in entries("laughter")))
+    lex.hedges = frozenset().union(*(lex.words(str(e["words"])) for e in entries("hedges")))
+    lex.hedge_negation = frozenset().union(
+        *(lex.words(str(e.get("negated_by", ""))) for e in entries("hedges"))
+    )
     patterns = []
     for entry in entries("patterns"):
         kind = str(entry["danger"])
@@ -224,6 +240,8 @@ def _compile(language: str, data: dict[str, object], ids: Iterator[int]) -> Lexi
                 unless=lex.words(str(entry.get("unless", ""))),
                 unless_clause=lex.words(str(entry.get("unless_clause", ""))),
                 phrase=phrase,
+                hedged=bool(entry.get("hedged", False)),
+                sentence=entry.get("scope") == "sentence",
                 firsts=frozenset().union(*terms) if entry.get("order") == "any" else terms[0],
                 anchor=terms[
                     max(
@@ -250,6 +268,8 @@ class Compiled:
     negation: frozenset[int]
     boundaries: frozenset[int]
     laughter: frozenset[int]
+    hedges: frozenset[int]
+    hedge_negation: frozenset[int]
     starts: frozenset[int]  # every atom in ``index``
 
 
@@ -277,6 +297,8 @@ def compiled() -> Compiled:
         negation=frozenset().union(*(lex.negation for lex in lexes.values())),
         boundaries=frozenset().union(*(lex.boundaries for lex in lexes.values())),
         laughter=frozenset().union(*(lex.laughter for lex in lexes.values())),
+        hedges=frozenset().union(*(lex.hedges for lex in lexes.values())),
+        hedge_negation=frozenset().union(*(lex.hedge_negation for lex in lexes.values())),
         starts=frozenset(index),
     )
 
@@ -316,13 +338,28 @@ Positions = dict[int, list[int]]  # atom -> word positions holding it (ascending
 class _Message:
     """Per-message lookups, each built once (keeps long messages linear-ish)."""
 
-    __slots__ = ("_terms", "clause", "negated", "pos", "sentence")
+    __slots__ = ("_terms", "clause", "hedged", "negated", "pos", "sentence")
 
     def __init__(
-        self, pos: Positions, negated: list[bool], clause: list[int], sentence: list[int]
+        self,
+        pos: Positions,
+        negated: list[bool],
+        clause: list[int],
+        sentence: list[int],
+        hedged: list[int],
     ) -> None:
         self.pos, self.negated, self.clause, self.sentence = pos, negated, clause, sentence
+        #: Positions of hedges ("not sure", "can't promise", "weiß nicht, ob"), ascending.
+        self.hedged = hedged
         self._terms: dict[frozenset[int], list[int]] = {}
+
+    def hedge_before(self, start: int) -> bool:
+        """A hedge stands before ``start`` in its sentence, at most ``HEDGE_REACH`` words
+        ahead: what follows is a possibility, not a denial."""
+        return any(
+            start - HEDGE_REACH <= h < start and self.sentence[h] == self.sentence[start]
+            for h in self.hedged
+        )
 
     def where(self, term: frozenset[int]) -> list[int]:
         """Ascending word positions satisfying a term."""
@@ -359,7 +396,12 @@ class _Message:
 
     def cancelled(self, p: Pattern, found: tuple[int, ...]) -> bool:
         """An ``unless`` word in the sentence, an ``unless_clause`` word in the clause,
-        or a negation in the clause's scope."""
+        or a negation in the clause's scope (not after a hedge); a ``hedged`` entry
+        without a hedge; a ``scope: sentence`` entry across sentences."""
+        if p.sentence and self.sentence[found[0]] != self.sentence[found[-1]]:
+            return True
+        if p.hedged and not self.hedge_before(found[0]):
+            return True
         if p.unless:
             sentences = {self.sentence[k] for k in found}
             if any(self.sentence[j] in sentences for j in self.where(p.unless)):
@@ -370,6 +412,8 @@ class _Message:
         if p.unless_clause and any(self.clause[j] in clauses for j in self.where(p.unless_clause)):
             return True
         if p.negatable and p.danger is not None:
+            if self.hedged and self.hedge_before(found[0]):
+                return False  # "I can't promise I won't hurt myself": not a denial
             lo = max(0, found[0] - p.before)
             hi = min(len(self.negated), found[-1] + p.after + 1)
             return any(
@@ -422,7 +466,8 @@ def _scan(
     for j, row in enumerate(atoms):
         for atom in row:
             pos.setdefault(atom, []).append(j)
-    found = _matches(_Message(pos, negated, clause, sentence))
+    hedged = _hedges(atoms, negated, sentence, c.hedges, c.hedge_negation)
+    found = _matches(_Message(pos, negated, clause, sentence, hedged))
     joking = joking | {sentence[j] for j, a in enumerate(atoms) if a & c.laughter}
     if not joking:
         return list(found)
@@ -430,6 +475,31 @@ def _scan(
         m
         for m in found
         if m.pattern.danger is not Danger.OTHERS or sentence[m.positions[0]] not in joking
+    ]
+
+
+def _hedges(
+    atoms: list[frozenset[int]],
+    negated: list[bool],
+    sentence: list[int],
+    hedges: frozenset[int],
+    hedge_negation: frozenset[int],
+) -> list[int]:
+    """Positions of hedges: a hedge word ("sure", "promise", "ob", "уверен") with a
+    negation at most ``HEDGE_NEGATION`` words before it in its sentence ("not sure",
+    "can't promise", "weiß nicht, ob", "не уверен"). "I'm sure I won't" is no hedge.
+    (Turkish puts its negation after the hedge and after what it hedges, "... emin
+    değilim": not covered.)"""
+    if not any(row & hedges for row in atoms):
+        return []
+    return [
+        h
+        for h, row in enumerate(atoms)
+        if row & hedges
+        and any(
+            (negated[j] or bool(atoms[j] & hedge_negation)) and sentence[j] == sentence[h]
+            for j in range(max(0, h - HEDGE_NEGATION), h)
+        )
     ]
 
 
