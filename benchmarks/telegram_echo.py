@@ -39,8 +39,8 @@ from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parents[1]
 FORUM = -1_001_234_567_890
-INTAKE = ("consent:yes", "safety:no", "audience:self", "scene:right", "state:NW", "prison:no",
-          "language:de", "message:skip")  # fmt: skip
+INTAKE = ("consent:yes", "safety:no", "audience:self", "scene:right", "state:MV",
+          "district:skip", "prison:no", "language:de", "message:skip")  # fmt: skip
 
 
 # ------------------------------------------------------------------------- bot processes
@@ -335,7 +335,9 @@ async def run(
                 await _closed_loop(people, max(1, per_user // 10), send)  # warm up
                 bot_cpu, own_cpu = _cpu_seconds(proc.pid), time.process_time()
                 result = await _closed_loop(people, per_user, send)
-            result["bot_cpu_pct"] = (_cpu_seconds(proc.pid) - bot_cpu) / result["seconds"] * 100
+            bot_cpu = _cpu_seconds(proc.pid) - bot_cpu
+            result["bot_cpu_pct"] = bot_cpu / result["seconds"] * 100
+            result["bot_cpu_ms_per_msg"] = bot_cpu / result["messages"] * 1000
             result["fake_cpu_pct"] = (time.process_time() - own_cpu) / result["seconds"] * 100
             return result
         except BaseException:
@@ -466,7 +468,7 @@ def main() -> None:
             f"{kind:>7}/{http:<7}: {result['msgs_per_s']:7.1f} msg/s  p50 {result['p50_ms']:6.1f}"
             f" ms  p95 {result['p95_ms']:6.1f} ms  ({int(result['messages'])} messages,"
             f" {a.users} {'at once, new chats' if a.chats else 'users'};"
-            f" CPU bot {result['bot_cpu_pct']:.0f} %,"
+            f" CPU bot {result['bot_cpu_pct']:.0f} % = {result['bot_cpu_ms_per_msg']:.2f} ms/msg,"
             f" fake {result['fake_cpu_pct']:.0f} %)"
         )
 

@@ -41,6 +41,7 @@ class _Inbox:
     def __init__(self) -> None:
         self.wanted: dict[int, tuple[str, asyncio.Future[float]]] = {}
         self.replies: dict[int, int] = {}
+        self.last: dict[int, str] = {}
 
     def want(self, chat: int, part: str) -> asyncio.Future[float]:
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
@@ -53,6 +54,8 @@ class _Inbox:
         chat = params.get("chat_id")
         if not isinstance(chat, int):
             return
+        if chat >= PERSON0:
+            self.last[chat] = str(params.get("text", ""))
         self.replies[chat] = self.replies.get(chat, 0) + 1
         wanted = self.wanted.get(chat)
         if wanted is not None and wanted[0] in str(params.get("text", "")):
@@ -114,19 +117,20 @@ async def flood(flooders: int, burst: int, people: int, rounds: int) -> dict[str
                     replied = inbox.want(chat, NOT_UNDERSTOOD)
                     sent = time.perf_counter()
                     api.push_message(chat, chat, f"hm {i}")
-                    latencies.append(await asyncio.wait_for(replied, 120) - sent)
+                    latencies.append(await asyncio.wait_for(replied, 600) - sent)
 
             await asyncio.gather(*(person(chat) for chat in ordinary))
             crisis = inbox.want(ordinary[0], CRISIS)
             sent = time.perf_counter()
             last = api.push_message(ordinary[0], ordinary[0], "ich will mich umbringen")
-            crisis_s = await asyncio.wait_for(crisis, 120) - sent
-            await api.wait_until_confirmed(last["update_id"], timeout=300)
+            crisis_s = await asyncio.wait_for(crisis, 600) - sent
+            await api.wait_until_confirmed(last["update_id"], timeout=900)
             drained_s = time.perf_counter() - started
             flood_replies = sum(inbox.replies.get(f, 0) for f in crowd)
         except BaseException:
             log = (Path(tmp) / "bot.log").read_text(errors="replace").splitlines()
             print("\n".join(log[-30:]))
+            print("last replies to the ordinary people:", inbox.last)
             raise
         finally:
             proc.terminate()

@@ -4,8 +4,8 @@
 go on) and are retried after ``retry_after``; network errors and 5xx answers are
 retried with bounded exponential back-off and then handed back to the core
 (:class:`SendLater`); permanent refusals (blocked, chat not found, bad request) raise
-:class:`SendFailed` and are logged without ids. While a call waits - for a pause or a
-back-off - the update that caused it does not hold its slot (:mod:`.slots`).
+:class:`SendFailed` and are logged without ids. While a call waits for its chat's 429
+pause, the update that caused it does not hold its slot (:mod:`.slots`).
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ class BotCalls:
                     log.error("%s failed after %d network errors", what, failures)
                     self.stats.send_later += 1
                     raise SendLater(what) from None  # the core keeps it and tries later
-                await self.sleep(self.backoff(failures))
+                await self._sleep(self.backoff(failures))  # everyone's problem: slot kept
             except TelegramError as exc:  # Forbidden (blocked), InvalidToken, Conflict, ...
                 self._refused(what, exc, quiet)
                 raise SendFailed(exc) from None

@@ -31,8 +31,9 @@ class TelegramConfig:
         set_commands: publish the command menus at start.
         connection_pool_size: HTTP connections for sending.
         stop_timeout: how long stop waits for in-flight updates (s).
-        http_backend: PTB's request class: ``httpx`` (PTB's default) or ``aiohttp``
-            (2-5x less CPU per Bot API call; see docs/PERFORMANCE.md).
+        http_backend: PTB's request class: ``aiohttp`` (:mod:`.aiohttp_request`; 2-3x
+            less CPU per Bot API call, about half of the pipeline's CPU per relayed message
+            less; see docs/PERFORMANCE.md) or ``httpx`` (PTB's default).
         unknown_members: what happens when an account that is not staff joins a staff
             group: ``remove`` it (ban and unban) or only ``report`` it; the
             coordinators are told either way.
@@ -62,7 +63,7 @@ class TelegramConfig:
     set_commands: bool = True
     connection_pool_size: int = 32
     stop_timeout: float = 30.0
-    http_backend: Literal["aiohttp", "httpx"] = "httpx"
+    http_backend: Literal["aiohttp", "httpx"] = "aiohttp"
     unknown_members: Literal["remove", "report"] = "remove"
 
     @classmethod

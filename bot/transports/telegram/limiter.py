@@ -20,8 +20,8 @@ MAX_GROUPS = 512
 class FloodLimiter(BaseRateLimiter[bool]):
     """Throttles like PTB's ``AIORateLimiter`` (overall per second, per group per minute).
 
-    Each destination waits on its own: a staff group at its limit holds only the calls
-    into that group, and while a call waits the update that caused it gives its slot
+    Each group waits on its own: a staff group at its limit holds only the calls into
+    that group, and while a call waits for it the update that caused it gives its slot
     back (:mod:`.slots`), so other chats' updates go on being handled.
 
     Differences: ``rate_limit_args=True`` marks an urgent call (a crisis reply) that
@@ -82,14 +82,16 @@ class FloodLimiter(BaseRateLimiter[bool]):
             return await callback(*args, **kwargs)
         group = self._group(data["chat_id"])
         if group is not None:
-            await _take(group)
+            await _take_group(group)
         if self._overall is not None:
-            await _take(self._overall)
+            # Everyone shares this one (~30/s, short waits): the slot is kept, so the
+            # updates in hand stay few (a stop lets them finish within seconds).
+            await self._overall.acquire()
         return await callback(*args, **kwargs)
 
 
-async def _take(limiter: AsyncLimiter) -> None:
-    """One unit of ``limiter``; a wait for it does not hold the update's slot."""
+async def _take_group(limiter: AsyncLimiter) -> None:
+    """One unit of a group's limit; a wait for it does not hold the update's slot."""
     if limiter.has_capacity():
         await limiter.acquire()
         return

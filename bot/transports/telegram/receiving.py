@@ -28,7 +28,7 @@ from typing import Any
 
 from telegram.error import InvalidToken, RetryAfter, TelegramError
 
-from bot.transports.base import InboundHandler
+from bot.transports.base import InboundHandler, first_of
 from bot.transports.telegram.calls import BotCalls, SendFailed, seconds
 from bot.transports.telegram.config import TelegramConfig, TelegramStats
 from bot.transports.telegram.connection import Connection
@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 
 #: How many returned update ids are remembered for :meth:`Receiver.wait_handled`.
 DONE_MEMORY = 10_000
-#: While only updates already in lanes come back, poll again after at most this long
-#: (or as soon as one of them returned): new updates of other chats wait no longer.
+#: While updates are in the lanes, poll again once all of them returned (one call per
+#: batch, as long as nothing waits), or after at most this long: new updates of other
+#: chats wait no longer than this behind a chat that waits.
 REPOLL = 0.1
 
 
@@ -66,8 +67,9 @@ class Receiver:
         self._lane_tasks: set[asyncio.Task[None]] = set()
         #: Updates taken into a lane that have not returned yet (polling's offset).
         self.open: set[int] = set()
-        #: Set (and replaced) whenever an update returned.
-        self._progress = asyncio.Event()
+        #: Set while no update is open.
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._done: dict[int, None] = {}
         self._waiters: dict[int, asyncio.Event] = {}
 
@@ -95,6 +97,7 @@ class Receiver:
     def enqueue(self, incoming: Incoming) -> None:
         """Append to the chat's lane; start the lane if it was idle."""
         self.open.add(incoming.update_id)
+        self._idle.clear()
         key = incoming.key or f"#{incoming.update_id}"
         lane = self._lanes.get(key)
         if lane is not None:
@@ -210,6 +213,8 @@ class Receiver:
     def mark_done(self, update_id: int) -> None:
         """The update returned (or was skipped for good): it may be confirmed."""
         self.open.discard(update_id)
+        if not self.open:
+            self._idle.set()
         self._done[update_id] = None
         if len(self._done) > DONE_MEMORY:
             for old in list(self._done)[: len(self._done) - DONE_MEMORY]:
@@ -217,19 +222,14 @@ class Receiver:
         waiter = self._waiters.pop(update_id, None)
         if waiter is not None:
             waiter.set()
-        progress, self._progress = self._progress, asyncio.Event()
-        progress.set()
 
-    async def wait_progress(self, timeout: float) -> None:  # noqa: ASYNC109
-        """Until an update returned, or ``timeout``, or stop."""
-        progress = self._progress
-        stop = asyncio.ensure_future(self.stopping.wait())
-        moved = asyncio.ensure_future(progress.wait())
-        try:
-            await asyncio.wait({stop, moved}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            moved.cancel()
+    async def wait_idle(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Until no update is open, or ``timeout``, or stop."""
+        if self._idle.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await first_of(self._idle, self.stopping)
 
     async def wait_handled(self, update_id: int, timeout: float | None = 10.0) -> None:  # noqa: ASYNC109
         """Wait until an update returned (for the webhook, tests and benchmarks)."""
@@ -290,19 +290,19 @@ class Poller:
             if batch is None:
                 break  # stopping
             self.confirmed = max(self.confirmed, offset)
-            fresh, valid = self._take(batch)
+            valid = self._take(batch)
             self.ready.set()
             if batch and not valid:  # nothing that could ever be confirmed: do not spin
                 await self.wait_or_stop(self._calls.backoff(1))
-            elif batch and not fresh:
-                # Only updates already in lanes came back (Telegram returns them at once
-                # until they are confirmed): poll again once one returned, or shortly.
-                await self._receiver.wait_progress(REPOLL)
+            else:
+                # Telegram answers at once while updates are open (unconfirmed): poll
+                # again when they all returned, or shortly if one of them waits.
+                await self._receiver.wait_idle(REPOLL)
 
-    def _take(self, batch: Iterable[Any]) -> tuple[int, int]:
-        """Hand the new updates of a batch to the lanes; (new ones, ones with an id)."""
+    def _take(self, batch: Iterable[Any]) -> int:
+        """Hand the new updates of a batch to the lanes; returns how many had an id."""
         receiver = self._receiver
-        fresh = valid = 0
+        valid = 0
         for raw in batch:
             update_id = update_id_of(raw)
             if update_id is None:
@@ -313,9 +313,8 @@ class Poller:
             if update_id < self._seen_to or update_id < self.confirmed:
                 continue  # in a lane already, or returned and waiting for confirmation
             self._seen_to = update_id + 1
-            fresh += 1
             receiver.take(raw, update_id)
-        return fresh, valid
+        return valid
 
     async def _poll_once(self, offset: int, wait: int) -> list[Any] | None:
         """One (long) poll; None when stop was requested meanwhile."""
