@@ -95,7 +95,7 @@ async def flood(flooders: int, burst: int, people: int, rounds: int) -> dict[str
     with tempfile.TemporaryDirectory() as tmp:
         args = [
             "--serve", "ausweg", "--token", api.token, "--base-url", api.base_url,
-            "--data", str(Path(tmp) / "data"), "--rate-limit", "--core-limits", "--http", "httpx",
+            "--data", str(Path(tmp) / "data"), "--rate-limit", "--core-limits", "--http", "aiohttp",
         ]  # fmt: skip
         proc = await _spawn(args, Path(tmp) / "bot.log")
         try:
