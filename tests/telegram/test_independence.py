@@ -164,3 +164,33 @@ async def test_one_chat_in_order_many_chats_at_once(api: FakeBotApi) -> None:
         await transport.wait_handled(anna[2]["update_id"], timeout=5)
         assert [t for t in core.seen if t.startswith("a")] == ["a0", "a1", "a2"]
         await api.wait_until_confirmed(others[-1]["update_id"], timeout=5)
+
+
+async def test_a_429_pauses_only_its_own_chat(api: FakeBotApi) -> None:
+    """Telegram's 429 for one chat pauses that chat's ordinary sends, not everyone's."""
+    gate, pausing = asyncio.Event(), asyncio.Event()
+
+    async def held_sleep(seconds: float) -> None:
+        pausing.set()
+        await gate.wait()
+
+    anna, bert = (Address(Platform.TELEGRAM, str(chat)) for chat in (ANNA, BERT))
+    for chat in (ANNA, BERT):
+        api.register_chat(chat)
+    transport = TelegramTransport(fake_config(api), sleep=held_sleep)
+    await transport.start(Relay())
+    try:
+        api.fail_with_429(times=1, retry_after=30, method="sendMessage")
+        paused = asyncio.create_task(transport.send(OutboundMessage(anna, "eins")))
+        await pausing.wait()  # Anna's chat waits out its 429
+        queued = asyncio.create_task(transport.send(OutboundMessage(anna, "zwei")))
+        other = await asyncio.wait_for(transport.send(OutboundMessage(bert, "hallo")), 5)
+        assert other is not None
+        assert texts(api.sent, BERT) == ["hallo"]
+        assert texts(api.sent, ANNA) == [], "Anna's chat is paused, both of its messages"
+        gate.set()
+        await asyncio.gather(paused, queued)
+        assert sorted(texts(api.sent, ANNA)) == ["eins", "zwei"]
+    finally:
+        gate.set()
+        await transport.stop()
