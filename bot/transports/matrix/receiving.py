@@ -1,16 +1,25 @@
 """The sync loop: long-poll the homeserver, hand each room's new events to the core.
 
-Each sync response is handled in order: invites (join direct chats and configured
-staff rooms, decline the rest), key housekeeping (so replies reach new devices), then
-the new room events go through the core - rooms in parallel (bounded), each room's
-events in order. Only after the whole batch is handled is the sync token saved: a
-crash re-delivers the batch, and the core drops what it already processed (it
+No room waits for another room's backlog. Each sync response is split by room: a
+room's invite, its new events (a gap in a limited timeline filled first), a retry of
+its undecryptable events and the membership check after member events go, in this
+order, into the room's own queue; one worker per room with work handles it, so each
+room's events reach the core strictly in order while rooms proceed in parallel. A
+shared, first-come gate bounds how many events are in the core at once; it is taken
+per event, so a room with a long backlog (a flood) gets one turn and then queues
+behind the others like anyone else. The loop syncs on without waiting for the work.
+
+The sync token of a batch is saved only when every room's work of that batch *and of
+all earlier batches* has returned from the core: a crash (even kill -9) re-delivers
+everything after the saved token, and the core drops what it already processed (it
 de-duplicates by event id). matrix-nio itself would save the token *before* its
-callbacks run, so its ``store_sync_tokens`` is off here and the loop owns the token.
+callbacks run, so its ``store_sync_tokens`` is off here and the receiver owns it.
+While more than ``_MAX_QUEUED`` events wait, the loop pauses before the next sync.
 
 The first sync after a start asks for the full room state (so that rooms, members and
-encryption are known without a local room cache); when there was no stored token at
-all, its timeline is history and is not processed.
+encryption are known without a local room cache) and is handled completely before
+the transport reports ready; when there was no stored token at all, its timeline is
+history and is not processed.
 """
 
 from __future__ import annotations
@@ -19,7 +28,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final
 
 from nio import (
@@ -59,13 +71,31 @@ _SYNC_FILTER: Final = {
     "presence": {"not_types": ["*"]},
 }
 _PENDING_SECONDS: Final = 600.0
+#: Events queued (all rooms) above which the loop waits before the next sync.
+_MAX_QUEUED: Final = 5000
 _BACKFILL_PAGES: Final = 5
-#: Rooms whose events are handled at the same time within one sync batch.
+#: Events in the core at the same time (all rooms; taken per event, first come).
 _ROOMS_AT_ONCE: Final = 16
 
 
+@dataclass(eq=False)
+class Batch:
+    """One sync response's work: its token is saved once it and all earlier are done."""
+
+    token: str
+    #: Room jobs not finished yet.
+    left: int = 0
+    #: All of its jobs are queued (no more will be added).
+    sealed: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+#: One room's job: a batch it belongs to and the work.
+_Job = tuple[Batch, Callable[[], Awaitable[None]]]
+
+
 class Receiver:
-    """Runs the sync loop and delivers events to the core."""
+    """Runs the sync loop and delivers events to the core, one queue per room."""
 
     def __init__(
         self,
@@ -96,13 +126,41 @@ class Receiver:
             MAX_REMEMBERED
         )
         self._asked: BoundedDict[str, bool] = BoundedDict(MAX_REMEMBERED)
+        #: Room -> its jobs in order, and the worker running them.
+        self._queues: dict[str, deque[_Job]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        #: Batches not yet saved, oldest first.
+        self._batches: deque[Batch] = deque()
+        #: The token the next sync starts from (may be ahead of the saved one).
+        self._next: str | None = None
+        self._queued = 0
+        self._progress = asyncio.Event()
+        self._gate = asyncio.Semaphore(_ROOMS_AT_ONCE)
+        #: Something that must end the loop (the process dying: not an Exception).
+        self._fatal: BaseException | None = None
+        self._failed = asyncio.Event()
 
     # ------------------------------------------------------------------ the loop
     async def run(self) -> None:
-        """Sync until stopped; any failure backs off and retries, nothing escapes."""
+        """Sync until stopped; any failure backs off and retries, nothing escapes.
+
+        Stopped, it lets the queued work finish (``stop`` bounds the wait); cancelled or
+        ended by a fatal failure, it cancels the rest (it comes again after a start).
+        """
+        self._fatal = None
+        self._failed.clear()
+        try:
+            await self._loop()
+            if self._fatal is None:
+                await self._settle()
+        finally:
+            await self._cancel_workers()
+
+    async def _loop(self) -> None:
         st = self._state
         delay = 1.0
         first = True
+        self._next = None
         while not self.stopping.is_set():
             try:
                 if not st.online:
@@ -111,13 +169,19 @@ class Receiver:
                         raise SendLater("the homeserver is not reachable")
                     await self._connect(client)
                     log.info("matrix homeserver reached; connected")
-                response = await self._sync(first)
+                await self._until(self._room_for_more())
+                since = self._next or st.since
+                response = await self._sync(first, since)
                 if response is None:
                     return
                 if isinstance(response, SyncError):
                     raise MatrixError(f"sync failed: {response.status_code}")
-                await self._handle_sync(response, initial=first and st.since is None)
+                batch = await self.dispatch(
+                    response, since=since, initial=first and st.since is None
+                )
+                self._next = response.next_batch
                 if first:  # the full state is known now: rooms hold only current staff
+                    await self._until(batch.done.wait())
                     await guard(st, self._membership.reconcile_rooms())
                 first = False
                 delay = 1.0
@@ -138,63 +202,185 @@ class Receiver:
                     await asyncio.wait_for(self.stopping.wait(), delay)
                 delay = min(delay * 2, self._max_backoff)
 
-    async def _sync(self, first: bool) -> SyncResponse | SyncError | None:
+    async def _until(self, work: Awaitable[object]) -> None:
+        """Await ``work``; a fatal failure of a room's worker ends the loop instead."""
+        if self._fatal is not None:
+            raise self._fatal
+        task = asyncio.ensure_future(work)
+        failed = asyncio.ensure_future(self._failed.wait())
+        try:
+            await asyncio.wait({task, failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            failed.cancel()
+            if not task.done():
+                task.cancel()
+        if self._fatal is not None:
+            raise self._fatal
+        task.result()
+
+    async def _room_for_more(self) -> None:
+        """Back-pressure: wait while too many events are queued (memory stays bounded)."""
+        while self._queued > _MAX_QUEUED and not self.stopping.is_set():
+            self._progress.clear()
+            await self._progress.wait()
+
+    async def _settle(self) -> None:
+        """Wait until every room's queued work is done (or fatally failed)."""
+        while self._workers and self._fatal is None:
+            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _cancel_workers(self) -> None:
+        workers = list(self._workers.values())
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._workers.clear()
+        self._queues.clear()
+        self._batches.clear()
+        self._queued = 0
+
+    async def _sync(self, first: bool, since: str | None) -> SyncResponse | SyncError | None:
         """One sync; returns None when ``stop`` interrupted the long poll."""
         client = self._state.require_client()
         request = asyncio.ensure_future(
             client.sync(
                 timeout=0 if first else self._sync_timeout_ms,
                 sync_filter=_SYNC_FILTER,
-                since=self._state.since,
+                since=since,
                 full_state=True if first else None,
             )
         )
         stopper = asyncio.ensure_future(self.stopping.wait())
+        failed = asyncio.ensure_future(self._failed.wait())
         try:
-            done, _ = await asyncio.wait({request, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {request, stopper, failed}, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             stopper.cancel()
+            failed.cancel()
         if request in done:
             result: SyncResponse | SyncError = request.result()
             return result
         request.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await request
+        if self._fatal is not None:
+            raise self._fatal
         return None
 
-    async def _handle_sync(self, response: SyncResponse, *, initial: bool) -> None:
-        st = self._state
-        client = st.require_client()
-        st.stats["syncs"] += 1
-        for room_id, info in response.rooms.invite.items():
-            await guard(st, self._on_invite(room_id, info.invite_state))
-        joined_changed = self._rooms.learn(response)
-        await self._housekeeping()
-        if not initial:
-            # Rooms in parallel (bounded), each room's events in order.
-            gate = asyncio.Semaphore(_ROOMS_AT_ONCE)
-            results = await asyncio.gather(
-                *(self._room_events(gate, r, info) for r, info in response.rooms.join.items()),
-                return_exceptions=True,
-            )
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result  # the batch comes again (handled events are skipped)
-            await self._retry_undecrypted()
-        for room_id in joined_changed:  # someone joined or was invited: staff only
-            await guard(st, self._membership.reconcile(room_id, hold=False))
-        with contextlib.suppress(Exception):
-            await client.send_to_device_messages()
-        st.since = response.next_batch
-        client.store.save_sync_token(response.next_batch)
+    # ------------------------------------------------------------------ batches
+    async def dispatch(
+        self, response: SyncResponse, *, since: str | None, initial: bool = False
+    ) -> Batch:
+        """Queue one sync response's work per room and return its batch (not awaited).
 
-    async def _room_events(self, gate: asyncio.Semaphore, room_id: str, info: Any) -> None:
-        """One room's new events through the core, in order (a gap is filled first)."""
-        async with gate:
-            events = list(info.timeline.events)
-            if info.timeline.limited and self._state.since and info.timeline.prev_batch:
-                events = await self._backfill(room_id, info.timeline.prev_batch) + events
-            for event in events:
+        ``since``: the token the sync started from (where a gap's backfill ends).
+        """
+        st = self._state
+        st.stats["syncs"] += 1
+        await self._housekeeping()  # before the batch exists: a failure here leaves none
+        batch = Batch(response.next_batch)
+        self._batches.append(batch)
+        for room_id, info in response.rooms.invite.items():
+            self._queue(batch, room_id, partial(self._invite_job, room_id, info))
+        changed = self._rooms.learn(response)
+        if not initial:
+            for room_id, info in response.rooms.join.items():
+                count = len(info.timeline.events)
+                if count or info.timeline.limited:
+                    job = partial(self._room_events, room_id, info, since)
+                    self._queue(batch, room_id, job, count)
+            self._retry_undecrypted(batch)
+        for room_id in changed:  # someone joined or was invited: staff only
+            self._queue(batch, room_id, partial(self._reconcile_job, room_id))
+        batch.sealed = True
+        self._advance()
+        with contextlib.suppress(Exception):
+            await st.require_client().send_to_device_messages()
+        return batch
+
+    async def _invite_job(self, room_id: str, info: Any) -> None:
+        await guard(self._state, self._on_invite(room_id, info.invite_state))
+
+    async def _reconcile_job(self, room_id: str) -> None:
+        await guard(self._state, self._membership.reconcile(room_id, hold=False))
+
+    def _queue(
+        self, batch: Batch, room_id: str, work: Callable[[], Awaitable[None]], events: int = 0
+    ) -> None:
+        """Append a job to a room's queue; start the room's worker if it has none."""
+        batch.left += 1
+        self._queued += events
+        queue = self._queues.setdefault(room_id, deque())
+        queue.append((batch, _counted(work, self, events)))
+        if room_id not in self._workers:
+            worker = asyncio.get_running_loop().create_task(
+                self._work(room_id, queue), name="matrix-room"
+            )
+            self._workers[room_id] = worker
+
+    async def _work(self, room_id: str, queue: deque[_Job]) -> None:
+        """Run one room's jobs in order until its queue is empty."""
+        try:
+            while queue:
+                batch, work = queue[0]
+                if not await self._retrying(work):
+                    return  # stopping: the rest comes again after the next start
+                queue.popleft()
+                batch.left -= 1
+                self._advance()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the process dying (a test's stand-in): end the loop
+            self._fatal = exc
+            self._failed.set()
+        finally:
+            if self._queues.get(room_id) is queue and not queue:
+                del self._queues[room_id]
+            if self._workers.get(room_id) is asyncio.current_task():
+                del self._workers[room_id]
+
+    async def _retrying(self, work: Callable[[], Awaitable[None]]) -> bool:
+        """Run a job until it works (a gap's backfill may fail while the server is away);
+        False when stopped meanwhile. Events themselves never raise (``guard``)."""
+        delay = 1.0
+        while True:
+            try:
+                await work()
+                return True
+            except Exception as exc:
+                self._state.stats["sync_errors"] += 1
+                log.warning("matrix room events failed (%s); retrying", type(exc).__name__)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), delay)
+                if self.stopping.is_set():
+                    return False
+                delay = min(delay * 2, self._max_backoff)
+
+    def _advance(self) -> None:
+        """Save the token of every finished batch whose earlier batches are finished."""
+        saved: str | None = None
+        while self._batches and self._batches[0].sealed and self._batches[0].left == 0:
+            batch = self._batches.popleft()
+            batch.done.set()
+            saved = batch.token
+        if saved is not None:
+            self._state.since = saved
+            client = self._state.client
+            if client is not None:
+                client.store.save_sync_token(saved)
+
+    async def _room_events(self, room_id: str, info: Any, since: str | None) -> None:
+        """One room's new events through the core, in order (a gap is filled first);
+        the gate is taken per event, so other rooms get their turns in between."""
+        events = list(info.timeline.events)
+        if info.timeline.limited and since and info.timeline.prev_batch:
+            events = await self._backfill(room_id, info.timeline.prev_batch, since) + events
+        for event in events:
+            async with self._gate:
                 await guard(self._state, self._on_event(room_id, event))
 
     async def _housekeeping(self) -> None:
@@ -208,7 +394,7 @@ class Receiver:
             if client.should_claim_keys:
                 await client.keys_claim(client.get_users_for_key_claiming())
 
-    async def _backfill(self, room_id: str, prev_batch: str) -> list[Any]:
+    async def _backfill(self, room_id: str, prev_batch: str, since: str) -> list[Any]:
         """Events a limited timeline left out, back to the last handled sync token."""
         client = self._state.require_client()
         older: list[Any] = []
@@ -217,7 +403,7 @@ class Receiver:
             page = await client.room_messages(
                 room_id,
                 start=start,
-                end=self._state.since,
+                end=since,
                 direction=MessageDirection.back,
                 limit=100,
             )
@@ -277,8 +463,8 @@ class Receiver:
             await self._state.require_client().request_room_key(event)
         await self._sender.post(room_id, UNDECRYPTABLE_TEXT)
 
-    async def _retry_undecrypted(self) -> None:
-        """Events whose keys arrived since: handle them now."""
+    def _retry_undecrypted(self, batch: Batch) -> None:
+        """Events whose keys arrived since: queue them in their rooms."""
         client = self._state.require_client()
         now = time.monotonic()
         for event_id, (room_id, event, seen) in list(self._pending.items()):
@@ -290,7 +476,26 @@ class Receiver:
             except EncryptionError:
                 continue
             del self._pending[event_id]
-            await guard(self._state, self._on_event(room_id, decrypted))
+            self._queue(batch, room_id, partial(self._one_event, room_id, decrypted), 1)
+
+    async def _one_event(self, room_id: str, event: Any) -> None:
+        async with self._gate:
+            await guard(self._state, self._on_event(room_id, event))
+
+
+def _counted(
+    work: Callable[[], Awaitable[None]], receiver: Receiver, events: int
+) -> Callable[[], Awaitable[None]]:
+    """``work``, and then ``events`` fewer queued events (back-pressure)."""
+    if not events:
+        return work
+
+    async def counted() -> None:
+        await work()
+        receiver._queued -= events
+        receiver._progress.set()
+
+    return counted
 
 
 async def guard(state: MatrixState, work: Awaitable[object]) -> None:
