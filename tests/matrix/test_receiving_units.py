@@ -12,6 +12,7 @@ from typing import Any
 from nio import MatrixRoom, RoomMessageText
 
 from bot.transports.matrix import MatrixTransport
+from bot.transports.matrix.gate import LightestFirst
 from config.messages import InboundMessage
 from config.settings import MatrixSettings
 from tests.conftest import make_settings
@@ -159,3 +160,29 @@ async def test_a_token_waits_for_earlier_batches_of_other_rooms(tmp_path: Path) 
         await second.done.wait()
     assert first.done.is_set()
     assert client.store.tokens == ["t2"]
+
+
+async def test_the_gate_serves_the_lightest_waiter_first() -> None:
+    """A room with one message waiting goes before a room with a long backlog."""
+    gate = LightestFirst(1)
+    order: list[str] = []
+    holder = asyncio.Event()
+
+    async def take(name: str, weight: int, entered: asyncio.Event | None = None) -> None:
+        async with gate.turn(weight):
+            order.append(name)
+            if entered is not None:
+                entered.set()
+                await holder.wait()
+
+    entered = asyncio.Event()
+    first = asyncio.create_task(take("first", 0, entered))
+    await entered.wait()
+    flood = [asyncio.create_task(take(f"flood{i}", 30 - i)) for i in range(3)]
+    person = asyncio.create_task(take("person", 1))
+    await asyncio.sleep(0)  # one step each: the new tasks run before this one resumes
+    assert len(gate._waiters) == 4  # all four wait for the one slot
+    holder.set()
+    async with asyncio.timeout(5):
+        await asyncio.gather(first, person, *flood)
+    assert order == ["first", "person", "flood2", "flood1", "flood0"]

@@ -50,6 +50,7 @@ from bot.bounded import BoundedDict
 from bot.transports.base import InboundHandler, SendLater
 from bot.transports.matrix.common import MAX_REMEMBERED, MatrixError, MatrixState, transient
 from bot.transports.matrix.connection import Connection
+from bot.transports.matrix.gate import LightestFirst
 from bot.transports.matrix.inbound import Inbound
 from bot.transports.matrix.membership import Membership
 from bot.transports.matrix.rooms import Rooms
@@ -74,8 +75,8 @@ _PENDING_SECONDS: Final = 600.0
 #: Events queued (all rooms) above which the loop waits before the next sync.
 _MAX_QUEUED: Final = 5000
 _BACKFILL_PAGES: Final = 5
-#: Events in the core at the same time (all rooms; taken per event, first come).
-_ROOMS_AT_ONCE: Final = 16
+#: Events in the core at the same time (all rooms; a turn per event, lightest first).
+_IN_CORE: Final = 8
 
 
 @dataclass(eq=False)
@@ -135,7 +136,9 @@ class Receiver:
         self._next: str | None = None
         self._queued = 0
         self._progress = asyncio.Event()
-        self._gate = asyncio.Semaphore(_ROOMS_AT_ONCE)
+        #: Queued events per room (the weight of its next turn) and in all.
+        self._backlog: dict[str, int] = {}
+        self._gate = LightestFirst(_IN_CORE)
         #: Something that must end the loop (the process dying: not an Exception).
         self._fatal: BaseException | None = None
         self._failed = asyncio.Event()
@@ -204,9 +207,10 @@ class Receiver:
 
     async def _until(self, work: Awaitable[object]) -> None:
         """Await ``work``; a fatal failure of a room's worker ends the loop instead."""
-        if self._fatal is not None:
-            raise self._fatal
         task = asyncio.ensure_future(work)
+        if self._fatal is not None:
+            task.cancel()
+            raise self._fatal
         failed = asyncio.ensure_future(self._failed.wait())
         try:
             await asyncio.wait({task, failed}, return_when=asyncio.FIRST_COMPLETED)
@@ -239,6 +243,7 @@ class Receiver:
         self._workers.clear()
         self._queues.clear()
         self._batches.clear()
+        self._backlog.clear()
         self._queued = 0
 
     async def _sync(self, first: bool, since: str | None) -> SyncResponse | SyncError | None:
@@ -314,8 +319,9 @@ class Receiver:
         """Append a job to a room's queue; start the room's worker if it has none."""
         batch.left += 1
         self._queued += events
+        self._backlog[room_id] = self._backlog.get(room_id, 0) + events
         queue = self._queues.setdefault(room_id, deque())
-        queue.append((batch, _counted(work, self, events)))
+        queue.append((batch, work))
         if room_id not in self._workers:
             worker = asyncio.get_running_loop().create_task(
                 self._work(room_id, queue), name="matrix-room"
@@ -375,13 +381,34 @@ class Receiver:
 
     async def _room_events(self, room_id: str, info: Any, since: str | None) -> None:
         """One room's new events through the core, in order (a gap is filled first);
-        the gate is taken per event, so other rooms get their turns in between."""
+        a turn per event, so rooms with less waiting go in between."""
         events = list(info.timeline.events)
         if info.timeline.limited and since and info.timeline.prev_batch:
-            events = await self._backfill(room_id, info.timeline.prev_batch, since) + events
+            older = await self._backfill(room_id, info.timeline.prev_batch, since)
+        else:
+            older = []
+        for event in older:
+            await self._one_event(room_id, event, counted=False)
         for event in events:
-            async with self._gate:
+            await self._one_event(room_id, event)
+
+    async def _one_event(self, room_id: str, event: Any, *, counted: bool = True) -> None:
+        try:
+            async with self._gate.turn(self._backlog.get(room_id, 0)):
                 await guard(self._state, self._on_event(room_id, event))
+        finally:
+            if counted:
+                self._consumed(room_id)
+
+    def _consumed(self, room_id: str) -> None:
+        """One queued event of a room went through (back-pressure, weights)."""
+        self._queued -= 1
+        left = self._backlog.get(room_id, 0) - 1
+        if left > 0:
+            self._backlog[room_id] = left
+        else:
+            self._backlog.pop(room_id, None)
+        self._progress.set()
 
     async def _housekeeping(self) -> None:
         """Upload one-time keys, query changed device lists, claim Olm sessions."""
@@ -477,25 +504,6 @@ class Receiver:
                 continue
             del self._pending[event_id]
             self._queue(batch, room_id, partial(self._one_event, room_id, decrypted), 1)
-
-    async def _one_event(self, room_id: str, event: Any) -> None:
-        async with self._gate:
-            await guard(self._state, self._on_event(room_id, event))
-
-
-def _counted(
-    work: Callable[[], Awaitable[None]], receiver: Receiver, events: int
-) -> Callable[[], Awaitable[None]]:
-    """``work``, and then ``events`` fewer queued events (back-pressure)."""
-    if not events:
-        return work
-
-    async def counted() -> None:
-        await work()
-        receiver._queued -= events
-        receiver._progress.set()
-
-    return counted
 
 
 async def guard(state: MatrixState, work: Awaitable[object]) -> None:
