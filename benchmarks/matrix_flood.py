@@ -8,7 +8,8 @@ the middle of the intake writes ``--rounds`` answers, one after the other, and w
 for each reply. Reported: the ordinary person's reply latency (send -> reply seen),
 how many replies the flooders got, and whether the crisis numbers still came at once.
 
-Usage: ``python -m benchmarks.matrix_flood [--flooders 30] [--burst 40] [--rounds 15]``
+Usage: ``python -m benchmarks.matrix_flood [--flooders 30] [--burst 40] [--rounds 15]
+[--in-core 8]``
 """
 
 from __future__ import annotations
@@ -38,26 +39,43 @@ async def _dm(peer: Peer, bot_id: str) -> str:
     room = await create_room(peer, [bot_id], direct=True)
     await sync_until(
         [peer.client],
-        lambda: bot_id in peer.client.rooms[room].users
-        and bot_id not in peer.client.rooms[room].invited_users
-        if room in peer.client.rooms
-        else False,
+        lambda: (
+            bot_id in peer.client.rooms[room].users
+            and bot_id not in peer.client.rooms[room].invited_users
+            if room in peer.client.rooms
+            else False
+        ),
         seconds=60,
         what="the bot in the room",
     )
     return room
 
 
-async def flood(synapse: SynapseServer, flooders: int, burst: int, rounds: int, data: Path) -> Any:
+async def flood(
+    synapse: SynapseServer, flooders: int, burst: int, rounds: int, data: Path, in_core: int = 8
+) -> Any:
     bot_user = await synapse.register_async(f"flood-{secrets.token_hex(3)}", "flood-password")
     person = await new_peer(synapse, "ordinary")
     crowd = [await new_peer(synapse, f"flooder{i}") for i in range(flooders)]
     settings = bot_settings(data, synapse, bot_user)
-    transport = MatrixTransport(settings)
+    transport = MatrixTransport(settings, in_core=in_core)
     directory = load_directory(EXAMPLE_DIRECTORY)
     latencies: list[float] = []
+    core_times: list[float] = []
     try:
         async with running(settings, [transport], directory):
+            handle = transport.receiver.handler
+            if handle is None:
+                raise RuntimeError("the transport was not started")
+
+            async def timed(message: Any) -> None:
+                """The ordinary person's time inside the core (its replies included)."""
+                start = time.perf_counter()
+                await handle(message)
+                if message.sender_id == person.user_id:
+                    core_times.append(time.perf_counter() - start)
+
+            transport.receiver.handler = timed
             dm = await _dm(person, bot_user.user_id)
             rooms = await asyncio.gather(*(_dm(p, bot_user.user_id) for p in crowd))
             await person.say(dm, "/start", "einverstanden")
@@ -94,13 +112,14 @@ async def flood(synapse: SynapseServer, flooders: int, burst: int, rounds: int, 
         "flood_sent_in_s": round(flood_s, 1),
         "bot_handled_events": handled,
         "ordinary": summary(latencies),
+        "ordinary_in_core": summary(core_times),
         "crisis_reply_ms": round(crisis_s * 1000, 1),
     }
 
 
-async def main_async(flooders: int, burst: int, rounds: int) -> Any:
+async def main_async(flooders: int, burst: int, rounds: int, in_core: int = 8) -> Any:
     with tempfile.TemporaryDirectory() as tmp, SynapseServer() as synapse:
-        return await flood(synapse, flooders, burst, rounds, Path(tmp) / "data")
+        return await flood(synapse, flooders, burst, rounds, Path(tmp) / "data", in_core)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flooders", type=int, default=30)
     parser.add_argument("--burst", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--in-core", type=int, default=8, help="events in the core at once")
     args = parser.parse_args(argv)
-    print(json.dumps(asyncio.run(main_async(args.flooders, args.burst, args.rounds)), indent=2))
+    result = asyncio.run(main_async(args.flooders, args.burst, args.rounds, args.in_core))
+    print(json.dumps(result, indent=2))
     return 0
 
 

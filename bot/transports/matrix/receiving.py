@@ -75,8 +75,6 @@ _PENDING_SECONDS: Final = 600.0
 #: Events queued (all rooms) above which the loop waits before the next sync.
 _MAX_QUEUED: Final = 5000
 _BACKFILL_PAGES: Final = 5
-#: Events in the core at the same time (all rooms; a turn per event, lightest first).
-_IN_CORE: Final = 8
 
 
 @dataclass(eq=False)
@@ -110,6 +108,7 @@ class Receiver:
         inbound: Inbound,
         sync_timeout_ms: int,
         max_backoff: float,
+        in_core: int = 8,
     ) -> None:
         self._state = state
         self._connection = connection
@@ -138,7 +137,7 @@ class Receiver:
         self._progress = asyncio.Event()
         #: Queued events per room (the weight of its next turn) and in all.
         self._backlog: dict[str, int] = {}
-        self._gate = LightestFirst(_IN_CORE)
+        self._gate = LightestFirst(in_core)
         #: Something that must end the loop (the process dying: not an Exception).
         self._fatal: BaseException | None = None
         self._failed = asyncio.Event()

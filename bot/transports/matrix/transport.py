@@ -53,6 +53,8 @@ class MatrixTransport:
     #: Undelivered events come again after a crash: the core keeps replies until sent.
     redelivers = True
 
+    # ``in_core``: events handed to the core at the same time (all rooms; a turn per
+    # event, the room with the least waiting first; see ``receiving``).
     def __init__(
         self,
         settings: Settings,
@@ -63,6 +65,7 @@ class MatrixTransport:
         max_backoff: float = 60.0,
         request_retries: int = 6,
         team_accounts: Mapping[str, tuple[str, list[str]]] | None = None,
+        in_core: int = 8,
     ) -> None:
         ms = settings.matrix
         if not ms.homeserver or not ms.user_id:
@@ -93,6 +96,7 @@ class MatrixTransport:
             inbound=self.inbound,
             sync_timeout_ms=sync_timeout_ms,
             max_backoff=max_backoff,
+            in_core=in_core,
         )
         #: Set once the first sync was handled.
         self.ready = self.receiver.ready
