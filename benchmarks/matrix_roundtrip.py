@@ -50,6 +50,9 @@ from tests.matrix.journey import (
 )
 from tests.matrix.nio_helpers import logged_in_client, send_text
 
+#: The warm-up round (first keys of the case room) may be slow on a loaded machine.
+_WARM_UP_S = 120.0
+
 
 @dataclass
 class Waiter:
@@ -192,10 +195,10 @@ async def _round(
 ) -> None:
     before = len(counsellor.bodies(case_room))
     await send_text(person.client, dm, f"p{i}.")
-    await counsellor.expect(case_room, f"[{code}] p{i}.", before=before)
+    await counsellor.expect(case_room, f"[{code}] p{i}.", before=before, seconds=_WARM_UP_S)
     before = len(person.bodies(dm))
     await send_text(counsellor.client, case_room, f"c{i}.")
-    await person.expect(dm, f"c{i}.", before=before)
+    await person.expect(dm, f"c{i}.", before=before, seconds=_WARM_UP_S)
 
 
 async def main_async(rounds: int) -> dict[str, Any]:
