@@ -108,7 +108,7 @@ class Receiver:
         inbound: Inbound,
         sync_timeout_ms: int,
         max_backoff: float,
-        in_core: int = 8,
+        in_core: int = 4,
     ) -> None:
         self._state = state
         self._connection = connection
@@ -141,6 +141,8 @@ class Receiver:
         #: Something that must end the loop (the process dying: not an Exception).
         self._fatal: BaseException | None = None
         self._failed = asyncio.Event()
+        self._housekeeper: asyncio.Task[None] | None = None
+        self._housekeep_again = False
 
     # ------------------------------------------------------------------ the loop
     async def run(self) -> None:
@@ -236,6 +238,9 @@ class Receiver:
 
     async def _cancel_workers(self) -> None:
         workers = list(self._workers.values())
+        if self._housekeeper is not None:
+            workers.append(self._housekeeper)
+            self._housekeeper = None
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
@@ -285,7 +290,10 @@ class Receiver:
         """
         st = self._state
         st.stats["syncs"] += 1
-        await self._housekeeping()  # before the batch exists: a failure here leaves none
+        if initial or not self.ready.is_set():
+            await self._housekeeping()  # the first batch: keys known before any reply
+        else:
+            self._housekeep_soon()  # beside the rooms' work: no batch waits for key requests
         batch = Batch(response.next_batch)
         self._batches.append(batch)
         for room_id, info in response.rooms.invite.items():
@@ -302,8 +310,6 @@ class Receiver:
             self._queue(batch, room_id, partial(self._reconcile_job, room_id))
         batch.sealed = True
         self._advance()
-        with contextlib.suppress(Exception):
-            await st.require_client().send_to_device_messages()
         return batch
 
     async def _invite_job(self, room_id: str, info: Any) -> None:
@@ -409,8 +415,26 @@ class Receiver:
             self._backlog.pop(room_id, None)
         self._progress.set()
 
+    def _housekeep_soon(self) -> None:
+        """Run the key housekeeping in the background (once more if it is running)."""
+        self._housekeep_again = True
+        if self._housekeeper is None or self._housekeeper.done():
+            self._housekeeper = asyncio.get_running_loop().create_task(
+                self._housekeep_while_asked(), name="matrix-keys"
+            )
+
+    async def _housekeep_while_asked(self) -> None:
+        while self._housekeep_again and not self.stopping.is_set():
+            self._housekeep_again = False
+            try:
+                await self._housekeeping()
+            except Exception as exc:  # the next sync asks again
+                self._state.stats["sync_errors"] += 1
+                log.warning("matrix key housekeeping failed: %s", type(exc).__name__)
+
     async def _housekeeping(self) -> None:
-        """Upload one-time keys, query changed device lists, claim Olm sessions."""
+        """Upload one-time keys, query changed device lists, claim Olm sessions, send
+        queued to-device messages (key requests and answers)."""
         client = self._state.require_client()
         async with self._state.keys_lock:
             if client.should_upload_keys:
@@ -419,6 +443,8 @@ class Receiver:
                 await client.keys_query()
             if client.should_claim_keys:
                 await client.keys_claim(client.get_users_for_key_claiming())
+        with contextlib.suppress(Exception):
+            await client.send_to_device_messages()
 
     async def _backfill(self, room_id: str, prev_batch: str, since: str) -> list[Any]:
         """Events a limited timeline left out, back to the last handled sync token."""
