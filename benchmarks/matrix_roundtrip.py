@@ -172,7 +172,7 @@ async def relay_round_trips(
             await _round(person, counsellor, dm, case_room, code, -1)  # warm the sessions
             async with listening(person.client) as p_inbox, listening(counsellor.client) as c_inbox:
                 for i in range(rounds + 3):
-                    seen = c_inbox.want(f"[{code}]\np{i}.")
+                    seen = c_inbox.want(f"[{code}]\n> p{i}.")
                     answered = p_inbox.want(f"c{i}.")
                     start = time.perf_counter()
                     await send_text(person.client, dm, f"p{i}.")
@@ -195,7 +195,7 @@ async def _round(
 ) -> None:
     before = len(counsellor.bodies(case_room))
     await send_text(person.client, dm, f"p{i}.")
-    await counsellor.expect(case_room, f"[{code}]\np{i}.", before=before, seconds=_WARM_UP_S)
+    await counsellor.expect(case_room, f"[{code}]\n> p{i}.", before=before, seconds=_WARM_UP_S)
     before = len(person.bodies(dm))
     await send_text(counsellor.client, case_room, f"c{i}.")
     await person.expect(dm, f"c{i}.", before=before, seconds=_WARM_UP_S)
