@@ -62,19 +62,37 @@ async def flood(
     directory = load_directory(EXAMPLE_DIRECTORY)
     latencies: list[float] = []
     core_times: list[float] = []
+    to_bot: list[float] = []  # homeserver timestamp -> the bot's sync handed it over
+    queued: list[float] = []  # handed over -> its turn in the core
     try:
         async with running(settings, [transport], directory):
             handle = transport.receiver.handler
             if handle is None:
                 raise RuntimeError("the transport was not started")
 
+            dispatch = transport.receiver.dispatch
+            arrived: dict[str, float] = {}
+
+            async def stamped(response: Any, **options: Any) -> Any:
+                """Note when the sync handed the person's events over (and their age)."""
+                now, wall = time.perf_counter(), time.time()
+                for info in response.rooms.join.values():
+                    for event in info.timeline.events:
+                        if getattr(event, "sender", None) == person.user_id:
+                            arrived[event.event_id] = now
+                            to_bot.append(wall - event.server_timestamp / 1000)
+                return await dispatch(response, **options)
+
             async def timed(message: Any) -> None:
-                """The ordinary person's time inside the core (its replies included)."""
+                """The ordinary person's wait for a turn and time inside the core."""
                 start = time.perf_counter()
                 await handle(message)
                 if message.sender_id == person.user_id:
                     core_times.append(time.perf_counter() - start)
+                    if message.update_id in arrived:
+                        queued.append(start - arrived.pop(message.update_id))
 
+            transport.receiver.dispatch = stamped  # type: ignore[method-assign]
             transport.receiver.handler = timed
             dm = await _dm(person, bot_user.user_id)
             rooms = await asyncio.gather(*(_dm(p, bot_user.user_id) for p in crowd))
@@ -112,6 +130,8 @@ async def flood(
         "flood_sent_in_s": round(flood_s, 1),
         "bot_handled_events": handled,
         "ordinary": summary(latencies),
+        "ordinary_to_bot": summary(to_bot),
+        "ordinary_queued": summary(queued),
         "ordinary_in_core": summary(core_times),
         "crisis_reply_ms": round(crisis_s * 1000, 1),
     }
