@@ -9,7 +9,7 @@ for each reply. Reported: the ordinary person's reply latency (send -> reply see
 how many replies the flooders got, and whether the crisis numbers still came at once.
 
 Usage: ``python -m benchmarks.matrix_flood [--flooders 30] [--burst 40] [--rounds 15]
-[--in-core 4]``
+[--in-core 16]``
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ async def _dm(peer: Peer, bot_id: str) -> str:
 
 
 async def flood(
-    synapse: SynapseServer, flooders: int, burst: int, rounds: int, data: Path, in_core: int = 4
+    synapse: SynapseServer, flooders: int, burst: int, rounds: int, data: Path, in_core: int = 16
 ) -> Any:
     bot_user = await synapse.register_async(f"flood-{secrets.token_hex(3)}", "flood-password")
     person = await new_peer(synapse, "ordinary")
@@ -137,7 +137,7 @@ async def flood(
     }
 
 
-async def main_async(flooders: int, burst: int, rounds: int, in_core: int = 4) -> Any:
+async def main_async(flooders: int, burst: int, rounds: int, in_core: int = 16) -> Any:
     with tempfile.TemporaryDirectory() as tmp, SynapseServer() as synapse:
         return await flood(synapse, flooders, burst, rounds, Path(tmp) / "data", in_core)
 
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flooders", type=int, default=30)
     parser.add_argument("--burst", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--in-core", type=int, default=4, help="events in the core at once")
+    parser.add_argument("--in-core", type=int, default=16, help="events in the core at once")
     args = parser.parse_args(argv)
     result = asyncio.run(main_async(args.flooders, args.burst, args.rounds, args.in_core))
     print(json.dumps(result, indent=2))

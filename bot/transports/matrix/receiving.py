@@ -5,9 +5,11 @@ room's invite, its new events (a gap in a limited timeline filled first), a retr
 its undecryptable events and the membership check after member events go, in this
 order, into the room's own queue; one worker per room with work handles it, so each
 room's events reach the core strictly in order while rooms proceed in parallel. A
-shared, first-come gate bounds how many events are in the core at once; it is taken
-per event, so a room with a long backlog (a flood) gets one turn and then queues
-behind the others like anyone else. The loop syncs on without waiting for the work.
+shared gate (``gate.LightestFirst``) bounds how many events are in the core at once;
+a turn is taken per event and a freed one goes to the room with the least queued, so
+a room with a long backlog (a flood) never goes before a person with one message.
+The loop syncs on without waiting for the work; the key housekeeping (after the
+first batch) runs beside it.
 
 The sync token of a batch is saved only when every room's work of that batch *and of
 all earlier batches* has returned from the core: a crash (even kill -9) re-delivers
@@ -37,14 +39,10 @@ from typing import Any, Final
 from nio import (
     AsyncClient,
     EncryptionError,
-    InviteMemberEvent,
-    JoinResponse,
     MegolmEvent,
-    RoomMessagesResponse,
     SyncError,
     SyncResponse,
 )
-from nio.api import MessageDirection
 
 from bot.bounded import BoundedDict
 from bot.transports.base import InboundHandler, SendLater
@@ -55,6 +53,7 @@ from bot.transports.matrix.inbound import Inbound
 from bot.transports.matrix.membership import Membership
 from bot.transports.matrix.rooms import Rooms
 from bot.transports.matrix.sending import Sender
+from bot.transports.matrix.timeline import accept_invite, backfill
 
 __all__ = ["UNDECRYPTABLE_TEXT", "Receiver"]
 
@@ -74,7 +73,6 @@ _SYNC_FILTER: Final = {
 _PENDING_SECONDS: Final = 600.0
 #: Events queued (all rooms) above which the loop waits before the next sync.
 _MAX_QUEUED: Final = 5000
-_BACKFILL_PAGES: Final = 5
 
 
 @dataclass(eq=False)
@@ -108,7 +106,7 @@ class Receiver:
         inbound: Inbound,
         sync_timeout_ms: int,
         max_backoff: float,
-        in_core: int = 4,
+        in_core: int = 16,
     ) -> None:
         self._state = state
         self._connection = connection
@@ -389,7 +387,8 @@ class Receiver:
         a turn per event, so rooms with less waiting go in between."""
         events = list(info.timeline.events)
         if info.timeline.limited and since and info.timeline.prev_batch:
-            older = await self._backfill(room_id, info.timeline.prev_batch, since)
+            client = self._state.require_client()
+            older = await backfill(client, room_id, info.timeline.prev_batch, since)
         else:
             older = []
         for event in older:
@@ -446,46 +445,10 @@ class Receiver:
         with contextlib.suppress(Exception):
             await client.send_to_device_messages()
 
-    async def _backfill(self, room_id: str, prev_batch: str, since: str) -> list[Any]:
-        """Events a limited timeline left out, back to the last handled sync token."""
-        client = self._state.require_client()
-        older: list[Any] = []
-        start: str | None = prev_batch
-        for _ in range(_BACKFILL_PAGES):
-            page = await client.room_messages(
-                room_id,
-                start=start,
-                end=since,
-                direction=MessageDirection.back,
-                limit=100,
-            )
-            if not isinstance(page, RoomMessagesResponse) or not page.chunk:
-                break
-            older.extend(page.chunk)
-            if not page.end or page.end == start:
-                break
-            start = page.end
-        older.reverse()
-        return older
-
     # ------------------------------------------------------------------ events
     async def _on_invite(self, room_id: str, invite_state: list[Any]) -> None:
         client = self._state.require_client()
-        bot = self._state.user_id
-        mine = [
-            e
-            for e in invite_state
-            if isinstance(e, InviteMemberEvent) and e.state_key == bot and e.membership == "invite"
-        ]
-        if not mine:
-            return
-        direct = any(bool(e.content.get("is_direct")) for e in mine)
-        if room_id in self._rooms.staff_rooms or direct:
-            response = await client.join(room_id)
-            if not isinstance(response, JoinResponse):
-                log.warning("matrix: joining an invited room failed")
-        else:
-            await client.room_leave(room_id)  # declines group invites
+        await accept_invite(client, self._state.user_id, self._rooms, room_id, invite_state)
 
     async def _on_event(self, room_id: str, event: Any) -> None:
         st = self._state

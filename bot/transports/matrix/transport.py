@@ -65,7 +65,7 @@ class MatrixTransport:
         max_backoff: float = 60.0,
         request_retries: int = 6,
         team_accounts: Mapping[str, tuple[str, list[str]]] | None = None,
-        in_core: int = 4,
+        in_core: int = 16,
     ) -> None:
         ms = settings.matrix
         if not ms.homeserver or not ms.user_id:
