@@ -8,7 +8,8 @@ the middle of the intake writes ``--rounds`` answers, one after the other, and w
 for each reply. Reported: the ordinary person's reply latency (send -> reply seen),
 how many replies the flooders got, and whether the crisis numbers still came at once.
 
-Usage: ``python -m benchmarks.matrix_flood [--flooders 30] [--burst 40] [--rounds 15]``
+Usage: ``python -m benchmarks.matrix_flood [--flooders 30] [--burst 40] [--rounds 15]
+[--in-core 16]``
 """
 
 from __future__ import annotations
@@ -50,16 +51,49 @@ async def _dm(peer: Peer, bot_id: str) -> str:
     return room
 
 
-async def flood(synapse: SynapseServer, flooders: int, burst: int, rounds: int, data: Path) -> Any:
+async def flood(
+    synapse: SynapseServer, flooders: int, burst: int, rounds: int, data: Path, in_core: int = 16
+) -> Any:
     bot_user = await synapse.register_async(f"flood-{secrets.token_hex(3)}", "flood-password")
     person = await new_peer(synapse, "ordinary")
     crowd = [await new_peer(synapse, f"flooder{i}") for i in range(flooders)]
     settings = bot_settings(data, synapse, bot_user)
-    transport = MatrixTransport(settings)
+    transport = MatrixTransport(settings, in_core=in_core)
     directory = load_directory(EXAMPLE_DIRECTORY)
     latencies: list[float] = []
+    core_times: list[float] = []
+    to_bot: list[float] = []  # homeserver timestamp -> the bot's sync handed it over
+    queued: list[float] = []  # handed over -> its turn in the core
     try:
         async with running(settings, [transport], directory):
+            handle = transport.receiver.handler
+            if handle is None:
+                raise RuntimeError("the transport was not started")
+
+            dispatch = transport.receiver.dispatch
+            arrived: dict[str, float] = {}
+
+            async def stamped(response: Any, **options: Any) -> Any:
+                """Note when the sync handed the person's events over (and their age)."""
+                now, wall = time.perf_counter(), time.time()
+                for info in response.rooms.join.values():
+                    for event in info.timeline.events:
+                        if getattr(event, "sender", None) == person.user_id:
+                            arrived[event.event_id] = now
+                            to_bot.append(wall - event.server_timestamp / 1000)
+                return await dispatch(response, **options)
+
+            async def timed(message: Any) -> None:
+                """The ordinary person's wait for a turn and time inside the core."""
+                start = time.perf_counter()
+                await handle(message)
+                if message.sender_id == person.user_id:
+                    core_times.append(time.perf_counter() - start)
+                    if message.update_id in arrived:
+                        queued.append(start - arrived.pop(message.update_id))
+
+            transport.receiver.dispatch = stamped  # type: ignore[method-assign]
+            transport.receiver.handler = timed
             dm = await _dm(person, bot_user.user_id)
             rooms = await asyncio.gather(*(_dm(p, bot_user.user_id) for p in crowd))
             await person.say(dm, "/start", "einverstanden")
@@ -96,13 +130,16 @@ async def flood(synapse: SynapseServer, flooders: int, burst: int, rounds: int, 
         "flood_sent_in_s": round(flood_s, 1),
         "bot_handled_events": handled,
         "ordinary": summary(latencies),
+        "ordinary_to_bot": summary(to_bot),
+        "ordinary_queued": summary(queued),
+        "ordinary_in_core": summary(core_times),
         "crisis_reply_ms": round(crisis_s * 1000, 1),
     }
 
 
-async def main_async(flooders: int, burst: int, rounds: int) -> Any:
+async def main_async(flooders: int, burst: int, rounds: int, in_core: int = 16) -> Any:
     with tempfile.TemporaryDirectory() as tmp, SynapseServer() as synapse:
-        return await flood(synapse, flooders, burst, rounds, Path(tmp) / "data")
+        return await flood(synapse, flooders, burst, rounds, Path(tmp) / "data", in_core)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flooders", type=int, default=30)
     parser.add_argument("--burst", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--in-core", type=int, default=16, help="events in the core at once")
     args = parser.parse_args(argv)
-    print(json.dumps(asyncio.run(main_async(args.flooders, args.burst, args.rounds)), indent=2))
+    result = asyncio.run(main_async(args.flooders, args.burst, args.rounds, args.in_core))
+    print(json.dumps(result, indent=2))
     return 0
 
 

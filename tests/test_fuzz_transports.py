@@ -133,7 +133,7 @@ async def test_100k_matrix_events(tmp_path: Path) -> None:
     transport = MatrixTransport(settings, staff_rooms=[])
     room = MatrixRoom("!dm:localhost", "@bot:localhost")
     room.add_member("@p:localhost", "Person Name", None)
-    transport._marked[room.room_id] = False  # a DM, known without asking the server
+    transport.rooms.marked[room.room_id] = False  # a DM, known without asking the server
     rng = random.Random(4711)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     handled = rejected = 0
@@ -146,7 +146,7 @@ async def test_100k_matrix_events(tmp_path: Path) -> None:
             continue
         if event is None:
             continue
-        msg = await transport._inbound(room, event)
+        msg = await transport.inbound.parse(room, event)
         if msg is not None:
             handled += 1
             assert "Person Name" not in repr(msg)

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from bot.app import App
+from bot.transports.matrix.crosssign import CrossSigningSeeds
 from bot.transports.matrix.session import (
     SESSION_FILE,
     StoredSession,
@@ -26,7 +27,6 @@ from bot.transports.matrix.session import (
 from bot.transports.matrix.session import (
     derive_key as session_derive_key,
 )
-from bot.transports.matrix_crosssign import CrossSigningSeeds
 from bot.transports.memory import MemoryTransport
 from config.clock import FakeClock
 from config.directory import Directory

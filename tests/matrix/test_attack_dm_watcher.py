@@ -116,7 +116,7 @@ async def test_an_account_left_alone_in_the_persons_chat_reads_nothing(
                 return room is not None and set(room.users) == {bot_user.user_id, watcher.user_id}
 
             await sync_until([watcher.client], alone, what="the bot to see the person leave")
-            matrix._people.clear()  # as after a restart: the transport remembers nobody
+            matrix.rooms.people.clear()  # as after a restart: the transport remembers nobody
             secret = "Treffpunkt Mittwoch Hintereingang"
             await memory.push("counsellor", f"/r {code} {secret}", chat="staff", group=True)
             told = translator("de")("staff.person_chat_watched", code=code)

@@ -13,12 +13,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nio import AsyncClient
 
-from bot.transports.matrix_crosssign import (
+from bot.transports.matrix.crosssign import (
     CrossSigningError,
     CrossSigningSeeds,
     ensure_cross_signing,
 )
-from bot.transports.matrix_store import encrypted_client_config
+from bot.transports.matrix.crypto_store import encrypted_client_config
 from tests.fakes.synapse import RegisteredUser, SynapseServer
 from tests.matrix.nio_helpers import logged_in_client
 

@@ -12,8 +12,8 @@ from urllib.parse import quote
 import sqlcipher3
 
 from bot.transports.matrix import MatrixTransport
+from bot.transports.matrix.crypto_store import DEFAULT_STORE_NAME
 from bot.transports.matrix.session import store_key
-from bot.transports.matrix_store import DEFAULT_STORE_NAME
 from bot.transports.memory import MemoryTransport
 from config.directory import Directory
 from config.settings import Settings, decode_key

@@ -100,19 +100,19 @@ async def test_relay_is_held_while_an_outsider_cannot_be_removed(tmp_path: Path)
         room.add_member(member, None, None)
     client = _StubClient(room)
     transport.client = client  # type: ignore[assignment]
-    transport._case_room_ids.add(room.room_id)
-    transport._room_programme[room.room_id] = "alpha"
+    transport.rooms.case_room_ids.add(room.room_id)
+    transport.rooms.room_programme[room.room_id] = "alpha"
     alerts: list[tuple[str, str]] = []
 
     async def alert(room_id: str, key: str) -> None:
         alerts.append((room_id, key))
 
-    transport._alert = alert  # type: ignore[method-assign]
+    transport.membership.alert = alert  # type: ignore[method-assign]
     for _ in range(2):
         with pytest.raises(SendLater):
-            await transport._room_send(room.room_id, "m.room.message", {"body": "x"})
+            await transport.sender.room_send(room.room_id, "m.room.message", {"body": "x"})
     assert client.kicks == ["@outsider:localhost", "@outsider:localhost"]
     assert transport.stats["held"] == 2
     assert alerts == [(room.room_id, "staff.guard.not_removed")]  # told once
     # A person's own chat is never policed.
-    assert transport._allowed("!dm:localhost") is None
+    assert transport.rooms.allowed("!dm:localhost") is None

@@ -283,7 +283,7 @@ async def test_crash_after_commit_redelivers_without_duplicate_replies(
                 if msg.text == "Ja, einverstanden":
                     raise Crash  # ... then the process dies before the token is saved
 
-            first._handler = crash_after
+            first.receiver.handler = crash_after
             await person.say(dm, "Ja, einverstanden", "Gefahr")
             assert first._task is not None
             async with asyncio.timeout(10):

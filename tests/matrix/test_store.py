@@ -13,7 +13,7 @@ import pytest
 import sqlcipher3
 from nio import AsyncClient
 
-from bot.transports.matrix_store import (
+from bot.transports.matrix.crypto_store import (
     DEFAULT_STORE_NAME,
     CryptoStoreError,
     encrypted_client_config,

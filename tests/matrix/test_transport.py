@@ -14,9 +14,9 @@ from nio import MatrixRoom, ReactionEvent, RedactionEvent
 from pydantic import SecretStr
 
 from bot.transports.matrix import MatrixTransport
+from bot.transports.matrix.crypto_store import DEFAULT_STORE_NAME
+from bot.transports.matrix.receiving import UNDECRYPTABLE_TEXT
 from bot.transports.matrix.session import SESSION_FILE, load_session
-from bot.transports.matrix.transport import UNDECRYPTABLE_TEXT
-from bot.transports.matrix_store import DEFAULT_STORE_NAME
 from config.messages import Address, Button, ChatKind, InboundMessage, OutboundMessage, OutKind
 from config.messages import Platform as P
 from config.settings import Settings, decode_key, new_key

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.transports.matrix.crosssign import CrossSigningSeeds
 from bot.transports.matrix.render import (
     BUTTON_KEYCAPS,
     attachment_kind,
@@ -24,7 +25,6 @@ from bot.transports.matrix.session import (
     load_session,
     save_session,
 )
-from bot.transports.matrix_crosssign import CrossSigningSeeds
 from config.messages import Button
 
 

@@ -165,8 +165,11 @@ async def share_keys(client: AsyncClient, room_id: str, allowed: Collection[str]
                 ShareGroupSessionResponse, method, path, data, response_data=(room_id, sharing_with)
             )
         )
+    # The session whose key went out: if it is replaced meanwhile (a member left, an
+    # outage), the new one stays unshared and the caller shares that one again.
+    session = olm.outbound_group_sessions[room_id]
     results = await asyncio.gather(*requests, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
             raise result
-    olm.outbound_group_sessions[room_id].shared = True
+    session.shared = True

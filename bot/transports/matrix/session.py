@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from bot.transports.matrix_crosssign import CrossSigningSeeds
+from bot.transports.matrix.crosssign import CrossSigningSeeds
 from storage.vault import LABELS
 
 __all__ = [
