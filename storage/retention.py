@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import and_, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.clock import day, hour
@@ -249,12 +249,16 @@ async def _page(s: AsyncSession, model: Any, stmt: Any, batch: int) -> tuple[lis
     return rows, (tuple(rows[-1][: len(_order(model))]) if rows else None)
 
 
-def _key_in(model: Any, rows: Sequence[Any], skip: int = 1) -> Any:
-    """``<primary key> IN (...)`` for rows of ``_expired`` (their columns after ``skip``)."""
+def _key_in(model: Any, rows: Sequence[Any]) -> Any:
+    """``<primary key> IN (...)`` for rows of :func:`_expired`, one primary-key lookup each
+    (SQLite reads a composite ``IN (VALUES ...)`` by scanning the table, so its first
+    column narrows it; a range between two cursors would scan the rest of the expired
+    rows there, as SQLite bounds a row-value range on one side only)."""
     pk = list(model.__table__.primary_key.columns)
+    keys = [tuple(r[1 : 1 + len(pk)]) for r in rows]
     if len(pk) == 1:
-        return pk[0].in_([r[skip] for r in rows])
-    return tuple_(*pk).in_([tuple(r[skip : skip + len(pk)]) for r in rows])
+        return pk[0].in_([k[0] for k in keys])
+    return and_(pk[0].in_({k[0] for k in keys}), tuple_(*pk).in_(keys))
 
 
 async def _delete_expired(db: Database, model: Any, now: datetime, batch: int) -> int:
@@ -262,14 +266,14 @@ async def _delete_expired(db: Database, model: Any, now: datetime, batch: int) -
     total, after = 0, None
     while True:
         async with db.transaction() as s:
-            rows, cursor = await _page(s, model, _expired(model, now, after), batch)
+            rows, last = await _page(s, model, _expired(model, now, after), batch)
             if rows:
                 stmt = delete(model).where(_key_in(model, rows))
                 stmt = stmt.execution_options(synchronize_session=False)
                 total += _rowcount(await s.execute(stmt))
         if len(rows) < batch:
             return total
-        after = cursor
+        after = last
 
 
 async def _delete_expired_followups(db: Database, now: datetime, batch: int, ids: list[str]) -> int:
