@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, tuple_, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.clock import day, hour
@@ -249,16 +249,13 @@ async def _page(s: AsyncSession, model: Any, stmt: Any, batch: int) -> tuple[lis
     return rows, (tuple(rows[-1][: len(_order(model))]) if rows else None)
 
 
-def _key_in(model: Any, rows: Sequence[Any]) -> Any:
-    """``<primary key> IN (...)`` for rows of :func:`_expired`, one primary-key lookup each
-    (SQLite reads a composite ``IN (VALUES ...)`` by scanning the table, so its first
-    column narrows it; a range between two cursors would scan the rest of the expired
-    rows there, as SQLite bounds a row-value range on one side only)."""
+def _chosen(model: Any, now: datetime, after: Cursor, batch: int) -> Any:
+    """``<primary key> IN (the next batch of expired rows after the cursor)``: the
+    database walks the batch in the expiry index and deletes through the primary key,
+    shipping nothing back."""
     pk = list(model.__table__.primary_key.columns)
-    keys = [tuple(r[1 : 1 + len(pk)]) for r in rows]
-    if len(pk) == 1:
-        return pk[0].in_([k[0] for k in keys])
-    return and_(pk[0].in_({k[0] for k in keys}), tuple_(*pk).in_(keys))
+    batch_keys = _expired(model, now, after).with_only_columns(*pk).limit(batch)
+    return (pk[0] if len(pk) == 1 else tuple_(*pk)).in_(batch_keys)
 
 
 async def _delete_expired(db: Database, model: Any, now: datetime, batch: int) -> int:
@@ -266,14 +263,14 @@ async def _delete_expired(db: Database, model: Any, now: datetime, batch: int) -
     total, after = 0, None
     while True:
         async with db.transaction() as s:
-            rows, last = await _page(s, model, _expired(model, now, after), batch)
-            if rows:
-                stmt = delete(model).where(_key_in(model, rows))
-                stmt = stmt.execution_options(synchronize_session=False)
-                total += _rowcount(await s.execute(stmt))
-        if len(rows) < batch:
+            # the last row of this batch: the cursor of the next one (one row comes back)
+            boundary = _expired(model, now, after).offset(batch - 1).limit(1)
+            last = (await s.execute(boundary)).first()
+            stmt = delete(model).where(_chosen(model, now, after, batch))
+            total += _rowcount(await s.execute(stmt.execution_options(synchronize_session=False)))
+        if last is None:  # fewer than a batch were left: all gone
             return total
-        after = last
+        after = tuple(last)
 
 
 async def _delete_expired_followups(db: Database, now: datetime, batch: int, ids: list[str]) -> int:
