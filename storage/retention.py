@@ -259,18 +259,26 @@ def _chosen(model: Any, now: datetime, after: Cursor, batch: int) -> Any:
 
 
 async def _delete_expired(db: Database, model: Any, now: datetime, batch: int) -> int:
-    """Delete rows of one table past their date, ``batch`` per transaction."""
+    """Delete rows of one table past their date, ``batch`` per transaction.
+
+    PostgreSQL keeps a deleted row's index entries until VACUUM, so each batch starts at
+    the cursor the previous one left (its last row, read first: one row comes back).
+    SQLite removes them at once: there every batch simply takes the first expired rows,
+    which saves that read.
+    """
     total, after = 0, None
     while True:
         async with db.transaction() as s:
-            # the last row of this batch: the cursor of the next one (one row comes back)
-            boundary = _expired(model, now, after).offset(batch - 1).limit(1)
-            last = (await s.execute(boundary)).first()
+            last = None
+            if not db.is_sqlite:
+                boundary = _expired(model, now, after).offset(batch - 1).limit(1)
+                last = (await s.execute(boundary)).first()
             stmt = delete(model).where(_chosen(model, now, after, batch))
-            total += _rowcount(await s.execute(stmt.execution_options(synchronize_session=False)))
-        if last is None:  # fewer than a batch were left: all gone
+            n = _rowcount(await s.execute(stmt.execution_options(synchronize_session=False)))
+        total += n
+        if n < batch:  # fewer than a batch were left: all gone
             return total
-        after = tuple(last)
+        after = tuple(last) if last is not None else None
 
 
 async def _delete_expired_followups(db: Database, now: datetime, batch: int, ids: list[str]) -> int:
