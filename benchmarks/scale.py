@@ -39,6 +39,10 @@ from storage.retention import purge
 from tests.conftest import OFFICE_TIME, make_settings, memory_directory
 
 BATCH = 20_000
+#: A programme of the example directory and one of its counsellors (as a staff key), so
+#: the seeded cases are ordinary ones: an unknown programme or claimer would make every
+#: case an orphan that start-up puts back into the queue.
+PROGRAMME, CLAIMER = "jump", "jump/jump-1"
 
 
 def _settings(
@@ -91,7 +95,7 @@ async def _seed(settings: Settings, cases: int, open_cases: int, expired: int) -
                         "code": f"S-{i:08d}",
                         "contact_id": f"c{i:023d}",
                         "key_id": f"k{i:023d}",
-                        "programme_id": "jump-mv",
+                        "programme_id": PROGRAMME,
                         "status": "new" if i < open_cases else "claimed",
                         "audience": "self",
                         "scene": "right",
@@ -101,7 +105,7 @@ async def _seed(settings: Settings, cases: int, open_cases: int, expired: int) -
                         "in_prison": False,
                         "urgent": False,
                         "route_step": "match",
-                        "claimed_by": None if i < open_cases else "x",
+                        "claimed_by": None if i < open_cases else CLAIMER,
                         "outcome": None,
                         "pending_transfer": None,
                         "source": None,

@@ -93,10 +93,22 @@ def _ts() -> UTCDateTime:
     return UTCDateTime()
 
 
+def _expiry(table: str, *key: str) -> Index:
+    """The purge's index: rows in ``(delete_after, primary key)`` order.
+
+    The purge walks expired rows as a keyset over it (``storage.retention``), so each
+    batch starts where the previous one ended instead of rescanning the index entries
+    earlier batches deleted (PostgreSQL keeps them until VACUUM). Its first column also
+    serves every range query on ``delete_after`` alone.
+    """
+    return Index(f"ix_{table}_expiry", "delete_after", *key)
+
+
 class Contact(Base):
     """A person (pseudonymous) and their conversation."""
 
     __tablename__ = "contacts"
+    __table_args__ = (_expiry("contacts", "id"),)
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
     pseudonym: Mapped[str] = mapped_column(String(64), unique=True)
@@ -109,7 +121,7 @@ class Contact(Base):
     profile_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(_ts())
-    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts())
 
 
 class Case(Base):
@@ -117,6 +129,7 @@ class Case(Base):
 
     __tablename__ = "cases"
     __table_args__ = (
+        _expiry("cases", "id"),
         Index("ix_cases_programme_status", "programme_id", "status"),
         Index("ix_cases_contact_status", "contact_id", "status"),
     )
@@ -150,7 +163,7 @@ class Case(Base):
     escalated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     opened_at: Mapped[datetime] = mapped_column(_ts())
     last_activity_at: Mapped[datetime] = mapped_column(_ts())
-    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts())
 
     # Relationships exist so the unit of work inserts parents before children.
     contact: Mapped[Contact | None] = relationship(lazy="raise")
@@ -160,12 +173,13 @@ class HeldMessage(Base):
     """A message from the person kept (encrypted) until a counsellor claims the case."""
 
     __tablename__ = "held_messages"
+    __table_args__ = (_expiry("held_messages", "id"),)
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
     text_ct: Mapped[bytes] = mapped_column(LargeBinary)
-    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts())
 
     case: Mapped[Case] = relationship(lazy="raise")
 
@@ -178,7 +192,10 @@ class CaseEvent(Base):
     """
 
     __tablename__ = "case_events"
-    __table_args__ = (Index("ix_case_events_day_kind", "day", "kind"),)
+    __table_args__ = (
+        _expiry("case_events", "id"),
+        Index("ix_case_events_day_kind", "day", "kind"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     case_id: Mapped[str | None] = mapped_column(
@@ -192,7 +209,7 @@ class CaseEvent(Base):
     region: Mapped[str | None] = mapped_column(String(3), nullable=True)
     source: Mapped[str | None] = mapped_column(String(64), nullable=True)
     wait_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts())
 
     case: Mapped[Case | None] = relationship(lazy="raise")
 
@@ -201,22 +218,24 @@ class ProcessedUpdate(Base):
     """A hashed platform update id, so a redelivered update is not handled twice."""
 
     __tablename__ = "processed_updates"
+    __table_args__ = (_expiry("processed_updates", "key"),)
 
     key: Mapped[str] = mapped_column(String(32), primary_key=True)
-    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts())
 
 
 class MessageRef(Base):
     """A platform message id in a person's chat (encrypted), kept only for /vanish."""
 
     __tablename__ = "message_refs"
+    __table_args__ = (_expiry("message_refs", "id"),)
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
     contact_id: Mapped[str] = mapped_column(
         ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )
     ref_ct: Mapped[bytes] = mapped_column(LargeBinary)
-    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts())
 
     contact: Mapped[Contact] = relationship(lazy="raise")
 
@@ -229,7 +248,10 @@ class StaffThread(Base):
     """
 
     __tablename__ = "staff_threads"
-    __table_args__ = (Index("ix_staff_threads_place", "platform", "chat_id", "thread_id"),)
+    __table_args__ = (
+        _expiry("staff_threads", "id"),
+        Index("ix_staff_threads_place", "platform", "chat_id", "thread_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
@@ -237,7 +259,7 @@ class StaffThread(Base):
     platform: Mapped[str] = mapped_column(String(16))
     chat_id: Mapped[str] = mapped_column(String(255))
     thread_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts())
 
     case: Mapped[Case] = relationship(lazy="raise")
 
@@ -246,23 +268,25 @@ class Referral(Base):
     """An opaque deep-link code: preselects a programme, records the outreach source."""
 
     __tablename__ = "referrals"
+    __table_args__ = (_expiry("referrals", "code"),)
 
     code: Mapped[str] = mapped_column(String(24), primary_key=True)
     programme_id: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(64))
-    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts())
 
 
 class CaseMember(Base):
     """A further counsellor on a case (LEFT works with two companions)."""
 
     __tablename__ = "case_members"
+    __table_args__ = (_expiry("case_members", "case_id", "staff_key"),)
 
     case_id: Mapped[str] = mapped_column(
         ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
     )
     staff_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts())
 
     case: Mapped[Case] = relationship(lazy="raise")
 
@@ -271,13 +295,14 @@ class CaseNote(Base):
     """A counsellor's internal note (encrypted under the case key, never relayed)."""
 
     __tablename__ = "case_notes"
+    __table_args__ = (_expiry("case_notes", "id"),)
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     author: Mapped[str] = mapped_column(String(64))
     text_ct: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(_ts())
-    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts())
 
     case: Mapped[Case] = relationship(lazy="raise")
 
@@ -286,13 +311,14 @@ class FollowUp(Base):
     """A scheduled check-in; the database is the truth, scheduler jobs are rebuilt from it."""
 
     __tablename__ = "followups"
+    __table_args__ = (_expiry("followups", "id"),)
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), unique=True)
     every_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     due_at: Mapped[datetime] = mapped_column(_ts(), index=True)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
-    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts())
 
     case: Mapped[Case] = relationship(lazy="raise")
 
@@ -301,10 +327,11 @@ class StaffAway(Base):
     """A counsellor's absence note, shown to their people while it is set."""
 
     __tablename__ = "staff_away"
+    __table_args__ = (_expiry("staff_away", "staff_key"),)
 
     staff_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     text: Mapped[str] = mapped_column(String(500))
-    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts())
 
 
 class OutboxEntry(Base):
@@ -316,7 +343,8 @@ class OutboxEntry(Base):
     """
 
     __tablename__ = "outbox"
+    __table_args__ = (_expiry("outbox", "id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     payload_ct: Mapped[bytes] = mapped_column(LargeBinary)
-    delete_after: Mapped[datetime] = mapped_column(_ts(), index=True)
+    delete_after: Mapped[datetime] = mapped_column(_ts())

@@ -213,36 +213,80 @@ async def _follow_living_cases(db: Database, now: datetime) -> int:
     return moved
 
 
-async def _delete_expired(db: Database, model: Any, now: datetime, batch: int) -> int:
-    """Delete rows of one table past their date, ``batch`` per transaction."""
+#: Where a keyset walk over ``(delete_after, primary key)`` stands: the last row seen.
+Cursor = tuple[Any, ...] | None
+
+
+def _order(model: Any) -> tuple[Any, ...]:
+    """The columns of ``ix_<table>_expiry``: ``delete_after``, then the primary key."""
+    return (model.delete_after, *model.__table__.primary_key.columns)
+
+
+def _expired(
+    model: Any, now: datetime, after: Cursor, *where: Any, also: Sequence[Any] = ()
+) -> Any:
+    """``SELECT delete_after, <primary key>, *also`` of expired rows after ``after``, in
+    index order (``ix_<table>_expiry``): each batch starts where the previous one ended,
+    so it never walks the index entries earlier batches deleted (on PostgreSQL they stay
+    until VACUUM; a plain ``LIMIT`` rescanned them all, quadratic in the batch count)."""
+    order = _order(model)
+    stmt = select(*order, *also).where(model.delete_after <= now, *where)
+    if after is not None:
+        stmt = stmt.where(tuple_(*order) > after)  # bound with the columns' types
+    return stmt.order_by(*order)
+
+
+async def _page(s: AsyncSession, model: Any, stmt: Any, batch: int) -> tuple[list[Any], Cursor]:
+    """One batch of a keyset walk: the rows and the cursor after the last of them."""
+    rows = list((await s.execute(stmt.limit(batch))).all())
+    return rows, (tuple(rows[-1][: len(_order(model))]) if rows else None)
+
+
+def _chosen(model: Any, now: datetime, after: Cursor, batch: int) -> Any:
+    """``<primary key> IN (the next batch of expired rows after the cursor)``: the
+    database walks the batch in the expiry index and deletes through the primary key,
+    shipping nothing back."""
     pk = list(model.__table__.primary_key.columns)
-    target = pk[0] if len(pk) == 1 else tuple_(*pk)
-    total = 0
+    batch_keys = _expired(model, now, after).with_only_columns(*pk).limit(batch)
+    return (pk[0] if len(pk) == 1 else tuple_(*pk)).in_(batch_keys)
+
+
+async def _delete_expired(db: Database, model: Any, now: datetime, batch: int) -> int:
+    """Delete rows of one table past their date, ``batch`` per transaction.
+
+    PostgreSQL keeps a deleted row's index entries until VACUUM, so each batch starts at
+    the cursor the previous one left (its last row, read first: one row comes back).
+    SQLite removes them at once: there every batch simply takes the first expired rows,
+    which saves that read.
+    """
+    total, after = 0, None
     while True:
         async with db.transaction() as s:
-            chosen = select(*pk).where(model.delete_after <= now).limit(batch)
-            stmt = (
-                delete(model).where(target.in_(chosen)).execution_options(synchronize_session=False)
-            )
-            n = _rowcount(await s.execute(stmt))
+            last = None
+            if not db.is_sqlite:
+                boundary = _expired(model, now, after).offset(batch - 1).limit(1)
+                last = (await s.execute(boundary)).first()
+            stmt = delete(model).where(_chosen(model, now, after, batch))
+            n = _rowcount(await s.execute(stmt.execution_options(synchronize_session=False)))
         total += n
-        if n < batch:
+        if n < batch:  # fewer than a batch were left: all gone
             return total
+        after = tuple(last) if last is not None else None
 
 
 async def _delete_expired_followups(db: Database, now: datetime, batch: int, ids: list[str]) -> int:
-    total = 0
+    total, after = 0, None
     while True:
         async with db.transaction() as s:
-            stmt = select(FollowUp.id).where(FollowUp.delete_after <= now).limit(batch)
-            rows = await s.execute(stmt)
-            chosen = [i for (i,) in rows]
+            rows, cursor = await _page(s, FollowUp, _expired(FollowUp, now, after), batch)
+            chosen = [r[1] for r in rows]
             if chosen:
                 await s.execute(delete(FollowUp).where(FollowUp.id.in_(chosen)))
         ids.extend(chosen)
         total += len(chosen)
-        if len(chosen) < batch:
+        if len(rows) < batch:
             return total
+        after = cursor
 
 
 async def _drop_case_children(
@@ -316,12 +360,12 @@ async def _expire_contacts(
     db: Database, keystore: KeyStore, now: datetime, batch: int, report: PurgeReport
 ) -> None:
     """Delete expired contacts; their cases become anonymous statistics rows."""
+    after: Cursor = None
     while True:
         async with db.transaction() as s:
-            stmt = select(Contact.id, Contact.key_id, Contact.platform, Contact.address_ct).where(
-                Contact.delete_after <= now
-            )
-            rows = (await s.execute(stmt.limit(batch))).all()
+            also = (Contact.key_id, Contact.platform, Contact.address_ct)
+            page, after = await _page(s, Contact, _expired(Contact, now, after, also=also), batch)
+            rows = [tuple(r[1:]) for r in page]  # id, key_id, platform, address_ct
             ids = [r[0] for r in rows]
             keys = [r[1] for r in rows]
             await _rooms_of(keystore, rows, report)
@@ -335,7 +379,7 @@ async def _expire_contacts(
                 report.counts["contacts"] += _rowcount(result)
                 await _drop_waiting(s, keys, report)
         report.counts["data_keys"] += await keystore.shred(keys)
-        if len(rows) < batch:
+        if len(page) < batch:
             return
 
 
@@ -367,19 +411,17 @@ async def _expire_open_cases(
     db: Database, keystore: KeyStore, now: datetime, batch: int, report: PurgeReport
 ) -> None:
     """Open cases past their date whose contact lives on: close as expired, anonymise."""
+    after: Cursor = None
     while True:
         async with db.transaction() as s:
-            cases = (
-                await s.execute(
-                    select(*_CASE_COLUMNS)
-                    .where(Case.status.in_(OPEN_STATUSES), Case.delete_after <= now)
-                    .limit(batch)
-                )
-            ).all()
+            also = _CASE_COLUMNS[1:]  # the id is part of the keyset already
+            expired = _expired(Case, now, after, Case.status.in_(OPEN_STATUSES), also=also)
+            page, after = await _page(s, Case, expired, batch)
+            cases = page  # rows: delete_after and _CASE_COLUMNS, by name
             keys = await _anonymise(s, cases, now, report)
             await _drop_waiting(s, keys, report)
         report.counts["data_keys"] += await keystore.shred(keys)
-        if len(cases) < batch:
+        if len(page) < batch:
             return
 
 
@@ -387,15 +429,13 @@ async def _delete_closed_cases(
     db: Database, keystore: KeyStore, now: datetime, batch: int, report: PurgeReport
 ) -> None:
     """Delete closed cases past their date and all that hangs off them; events stay."""
+    after: Cursor = None
     while True:
         async with db.transaction() as s:
-            rows = (
-                await s.execute(
-                    select(Case.id, Case.key_id, Case.code)
-                    .where(Case.status == "closed", Case.delete_after <= now)
-                    .limit(batch)
-                )
-            ).all()
+            also = (Case.key_id, Case.code)
+            expired = _expired(Case, now, after, Case.status == "closed", also=also)
+            page, after = await _page(s, Case, expired, batch)
+            rows = [tuple(r[1:]) for r in page]  # id, key_id, code
             ids = [i for i, _, _ in rows]
             if ids:
                 await _drop_case_children(s, ids, report, threads=True)
@@ -409,7 +449,7 @@ async def _delete_closed_cases(
                 report.counts["cases"] += _rowcount(result)
         report.case_codes.extend(c for _, _, c in rows)
         report.counts["data_keys"] += await keystore.shred([k for _, k, _ in rows if k])
-        if len(rows) < batch:
+        if len(page) < batch:
             return
 
 
