@@ -23,6 +23,8 @@ encryption are known without a local room cache) and is handled completely befor
 the transport reports ready; when there was no stored token at all, its timeline is
 history and is not processed.
 """
+# size: the sync loop, the per-room queues and the sync-token bookkeeping share one
+# state (which batches every room has finished); apart, they would pass it around.
 
 from __future__ import annotations
 
