@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, func, not_, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from config.clock import hour
 from config.directory import Programme
@@ -169,20 +170,36 @@ class Lifecycle:
         someone else will answer. Further counsellors who left are taken off the case.
         """
         session = self.ctx.uow.session
+        valid = [f"{p.id}/{m.id}" for p in self.ctx.directory.by_id.values() for m in p.staff]
         held = (
             await session.execute(
-                select(Case).where(Case.claimed_by.is_not(None), Case.status != "closed")
+                select(Case).where(
+                    Case.claimed_by.is_not(None),
+                    Case.status != "closed",
+                    _gone(Case.claimed_by, Case.programme_id, valid),
+                )
             )
         ).scalars()
         out: list[OutboundMessage] = []
-        for case in list(held):
+        for case in list(held):  # only the orphans leave the database (start-up stays flat)
             if case.claimed_by is not None and self.ctx.gone(case, case.claimed_by):
                 out.extend(await self.release_orphan(case))
-        shared = (await session.execute(select(CaseMember))).scalars()
-        for row in list(shared):
-            on = await session.get(Case, row.case_id)
-            if on is None or self.ctx.gone(on, row.staff_key):
-                await session.delete(row)
+        stale = (
+            select(CaseMember.case_id, CaseMember.staff_key)
+            .outerjoin(Case, Case.id == CaseMember.case_id)
+            .where(
+                or_(
+                    Case.id.is_(None),
+                    _gone(CaseMember.staff_key, Case.programme_id, valid),
+                )
+            )
+        )
+        for case_id, staff_key in (await session.execute(stale)).all():
+            await session.execute(
+                delete(CaseMember).where(
+                    CaseMember.case_id == case_id, CaseMember.staff_key == staff_key
+                )
+            )
         return out
 
     async def release_orphan(self, case: Case) -> list[OutboundMessage]:
@@ -268,3 +285,14 @@ class Lifecycle:
                 await uow.session.flush()
                 uow.keys.shred([key_id])
         return out
+
+
+def _gone(
+    key: InstrumentedAttribute[str] | InstrumentedAttribute[str | None],
+    programme_id: InstrumentedAttribute[str],
+    valid: list[str],
+) -> ColumnElement[bool]:
+    """SQL for :meth:`CaseContext.gone`: a staff key that is no longer in the directory
+    or belongs to another programme than the case's (after a transfer)."""
+    other = func.substr(key, 1, func.length(programme_id) + 1) != programme_id + "/"
+    return or_(not_(key.in_(valid)), other) if valid else key.is_not(None)

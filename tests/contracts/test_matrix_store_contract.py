@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bot.transports.matrix_store import make_encrypted_store
 from nio.crypto import (
     InboundGroupSession,
     OlmAccount,
@@ -25,8 +26,6 @@ from nio.crypto import (
 )
 from nio.crypto.key_request import OutgoingKeyRequest
 from nio.store import SqliteStore
-
-from bot.transports.matrix_store import make_encrypted_store
 
 USER, DEVICE = "@ausweg:example.org", "BOTDEVICE"
 PEER, PEER_DEVICE = "@person:example.org", "PERSONPHONE"
