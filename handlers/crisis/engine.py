@@ -152,7 +152,9 @@ class Lexicon:
         """The atom id of a lexicon word (``w`` lemma/stem, ``w*`` prefix, ``=w`` exact)."""
         norm = normalise(word)
         if norm.endswith("*"):
-            table, value = self.prefixes, fold(norm[:-1], self.language)
+            # "=w*" is read as the prefix "w*" (an exact prefix is just a prefix);
+            # before H7c such entries silently never matched.
+            table, value = self.prefixes, fold(norm[:-1].lstrip("="), self.language)
         elif norm.startswith("="):
             table, value = self.exact, fold(norm[1:], self.language)
         else:
