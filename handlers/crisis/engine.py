@@ -81,8 +81,9 @@ _IDIOM = "idiom"
 #: A year ("in 2019") places a statement in the past like "years ago".
 _YEAR = re.compile(r"(?:19|20)\d\d")
 _AR_CONJUNCTIONS = frozenset("وف")
-#: Arabic article and the prepositions written onto it ("الحبوب", "بالحبوب", "للانتحار").
-_AR_ARTICLES = ("بال", "كال", "ال", "لل")
+#: Arabic article and the prepositions written onto it ("الحبوب", "بالحبوب", "للانتحار"),
+#: and the colloquial demonstrative "هال" ("هالشغل": this work).
+_AR_ARTICLES = ("بال", "كال", "هال", "ال", "لل")
 #: Runs of four or more single letters with spaces between them ("I C H   W I L L
 #: S T E R B E N"): read a second time with the letters joined, a wider gap
 #: (2+ spaces) keeping the words apart. Only when the first reading finds nothing,
