@@ -525,9 +525,7 @@ def _unresolved(
         j
         for j, row in enumerate(atoms)
         if row & c.resolved
-        and not any(
-            negated[k] and clause[k] == clause[j] for k in range(max(0, j - 3), j)
-        )
+        and not any(negated[k] and clause[k] == clause[j] for k in range(max(0, j - 3), j))
     ]
 
     def over(m: Match) -> bool:
