@@ -1,8 +1,10 @@
 """The labelled crisis corpus: recall and false alarms per language and category.
 
 ``tests/crisis_corpus/dev`` is what the lexicon was tuned on; ``heldout`` was
-written before the detector and ``heldout2`` after the red-team lexicon changes
-(H7); both are only evaluated, never tuned to (issue 11).
+written before the detector, ``heldout2`` after the red-team lexicon changes
+(H7), ``heldout3`` blind, by someone who never saw the lexicon (H7b). Each was
+evaluated once before anything was tuned to its gaps (issue 11); all three are
+spent now and guard against regressions.
 Figures are printed whatever pytest's capture setting; the test fails below 98 %
 recall or above 5 % false alarms in any language.
 """
@@ -120,7 +122,11 @@ def report(part: str, tallies: dict[str, Tally]) -> str:
     return "\n".join(lines)
 
 
-HELD_OUT = ("heldout", "heldout2")
+#: Spent held-out parts: each was measured once on a lexicon that had not seen it (the
+#: figures to quote are in docs/CRISIS.md); afterwards its gaps were closed by general
+#: rules and entries, so they guard against regressions now, nothing more. heldout3
+#: was written blind (by someone who never saw the lexicon) and spent in H7c.
+HELD_OUT = ("heldout", "heldout2", "heldout3")
 
 
 @pytest.mark.parametrize("part", ["dev", *HELD_OUT])

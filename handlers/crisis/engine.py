@@ -78,9 +78,12 @@ HEDGE_REACH = 10
 #: How near the negation must stand to a hedge word to make it a hedge.
 HEDGE_NEGATION = 2
 _IDIOM = "idiom"
+#: A year ("in 2019") places a statement in the past like "years ago".
+_YEAR = re.compile(r"(?:19|20)\d\d")
 _AR_CONJUNCTIONS = frozenset("وف")
-#: Arabic article and the prepositions written onto it ("الحبوب", "بالحبوب", "للانتحار").
-_AR_ARTICLES = ("بال", "كال", "ال", "لل")
+#: Arabic article and the prepositions written onto it ("الحبوب", "بالحبوب", "للانتحار"),
+#: and the colloquial demonstrative "هال" ("هالشغل": this work).
+_AR_ARTICLES = ("بال", "كال", "هال", "ال", "لل")
 #: Runs of four or more single letters with spaces between them ("I C H   W I L L
 #: S T E R B E N"): read a second time with the letters joined, a wider gap
 #: (2+ spaces) keeping the words apart. Only when the first reading finds nothing,
@@ -140,13 +143,19 @@ class Lexicon:
     #: Words that negate a hedge but are no negation elsewhere: "can't" in "can't promise"
     #: ("I can't stop thinking about killing myself" must stay a danger).
     hedge_negation: frozenset[int] = _EMPTY
+    #: Words that place a statement in the past ("years ago", "damals", "назад").
+    past: frozenset[int] = _EMPTY
+    #: Words that say it is over now ("I'm fine now", "jetzt ist Ruhe", "сейчас спокойно").
+    resolved: frozenset[int] = _EMPTY
     patterns: tuple[Pattern, ...] = ()
 
     def atom(self, word: str) -> int:
         """The atom id of a lexicon word (``w`` lemma/stem, ``w*`` prefix, ``=w`` exact)."""
         norm = normalise(word)
         if norm.endswith("*"):
-            table, value = self.prefixes, fold(norm[:-1], self.language)
+            # "=w*" is read as the prefix "w*" (an exact prefix is just a prefix);
+            # before H7c such entries silently never matched.
+            table, value = self.prefixes, fold(norm[:-1].lstrip("="), self.language)
         elif norm.startswith("="):
             table, value = self.exact, fold(norm[1:], self.language)
         else:
@@ -219,6 +228,8 @@ def _compile(language: str, data: dict[str, object], ids: Iterator[int]) -> Lexi
     lex.hedge_negation = frozenset().union(
         *(lex.words(str(e.get("negated_by", ""))) for e in entries("hedges"))
     )
+    lex.past = frozenset().union(*(lex.words(str(e["words"])) for e in entries("past")))
+    lex.resolved = frozenset().union(*(lex.words(str(e["words"])) for e in entries("resolved")))
     patterns = []
     for entry in entries("patterns"):
         kind = str(entry["danger"])
@@ -270,6 +281,8 @@ class Compiled:
     laughter: frozenset[int]
     hedges: frozenset[int]
     hedge_negation: frozenset[int]
+    past: frozenset[int]
+    resolved: frozenset[int]
     starts: frozenset[int]  # every atom in ``index``
 
 
@@ -289,6 +302,13 @@ def compiled() -> Compiled:
     by_script: dict[str, list[Lexicon]] = {}
     for language, lex in lexes.items():
         by_script.setdefault(SCRIPTS[language], []).append(lex)
+        # Russian, Ukrainian and Arabic typed in Latin letters ("ya sebya rezhu",
+        # "sam7ooni"): such a lexicon lists exact words and prefixes in Latin letters
+        # too, and is then consulted for Latin words as well.
+        if SCRIPTS[language] != "latin" and any(
+            script_of(k) == "latin" for k in itertools.chain(lex.exact, lex.prefixes)
+        ):
+            by_script.setdefault("latin", []).append(lex)
     return Compiled(
         lexicons=lexes,
         by_script={k: tuple(v) for k, v in by_script.items()},
@@ -299,6 +319,8 @@ def compiled() -> Compiled:
         laughter=frozenset().union(*(lex.laughter for lex in lexes.values())),
         hedges=frozenset().union(*(lex.hedges for lex in lexes.values())),
         hedge_negation=frozenset().union(*(lex.hedge_negation for lex in lexes.values())),
+        past=frozenset().union(*(lex.past for lex in lexes.values())),
+        resolved=frozenset().union(*(lex.resolved for lex in lexes.values())),
         starts=frozenset(index),
     )
 
@@ -467,7 +489,9 @@ def _scan(
         for atom in row:
             pos.setdefault(atom, []).append(j)
     hedged = _hedges(atoms, negated, sentence, c.hedges, c.hedge_negation)
-    found = _matches(_Message(pos, negated, clause, sentence, hedged))
+    found: Iterable[Match] = _matches(_Message(pos, negated, clause, sentence, hedged))
+    if any(row & c.resolved for row in atoms):
+        found = _unresolved(list(found), words, atoms, negated, sentence, clause)
     joking = joking | {sentence[j] for j, a in enumerate(atoms) if a & c.laughter}
     if not joking:
         return list(found)
@@ -476,6 +500,41 @@ def _scan(
         for m in found
         if m.pattern.danger is not Danger.OTHERS or sentence[m.positions[0]] not in joking
     ]
+
+
+def _unresolved(
+    found: list[Match],
+    words: list[str],
+    atoms: list[frozenset[int]],
+    negated: list[bool],
+    sentence: list[int],
+    clause: list[int],
+) -> list[Match]:
+    """Drop what is told as past and over: a match with a ``past`` word ("years ago",
+    "damals", "in 2019") in one of its clauses and a ``resolved`` word ("I'm fine now",
+    "jetzt ist Ruhe") after its start, in its sentence or the next one, not negated.
+    Scoped per match: a present danger in another clause or sentence stays ("three
+    years ago I tried, now I'm fine. But today I want to die again")."""
+    c = compiled()
+    past_clauses = {
+        clause[j] for j, row in enumerate(atoms) if row & c.past or _YEAR.fullmatch(words[j])
+    }
+    if not past_clauses:
+        return found
+    resolved = [
+        j
+        for j, row in enumerate(atoms)
+        if row & c.resolved
+        and not any(negated[k] and clause[k] == clause[j] for k in range(max(0, j - 3), j))
+    ]
+
+    def over(m: Match) -> bool:
+        if m.pattern.danger is None or not any(clause[k] in past_clauses for k in m.positions):
+            return False
+        start, s = m.positions[0], sentence[m.positions[0]]
+        return any(j > start and sentence[j] in (s, s + 1) for j in resolved)
+
+    return [m for m in found if not over(m)]
 
 
 def _hedges(
