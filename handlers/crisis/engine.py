@@ -24,6 +24,8 @@ How a message is read:
 6. When nothing was found and the text spells words out letter by letter
    ("S T E R B E N"), it is read once more with those letters joined.
 """
+# size: one reading of a message (words -> atoms -> phrases -> negation, idioms, past
+# rule) runs over one compiled lexicon; the lexicon loading is apart (analysis.py).
 
 from __future__ import annotations
 
