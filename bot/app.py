@@ -353,6 +353,8 @@ class App(Jobs):
         replies = self.sender.submit(handled.outbox_id, handled.out, handled.positions)
         if self.wait_for_sends:
             await replies.wait()
+            if self.sender.progress is not None:
+                await self.sender.progress.flush()
 
     async def _send(self, out: Sequence[OutboundMessage]) -> None:
         """Queue replies that have no outbox entry (purge notices, staff notes)."""
@@ -422,6 +424,8 @@ class App(Jobs):
         """One round over the waiting reply sets, oldest first (read again from the
         outbox: replies erased meanwhile are not sent)."""
         await self.sender.retry()
+        if self.sender.progress is not None:
+            await self.sender.progress.flush()
 
     async def _load(self, box: str) -> tuple[list[OutboundMessage], list[int]] | None:
         """The replies of an outbox entry still to send and their positions (None: gone,

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from storage import outbox
 from storage.db import Database
 
 log = logging.getLogger(__name__)
+#: After an erasure's checkpoint, mark batches checkpoint too for this long.
+FOLLOW_SECONDS = 2.0
 
 
 class Progress:
@@ -30,6 +33,9 @@ class Progress:
         self._marks: dict[str, set[int]] = {}
         self._waiters: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
+        #: The database's last checkpoint seen (an erasure checkpoints; see ``_run``).
+        self._checkpoint = db.last_checkpoint
+        self._follow_until = 0.0
         #: Batches written (for tests and metrics).
         self.batches = 0
         self.failures = 0
@@ -54,6 +60,7 @@ class Progress:
                     conn = await session.connection()
                     finished = await outbox.mark_sent(conn, marks)
                 self.batches += 1
+                await self._follow_checkpoint()
             except Exception as exc:  # the database is away: at worst sent again after a crash
                 self.failures += 1
                 log.error("recording sent replies failed: %s", type(exc).__name__)
@@ -62,6 +69,15 @@ class Progress:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+
+    async def _follow_checkpoint(self) -> None:
+        """An erasure empties the WAL (SQLite); marks of the replies that follow it (its
+        receipt) keep it empty for ``FOLLOW_SECONDS``. Nothing to do on PostgreSQL."""
+        if self._db.last_checkpoint is not self._checkpoint:  # not ours: an erasure's
+            self._follow_until = time.monotonic() + FOLLOW_SECONDS
+        if time.monotonic() < self._follow_until:
+            await self._db.checkpoint()
+        self._checkpoint = self._db.last_checkpoint
 
     async def flush(self) -> None:
         """Wait until every mark so far is committed."""
