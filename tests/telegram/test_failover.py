@@ -6,9 +6,15 @@ follow-ups; the other stands by. Under a steady load of new people:
 
 - SIGKILL of the leader: the other takes over (measured: from the kill to the first
   reply to a message written after it), no message is lost, follow-ups are neither
-  lost nor doubled. Replies: Telegram has no idempotent send, so a reply set in flight
-  at the kill, or sent just before it while its outbox delete was not yet committed,
-  arrives twice (privacy check 13); the figure is printed and bounded.
+  lost nor doubled. Replies: each reply is recorded as sent right after its send, and a
+  destination's next send waits for that record, so only a reply whose request was in
+  flight at the kill (or whose record was not yet committed) is sent again - at most one
+  per chat. Telegram has no idempotent send (no transaction id, no way to read a chat),
+  so that one reply cannot be told apart from one that never arrived: it is sent again
+  rather than lost (privacy check 13). The test kills right after replies were seen at
+  the API, which is exactly that window, so zero is not reliable; the figure is
+  printed and bounded per chat and in total. (Matrix: the reply's transaction id is
+  its outbox id and position, so the homeserver drops the repeat.)
 - SIGTERM of the leader: it exits within 2 s, the other takes over, nothing is lost
   and nothing doubled.
 """
@@ -238,11 +244,21 @@ class Load:
         return REPLIES_PER_START * sum(self.sent.values())
 
     def tally(self, api: FakeBotApi) -> tuple[int, int]:
-        """(messages lost, messages answered twice) over the whole load."""
+        """(messages lost, replies sent twice) over the whole load."""
         got = counts(api, self.users)
         lost = sum(max(0, REPLIES_PER_START * n - got[u]) for u, n in self.sent.items())
-        extra = sum(max(0, got[u] - REPLIES_PER_START * n) for u, n in self.sent.items())
-        return lost // REPLIES_PER_START, extra // REPLIES_PER_START
+        return lost // REPLIES_PER_START, sum(self.twice(api).values())
+
+    def twice(self, api: FakeBotApi) -> Counter[int]:
+        """Replies each person got more than once."""
+        got = counts(api, self.users)
+        return Counter(
+            {
+                u: got[u] - REPLIES_PER_START * n
+                for u, n in self.sent.items()
+                if got[u] > REPLIES_PER_START * n
+            }
+        )
 
 
 def replies_to(users: set[int]) -> object:
@@ -336,9 +352,10 @@ async def test_sigkill_of_the_leader_under_load_the_other_takes_over(
     assert lost == 0
     assert followups_doubled == 0
     assert followups_lost == 0
-    # Only sets in flight at the kill, or sent just before it with their outbox delete not
-    # yet committed (batched with the next unit of work), may come twice.
-    assert doubled <= IN_FLIGHT, "more doubles than sets in flight at the kill"
+    # Only the reply in doubt per chat (in flight at the kill) may come twice: never two
+    # of one chat, never more than the sends in flight.
+    assert max(load.twice(api).values(), default=0) <= 1, "more than the reply in doubt"
+    assert doubled <= IN_FLIGHT, "more doubles than sends in flight at the kill"
     assert not api.pending_updates
     log_b = b.log_path.read_text(encoding="utf-8")
     assert "standing by" in log_b
