@@ -112,6 +112,7 @@ async def _serve_ausweg(
         clock=FakeClock(OFFICE_TIME),
         directory=telegram_directory(load_directory(EXAMPLE_DIRECTORY)),
         limits=Limits(unlimited),
+        wait_for_sends=False,  # as `ausweg run`: commit, then confirm, then send
     )
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

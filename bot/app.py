@@ -1,10 +1,11 @@
 """Composition root: settings -> database -> vault -> directory -> router -> transports.
 
 Start order: check secrets, take the lease, migrate, build the core, load staff
-threads, start the transports every instance runs, then - when leading - rebuild
-scheduled follow-ups, start the leader's transports and send what a crashed leader
-left in the outbox. Stop order is the reverse; transports stop before the database
-closes and pending message refs are flushed.
+threads, start the transports every instance runs, then - when leading - start the
+leader's transports, queue what a crashed leader left in the outbox, and rebuild the
+scheduled follow-ups (jobs last: a follow-up due at once finds its platform
+connected). Stop order is the reverse; transports stop before the database closes
+and pending message refs are flushed.
 
 Leadership (:mod:`bot.leader`): with PostgreSQL two instances can share one
 database; only the leader polls Telegram, syncs Matrix, fires follow-ups and
@@ -112,7 +113,9 @@ class App(Jobs):
             ),
             tell=self._tell,
         )
-        self.sender = Sender(self.delivery.deliver, loader=self._load, max_items=max_queued)
+        self.sender = Sender(
+            self.delivery.deliver, loader=self._load, held=self._held, max_items=max_queued
+        )
         self._flusher: asyncio.Task[None] | None = None
         #: Staff rooms transports created for programmes without one (see ``_hand_directory``).
         self._created: dict[Platform, dict[str, str]] = {}
@@ -197,11 +200,24 @@ class App(Jobs):
         return _leader_only(transport) and not self.leading
 
     async def _lead(self) -> None:
-        """Run the leader's parts: jobs, the leader's transports, the outbox a crashed
-        leader left (sent before any new message is handled)."""
+        """Run the leader's parts: the leader's transports, the outbox a crashed leader
+        left (queued before any new message is handled), then the jobs.
+
+        Transports first: a job that fires (a follow-up due at a take-over) must find
+        its platform connected - a send before that would park the platform's queues
+        until the next retry round. Jobs after the drain: a follow-up queues behind
+        what the crashed leader left for the same chat.
+        """
         if self.router is None:
             return
         self._drained.clear()
+        for transport in self.transports.values():
+            if _leader_only(transport):
+                await transport.start(self.on_message)
+        if self.router.outbox:
+            await self.drain_outbox()
+            if self.wait_for_sends:
+                await self.sender.idle_or_waiting()
         if self.scheduler is not None:
             self.scheduler.start(self.fire_followup)
             self.scheduler.every("escalate", 15, self.escalate)
@@ -211,13 +227,6 @@ class App(Jobs):
             self.scheduler.every("purge", 60, self.purge)
             self.scheduler.every("followup-window", REFRESH_MINUTES, self.load_followup_window)
             await self.load_followup_window()
-        for transport in self.transports.values():
-            if _leader_only(transport):
-                await transport.start(self.on_message)
-        if self.router.outbox:
-            await self.drain_outbox()
-            if self.wait_for_sends:
-                await self.sender.idle_or_waiting()
         # Staff removed while the bot was down leave no case without anyone holding it.
         await self.release_orphans()
         self._drained.set()
@@ -360,6 +369,12 @@ class App(Jobs):
         """Queue replies that have no outbox entry (purge notices, staff notes)."""
         if out:
             await self._finish(Handled(list(out)))
+
+    def _held(self, message: OutboundMessage) -> bool:
+        """The transport's hint (``held(message)``, if it has one): sends to this
+        destination wait for the platform's limit now, so the queues merge staff relays."""
+        hint = getattr(self.transports.get(message.address.platform), "held", None)
+        return bool(callable(hint) and hint(message))
 
     def _tell(self, out: Sequence[OutboundMessage]) -> None:
         self.sender.submit(None, out)

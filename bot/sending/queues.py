@@ -221,7 +221,10 @@ class Sender:
                     return
                 item, urgent = taken
                 members = [item]
-                if not urgent and dest.held and mergeable(item.message):
+                # Held: the last send waited for the limit, or the transport says the
+                # next one will (then the merge starts before the first wait).
+                held = dest.held or self._holds(item.message)
+                if not urgent and held and mergeable(item.message):
                     members = self._coalesce(dest, item)
                 message = merged([m.message for m in members])
                 began = time.monotonic()
@@ -230,9 +233,8 @@ class Sender:
                 except Exception as exc:  # deliver logs and absorbs; a bug must not stall
                     log.error("send failed: %s", type(exc).__name__)
                     ok = True
-                dest.held = time.monotonic() - began >= self._held_seconds or bool(
-                    self._held is not None and self._held(message)
-                )
+                waited = time.monotonic() - began >= self._held_seconds
+                dest.held = waited or self._holds(message)
                 if not ok:
                     for m in reversed(members):
                         (dest.urgent if m.message.urgent else dest.normal).appendleft(m)
@@ -242,13 +244,24 @@ class Sender:
                 self.sent += 1
                 self.coalesced += len(members) - 1
                 marks = [mark for m in members if (mark := self._sent(m)) is not None]
-                if dest and marks:
-                    # committed before this destination's next send: one reply in doubt at most
+                if marks:
+                    # Committed before this destination's next send (also one queued while
+                    # this worker waits): after a crash one reply per destination is in doubt.
                     await asyncio.gather(*marks)
         finally:
             dest.worker = None
             if not dest and self._dests.get(dest.key) is dest:
                 del self._dests[dest.key]
+
+    def _holds(self, message: OutboundMessage) -> bool:
+        """The transport's hint: sends to this destination wait for its limit now."""
+        if self._held is None:
+            return False
+        try:
+            return bool(self._held(message))
+        except Exception as exc:  # a hint only: never stops the sending
+            log.error("held hint failed: %s", type(exc).__name__)
+            return False
 
     def _coalesce(self, dest: _Destination, first: _Item) -> list[_Item]:
         """Take the pending relays of ``first``'s topic (in order) to go out with it; stop

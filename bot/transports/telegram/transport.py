@@ -882,6 +882,12 @@ class TelegramTransport:
 
     # ------------------------------------------------------------------ sending
 
+    def held(self, message: OutboundMessage) -> bool:
+        """True while a send to the message's chat would wait for the flood limit (a
+        hint for the send queues: they merge pending staff relays then)."""
+        limiter = self._app.bot.rate_limiter if self._app is not None else None
+        return isinstance(limiter, FloodLimiter) and limiter.held(message.address.chat_id)
+
     async def send(self, message: OutboundMessage) -> SendResult | None:
         """Render and send one message; permanent failures are logged, not raised.
 
