@@ -110,6 +110,23 @@ async def test_relays_for_one_topic_merge_while_the_staff_room_is_held() -> None
     await sender.close()
 
 
+async def test_a_room_the_transport_reports_held_merges_before_its_first_wait() -> None:
+    """The hint is asked before a send too: relays queued while the room is at its limit
+    go out as one message at once, not one first and the rest after the wait."""
+    platform = Platformish()
+    platform.gates[ROOM.chat_id] = asyncio.Event()
+    sender = Sender(platform.deliver, held=lambda m: m.address == ROOM, held_seconds=3600)
+    sender.submit(None, [to("someone", "blocks the loop a moment")])
+    for text in ("a", "b", "c"):
+        sender.submit(None, [relay("K-1", text)])
+    await platform.entered[ROOM.chat_id].wait()
+    platform.gates[ROOM.chat_id].set()
+    await sender.idle()
+    assert [m.text for m in platform.sent[ROOM.chat_id]] == ["a\n\nb\n\nc"]
+    assert sender.coalesced == 2
+    await sender.close()
+
+
 async def test_nothing_merges_when_the_room_is_not_held() -> None:
     platform = Platformish()
     sender = Sender(platform.deliver, held_seconds=3600)
@@ -196,3 +213,26 @@ async def test_a_redelivered_set_is_queued_once() -> None:
     assert [m.text for m in platform.sent["p"]] == ["x"]
     assert platform.sent["p"][0].send_key == "box1.0"
     await sender.close()
+
+
+async def test_the_telegram_limiter_says_when_a_group_is_held() -> None:
+    """The hint the queues get from Telegram (``held``): a group at its per-minute limit
+    is held, a private chat only when the whole bot is at its limit."""
+    from bot.transports.telegram.limiter import FloodLimiter
+
+    async def call() -> bool:
+        return True
+
+    limiter = FloodLimiter(overall_per_second=0, group_per_minute=2)
+    group, person = -1_001_234_567_890, 42
+    assert not limiter.held(group)
+    for _ in range(2):
+        await limiter.process_request(call, (), {}, "sendMessage", {"chat_id": group}, None)
+    assert limiter.held(group)
+    assert limiter.held(str(group))
+    assert not limiter.held(person)
+    assert not limiter.held(-1_009)  # another group: its own limit
+
+    whole = FloodLimiter(overall_per_second=1, group_per_minute=20)
+    await whole.process_request(call, (), {}, "sendMessage", {"chat_id": person}, None)
+    assert whole.held(person)
