@@ -38,10 +38,12 @@ async def _dm(peer: Peer, bot_id: str) -> str:
     room = await create_room(peer, [bot_id], direct=True)
     await sync_until(
         [peer.client],
-        lambda: bot_id in peer.client.rooms[room].users
-        and bot_id not in peer.client.rooms[room].invited_users
-        if room in peer.client.rooms
-        else False,
+        lambda: (
+            bot_id in peer.client.rooms[room].users
+            and bot_id not in peer.client.rooms[room].invited_users
+            if room in peer.client.rooms
+            else False
+        ),
         seconds=60,
         what="the bot in the room",
     )

@@ -15,8 +15,12 @@ fake received the bot's reply. The outbound throttle is off unless ``--rate-limi
 A third measurement isolates python-telegram-bot's request layer (httpx vs the
 aiohttp request class): ``sendMessage`` calls from a child process, CPU per call.
 
+``--chats N``: every message comes from a chat not seen before (N of them, ``--users``
+at a time): for Ausweg a new person's first message (intake), for the echo bot an echo.
+Latency: push until the first message into that chat.
+
 Usage: ``python -m benchmarks.telegram_echo [--users 20] [--messages 2000] [--repeat 3]
-[--only ptb|ausweg|requests] [--http httpx|aiohttp|both] [--rate-limit]``
+[--chats 5000] [--only ptb|ausweg|requests] [--http httpx|aiohttp|both] [--rate-limit]``
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parents[1]
 FORUM = -1_001_234_567_890
-INTAKE = ("consent:yes", "safety:no", "audience:self", "scene:right", "state:NW", "prison:no",
-          "language:de", "message:skip")  # fmt: skip
+INTAKE = ("consent:yes", "safety:no", "audience:self", "scene:right", "state:MV",
+          "district:skip", "prison:no", "language:de", "message:skip")  # fmt: skip
 
 
 # ------------------------------------------------------------------------- bot processes
@@ -82,7 +86,12 @@ async def _serve_ptb(token: str, base_url: str, http: str) -> None:
 
 
 async def _serve_ausweg(
-    token: str, base_url: str, data: str, rate_limit: bool, http: Literal["aiohttp", "httpx"]
+    token: str,
+    base_url: str,
+    data: str,
+    rate_limit: bool,
+    http: Literal["aiohttp", "httpx"],
+    core_limits: bool = False,
 ) -> None:
     """Ausweg (TelegramTransport + core on SQLite), polling until SIGTERM."""
     import signal
@@ -111,7 +120,7 @@ async def _serve_ausweg(
         [transport],
         clock=FakeClock(OFFICE_TIME),
         directory=telegram_directory(load_directory(EXAMPLE_DIRECTORY)),
-        limits=Limits(unlimited),
+        limits=None if core_limits else Limits(unlimited),
         wait_for_sends=False,  # as `ausweg run`: commit, then confirm, then send
     )
     stop = asyncio.Event()
@@ -165,15 +174,28 @@ class _Waiter:
 
     def __init__(self) -> None:
         self.pending: dict[str, asyncio.Future[float]] = {}
+        self.chats: dict[int, asyncio.Future[float]] = {}
 
     def expect(self, token: str) -> asyncio.Future[float]:
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self.pending[token] = future
         return future
 
+    def expect_chat(self, chat: int) -> asyncio.Future[float]:
+        """The first sendMessage into ``chat`` (a new person's first answer)."""
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.chats[chat] = future
+        return future
+
     def seen(self, method: str, params: dict[str, Any]) -> None:
         if method != "sendMessage":
             return
+        if self.chats:
+            chat = params.get("chat_id")
+            waiting = self.chats.pop(chat, None) if isinstance(chat, int) else None
+            if waiting is not None and not waiting.done():
+                waiting.set_result(time.perf_counter())
+                return
         text = str(params.get("text", ""))
         future = self.pending.pop(text.rsplit(maxsplit=1)[-1] if text.strip() else "", None)
         if future is not None and not future.done():
@@ -237,8 +259,32 @@ async def _closed_loop(
     }
 
 
+async def _distinct_chats(
+    workers: int, chats: list[int], send: Callable[[int, str], Awaitable[float]]
+) -> dict[str, float]:
+    """``workers`` at once, each message from a chat not seen before (a new person)."""
+    latencies: list[float] = []
+    todo = iter(chats)
+
+    async def worker() -> None:
+        for chat in todo:
+            latencies.append(await send(chat, f"hallo{chat}"))
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "seconds": elapsed,
+        "messages": len(latencies),
+        "msgs_per_s": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p95_ms": latencies[int(len(latencies) * 0.95)] * 1000,
+    }
+
+
 async def run(
-    kind: str, users: int, messages: int, rate_limit: bool, http: str
+    kind: str, users: int, messages: int, rate_limit: bool, http: str, chats: int = 0
 ) -> dict[str, float]:
     """Start the fake and one bot process, drive it, return the numbers."""
     waiter = _Waiter()
@@ -256,6 +302,8 @@ async def run(
             api.base_url,
             "--data",
             str(Path(tmp) / "data"),
+            "--http",
+            http,
             *(["--rate-limit"] if rate_limit else []),
         ]
         proc = await _spawn(args, Path(tmp) / "bot.log")
@@ -267,16 +315,30 @@ async def run(
                 api.push_message(user, user, token)
                 return (await asyncio.wait_for(done, 60)) - pushed
 
+            async def send_new(chat: int, text: str) -> float:
+                done = waiter.expect_chat(chat)
+                pushed = time.perf_counter()
+                api.push_message(chat, chat, text)
+                return (await asyncio.wait_for(done, 60)) - pushed
+
             first = api.push_message(people[0], people[0], "/start")
             await api.wait_until_confirmed(first["update_id"], timeout=60)  # the bot is up
-            if kind == "ausweg":
+            if kind == "ausweg" and not chats:
                 await _claim_cases(api, people)
             api.recording = False
             per_user = max(1, messages // users)
-            await _closed_loop(people, max(1, per_user // 10), send)  # warm up
-            bot_cpu, own_cpu = _cpu_seconds(proc.pid), time.process_time()
-            result = await _closed_loop(people, per_user, send)
-            result["bot_cpu_pct"] = (_cpu_seconds(proc.pid) - bot_cpu) / result["seconds"] * 100
+            if chats:  # every message from a new chat: 10 % warm-up, then the rest
+                pool = [6_100_000_000 + i for i in range(chats + chats // 10)]
+                await _distinct_chats(users, pool[chats:], send_new)
+                bot_cpu, own_cpu = _cpu_seconds(proc.pid), time.process_time()
+                result = await _distinct_chats(users, pool[:chats], send_new)
+            else:
+                await _closed_loop(people, max(1, per_user // 10), send)  # warm up
+                bot_cpu, own_cpu = _cpu_seconds(proc.pid), time.process_time()
+                result = await _closed_loop(people, per_user, send)
+            bot_cpu = _cpu_seconds(proc.pid) - bot_cpu
+            result["bot_cpu_pct"] = bot_cpu / result["seconds"] * 100
+            result["bot_cpu_ms_per_msg"] = bot_cpu / result["messages"] * 1000
             result["fake_cpu_pct"] = (time.process_time() - own_cpu) / result["seconds"] * 100
             return result
         except BaseException:
@@ -358,6 +420,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--only", choices=["ptb", "ausweg", "requests"])
+    parser.add_argument(
+        "--chats", type=int, default=0, help="every message from a new chat (this many)"
+    )
     parser.add_argument("--rate-limit", action="store_true")
     parser.add_argument("--http", choices=["aiohttp", "httpx", "both"], default="both")
     parser.add_argument("--repeat", type=int, default=3, help="report the median run")
@@ -365,12 +430,13 @@ def main() -> None:
     parser.add_argument("--token", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--core-limits", action="store_true", help=argparse.SUPPRESS)
     a = parser.parse_args()
     if a.serve == "ptb":
         asyncio.run(_serve_ptb(a.token, a.base_url, a.http))
         return
     if a.serve == "ausweg":
-        asyncio.run(_serve_ausweg(a.token, a.base_url, a.data, a.rate_limit, a.http))
+        asyncio.run(_serve_ausweg(a.token, a.base_url, a.data, a.rate_limit, a.http, a.core_limits))
         return
     if a.serve == "requests":
         asyncio.run(_serve_requests(a.token, a.base_url, a.http, a.messages))
@@ -395,14 +461,15 @@ def main() -> None:
     for _ in range(a.repeat):  # interleaved, so every variant sees the same machine load
         for kind in kinds:
             for http in backends:
-                result = asyncio.run(run(kind, a.users, a.messages, a.rate_limit, http))
+                result = asyncio.run(run(kind, a.users, a.messages, a.rate_limit, http, a.chats))
                 runs.setdefault((kind, http), []).append(result)
     for (kind, http), results in runs.items():
         result = sorted(results, key=lambda r: r["msgs_per_s"])[len(results) // 2]  # median
         print(
             f"{kind:>7}/{http:<7}: {result['msgs_per_s']:7.1f} msg/s  p50 {result['p50_ms']:6.1f}"
             f" ms  p95 {result['p95_ms']:6.1f} ms  ({int(result['messages'])} messages,"
-            f" {a.users} users; CPU bot {result['bot_cpu_pct']:.0f} %,"
+            f" {a.users} {'at once, new chats' if a.chats else 'users'};"
+            f" CPU bot {result['bot_cpu_pct']:.0f} % = {result['bot_cpu_ms_per_msg']:.2f} ms/msg,"
             f" fake {result['fake_cpu_pct']:.0f} %)"
         )
 

@@ -36,12 +36,13 @@ from config.directory import Directory, load_directory
 from config.langdetect import warm_up
 from config.messages import InboundMessage, OutboundMessage, Platform
 from config.settings import Settings, decode_key
+from handlers.casework.inactivity import InactivityReport
 from handlers.limits import Limits
 from storage.db import Database
 from storage.keystore import KeyStore
 from storage.migrate import upgrade
 from storage.models import OutboxEntry
-from storage.retention import InactivityReport, PurgeReport
+from storage.retention import PurgeReport
 from storage.threads import ThreadMap
 from storage.vault import Vault
 

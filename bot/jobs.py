@@ -17,11 +17,12 @@ from bot.scheduler import Scheduler
 from config.clock import Clock
 from config.messages import OutboundMessage, OutKind
 from config.settings import Settings
+from handlers.casework.inactivity import InactivityReport, close_inactive
 from storage.db import Database
 from storage.keystore import KeyStore
 from storage.models import FollowUp
 from storage.repositories import JobChange
-from storage.retention import InactivityReport, PurgeReport, close_inactive, purge
+from storage.retention import PurgeReport, purge
 from storage.threads import ThreadMap
 
 log = logging.getLogger(__name__)

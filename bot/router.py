@@ -9,44 +9,42 @@ back and the sender gets a kind error message instead of a crash.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import select
 
 from bot.bounded import BoundedDict
+from bot.routing.inbound import clean, crisis_key, first_language
+from bot.routing.replies import Replies
 from config.clock import Clock, hour
 from config.directory import Directory
-from config.i18n import SUPPORTED, pick_locale, translator
-from config.langdetect import detect_language
+from config.i18n import pick_locale, translator
 from config.messages import (
     Address,
     ChatKind,
     InboundMessage,
     OutboundMessage,
     OutKind,
-    outbound_from_dict,
-    outbound_to_dict,
 )
 from config.register import addressed
 from config.settings import DEMO_OPERATOR, OperatorSettings, RetentionSettings
 from handlers import intake, staff
 from handlers.base import Transition
-from handlers.cases import CaseService, Person, StaffRole
+from handlers.casework import CaseService, Person, StaffRole
 from handlers.followups import FollowUpService
 from handlers.limits import Limits
 from handlers.safety import detect
-from storage import outbox
 from storage.db import Database, is_disconnect
+from storage.group_commit import GroupCommit
 from storage.keystore import KeyStore
-from storage.models import Case, Contact, OutboxEntry, Referral, touch
+from storage.models import Contact, OutboxEntry, Referral, touch
 from storage.repositories import JobChange, UnitOfWork, Updates, new_id, unit
 from storage.threads import ThreadMap
-from storage.vault import Vault, aad
+from storage.vault import Vault
 
 log = logging.getLogger(__name__)
 #: Unconfigured groups remembered as told (a redelivered or late message says nothing).
@@ -63,87 +61,6 @@ DB_RETRY_CAP = 2.0
 FRAGMENT_SECONDS = 90.0
 FRAGMENTS_REMEMBERED = 2048
 FRAGMENT_CHARS = 200
-#: A Core insert on the unit's connection: storing replies needs no ORM session.
-_STASH = insert(OutboxEntry)
-_CONTACT_KEY = select(Contact.key_id).where(Contact.id == bindparam("i"))
-_CASE_KEY = select(Case.key_id).where(Case.code == bindparam("c"))
-_UNSTASH = delete(OutboxEntry).where(OutboxEntry.id.in_(bindparam("ids", expanding=True)))
-
-
-def _valid(text: str) -> str:
-    try:
-        text.encode()
-    except UnicodeEncodeError:  # lone surrogates from a JSON escape: cannot be stored
-        return text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
-def clean(msg: InboundMessage) -> InboundMessage:
-    """The message with text fields that can be encoded (cheap when they already can)."""
-    fields = (msg.text, msg.sender_id, msg.button or "", msg.locale or "", msg.update_id)
-    if all(_valid(f) is f for f in fields):
-        return msg
-    return replace(
-        msg,
-        text=_valid(msg.text),
-        sender_id=_valid(msg.sender_id),
-        button=_valid(msg.button) if msg.button else msg.button,
-        locale=_valid(msg.locale) if msg.locale else msg.locale,
-        update_id=_valid(msg.update_id),
-    )
-
-
-def _crisis(msg: InboundMessage) -> str | None:
-    """The crisis reply's key for a message that cannot be handled in full (rate limit,
-    busy, database down): the category's numbers, or all of them for a pressed
-    "contact me now" / "yes, right now" (no case can be opened, so no one would call)."""
-    danger = detect(msg.text) if msg.text else None
-    if danger is not None:
-        return f"crisis.{danger.value}"
-    if msg.button and (msg.button.startswith(intake.CONTACT_NOW) or msg.button == "safety:yes"):
-        return "crisis"
-    return None
-
-
-#: The script each language is written in (detection switches a consent in progress
-#: only across scripts: a person who chose English and types "ja" stays in English).
-_SCRIPT = {"de": "latin", "en": "latin", "tr": "latin", "ru": "cyrillic", "uk": "cyrillic"}
-
-
-def first_language(contact: Contact, msg: InboundMessage) -> InboundMessage:
-    """Detect the language of a new contact's first messages (off the hot path: only
-    before consent, only free text) and follow it.
-
-    A first message sets the contact's locale, so the greeting is in the person's
-    language (a supported platform hint stands, except against Cyrillic or Arabic text).
-    At consent, text in another script ("да" under a German notice) asks again in the
-    detected language: consent is informed only in a language the person reads. A
-    crisis text is never rewritten (its numbers come in the new language).
-    """
-    new, consent = intake.State.NEW.value, intake.State.CONSENT.value
-    if contact.state not in (new, consent) or msg.button or not msg.text:
-        return msg
-    if intake.command_of(msg) is not None:
-        return msg
-    found = detect_language(msg.text)
-    if found is None or found == contact.locale:
-        return msg
-    same_script = _SCRIPT.get(found, found) == _SCRIPT.get(contact.locale, contact.locale)
-    hint = (msg.locale or "").replace("_", "-").split("-")[0].lower()
-    hinted = hint in SUPPORTED and hint == contact.locale  # "fr" -> English is no hint
-    if contact.state == new:
-        # A supported platform hint stands, unless the text is in a script its language
-        # is not written in and that is not Latin (Cyrillic from a German phone): people
-        # with a Russian phone may type German or transliterate, the reverse is rare.
-        if not hinted or (not same_script and _SCRIPT.get(found, found) != "latin"):
-            contact.locale = found
-        return msg
-    if same_script:
-        return msg
-    contact.locale = found
-    if detect(msg.text) is not None:
-        return msg
-    return replace(msg, text="", button=f"lang:{found}")
 
 
 class Busy(Exception):
@@ -201,17 +118,16 @@ class Router:
         self.threads = threads or ThreadMap()
         self.limits = limits or Limits()
         self.relay_attachments = relay_attachments
-        #: Store replies until sent (on for transports that redeliver after a crash).
-        self.outbox = False
-        #: Outbox entries whose replies were handed over; deleted in the next unit of work
-        #: (no commit of their own) or by :meth:`forget_delivered`.
-        self.delivered: set[str] = set()
+        #: Replies kept until sent (outbox; on for transports that redeliver).
+        self.replies = Replies(vault, keystore, retention.dedup_hours)
+        #: Messages arriving together share one transaction (each in a savepoint).
+        self.commits = GroupCommit(
+            db, keystore, clock.now, prologue=self.replies.forget_delivered
+        )
         #: Unconfigured groups told that the bot leaves (once), with when it last left them.
         self._leaving: BoundedDict[tuple[str, str], float] = BoundedDict(LEAVING_REMEMBERED)
         #: A person's last message without danger (pseudonym -> tail, when): memory only.
         self._fragments: BoundedDict[str, tuple[str, float]] = BoundedDict(FRAGMENTS_REMEMBERED)
-        #: Outbox entries with a key of their own (entry id -> key id), shredded with them.
-        self._own: dict[str, str] = {}
         self._ctx = intake.IntakeContext(
             directory,
             {
@@ -223,6 +139,20 @@ class Router:
             relay_attachments=relay_attachments,
             controller=controller,
         )
+
+    @property
+    def outbox(self) -> bool:
+        """Whether replies are stored until sent (on for transports that redeliver)."""
+        return self.replies.enabled
+
+    @outbox.setter
+    def outbox(self, on: bool) -> None:
+        self.replies.enabled = on
+
+    @property
+    def delivered(self) -> set[str]:
+        """Outbox entries whose replies were handed over (deleted with the next unit)."""
+        return self.replies.delivered
 
     def use_directory(self, directory: Directory) -> None:
         """Switch to a reloaded directory (access changes take effect at once)."""
@@ -253,7 +183,7 @@ class Router:
     async def _handle_once(self, msg: InboundMessage) -> Handled:
         """One attempt at :meth:`handle`; raises :class:`_Disconnected` only."""
         msg = clean(msg)
-        if msg.edited and (msg.chat_kind is ChatKind.GROUP or _crisis(msg) is None):
+        if msg.edited and (msg.chat_kind is ChatKind.GROUP or crisis_key(msg) is None):
             return Handled()  # an edit is never an answer: only a danger in it counts
         roles = [
             StaffRole(p, m)
@@ -285,29 +215,34 @@ class Router:
             now = time.monotonic()
             if not self.limits.allow_message(pseudonyms[0], now) and (
                 # A crisis goes the whole way (urgent case, staff alerted), once per interval.
-                _crisis(msg) is None or not self.limits.crisis_pass(pseudonyms[0], now)
+                crisis_key(msg) is None or not self.limits.crisis_pass(pseudonyms[0], now)
             ):
                 return self._limited(msg, pseudonyms[0])
         key = Updates.key(msg.platform.value, msg.update_id) if msg.update_id else None
-        try:
-            async with unit(self.db, self.keystore, self.clock.now()) as uow:
-                await self._forget_delivered(uow)
-                if key and not await uow.updates.first_time_key(
-                    key, hour(uow.now) + timedelta(hours=self.retention.dedup_hours)
-                ):
-                    log.info("duplicate update skipped")
-                    return await self._unsent(uow, key)
-                svc = CaseService(uow, self.directory, self.retention, self.limits)
-                if roles:
-                    out = await staff.handle(
-                        svc, roles, msg, case_hint, relay_attachments=self.relay_attachments
-                    )
-                    return Handled(out, None, uow.jobs, await self._stash(uow, out, key))
-                if msg.chat_kind is ChatKind.GROUP:
-                    log.info("message from a non-staff account in a group ignored")
+
+        async def work(uow: UnitOfWork) -> Handled:
+            if key and not await uow.updates.first_time_key(
+                key, hour(uow.now) + timedelta(hours=self.retention.dedup_hours)
+            ):
+                log.info("duplicate update skipped")
+                unsent = await self.replies.unsent(uow, key)
+                if unsent is None:
                     return Handled()
-                out, contact_id = await self._person(uow, svc, msg, pseudonyms)
-                return Handled(out, contact_id, uow.jobs, await self._stash(uow, out, key))
+                return Handled(unsent[0], outbox_id=key, positions=unsent[1])
+            svc = CaseService(uow, self.directory, self.retention, self.limits)
+            if roles:
+                out = await staff.handle(
+                    svc, roles, msg, case_hint, relay_attachments=self.relay_attachments
+                )
+                return Handled(out, None, uow.jobs, await self.replies.stash(uow, out, key))
+            if msg.chat_kind is ChatKind.GROUP:
+                log.info("message from a non-staff account in a group ignored")
+                return Handled()
+            out, contact_id = await self._person(uow, svc, msg, pseudonyms)
+            return Handled(out, contact_id, uow.jobs, await self.replies.stash(uow, out, key))
+
+        try:
+            return await self.commits.run(work)
         except Busy:
             return self._fallback(msg, "limits.busy")
         except Exception as exc:  # one bad update must never stop the bot
@@ -335,7 +270,7 @@ class Router:
         elif now - told >= LEAVE_AGAIN_SECONDS:  # added again, or the leave failed: no notice
             out = [leave]
             self._leaving[place] = now
-        crisis = _crisis(msg)
+        crisis = crisis_key(msg)
         if crisis is not None:
             text = translator(pick_locale(msg.locale))(crisis)
             out.insert(0, OutboundMessage(msg.address, text, urgent=True, protect=False))
@@ -345,133 +280,20 @@ class Router:
         """A kind answer when nothing could be stored - with the crisis numbers if needed."""
         t = translator(pick_locale(msg.locale))
         out = [OutboundMessage(msg.address, t(key))]
-        crisis = _crisis(msg)
+        crisis = crisis_key(msg)
         if crisis is not None:
             out.insert(0, OutboundMessage(msg.address, t(crisis), urgent=True))
         return Handled(out)
-
-    async def _stash(
-        self, uow: UnitOfWork, out: list[OutboundMessage], key: str | None
-    ) -> str | None:
-        """Keep the replies (encrypted) in the same transaction until they were sent.
-
-        Each reply is sealed under the key that covers it (see storage.outbox): the
-        person's, the case's, or the entry's own key, so an erasure covers waiting
-        replies too and nothing opens with the master key alone.
-        """
-        if not self.outbox or not out:
-            return None
-        key = key or new_id()
-        expiry = hour(uow.now) + timedelta(hours=self.retention.dedup_hours)
-        covers = await self._covers(uow, out)
-        deks = await uow.keys.get_many([k for k in set(covers) if k])
-        own: tuple[str, bytes] | None = None
-        parts = []
-        for index, (message, cover) in enumerate(zip(out, covers, strict=True)):
-            dek = deks.get(cover) if cover else None
-            if cover is None or dek is None:
-                own = own or uow.keys.create(expiry)
-                cover, dek = own
-            raw = json.dumps(outbound_to_dict(message), ensure_ascii=False).encode()
-            parts.append((cover, self.vault.seal(dek, raw, outbox.part_aad(key, index))))
-        own_id = own[0] if own else None
-        await uow.conn.execute(
-            _STASH, {"id": key, "payload_ct": outbox.pack(own_id, parts), "delete_after": expiry}
-        )
-        if own_id is not None:
-            uow.on_commit.append(lambda: self._own.__setitem__(key, own_id))
-        return key
-
-    async def _covers(self, uow: UnitOfWork, out: list[OutboundMessage]) -> list[str | None]:
-        """The data key id covering each reply: the person's, else the case's (None: the
-        entry's own). Keys this unit shreds cover nothing (their replies must survive)."""
-        contacts: dict[str, str | None] = {}
-        cases: dict[str, str | None] = {}
-        for row in uow.loaded():
-            if isinstance(row, Contact):
-                contacts[row.id] = row.key_id
-            elif isinstance(row, Case):
-                cases[row.code] = row.key_id
-        gone = set(uow.keys.shredding)
-        covers: list[str | None] = []
-        for message in out:
-            cover: str | None = None
-            if message.contact_id:
-                if message.contact_id not in contacts:
-                    contacts[message.contact_id] = (
-                        await uow.conn.execute(_CONTACT_KEY, {"i": message.contact_id})
-                    ).scalar_one_or_none()
-                cover = contacts[message.contact_id]
-            if cover is None and message.case_code:
-                if message.case_code not in cases:
-                    cases[message.case_code] = (
-                        await uow.conn.execute(_CASE_KEY, {"c": message.case_code})
-                    ).scalar_one_or_none()
-                cover = cases[message.case_code]
-            covers.append(None if cover in gone else cover)
-        return covers
-
-    async def _forget_delivered(self, uow: UnitOfWork) -> None:
-        """Delete the entries of replies already handed over, within this transaction.
-
-        The ids leave :attr:`delivered` only once it committed; until then a crash
-        leaves the entries, and they are sent again (at least once).
-        """
-        if self.delivered:
-            ids = list(self.delivered)
-            await uow.conn.execute(_UNSTASH, {"ids": ids})
-            # an entry's own key goes with it (no checkpoint of its own: see Keys.shred)
-            uow.keys.shred([self._own[i] for i in ids if i in self._own], erasure=False)
-
-            def done() -> None:
-                self.delivered.difference_update(ids)
-                for i in ids:
-                    self._own.pop(i, None)
-
-            uow.on_commit.append(done)
 
     async def forget_delivered(self) -> None:
         """Delete the entries of replies already handed over now (idle time, shutdown)."""
         if self.delivered:
             async with unit(self.db, self.keystore, self.clock.now()) as uow:
-                await self._forget_delivered(uow)
-
-    async def _unsent(self, uow: UnitOfWork, key: str) -> Handled:
-        """A redelivered update: send its replies if the first attempt never finished."""
-        if not self.outbox:
-            return Handled()
-        entry = await uow.session.get(OutboxEntry, key)
-        if entry is None:
-            return Handled()
-        out, positions = await self.unpack(entry)
-        return Handled(out, outbox_id=key, positions=positions)
+                await self.replies.forget_delivered(uow)
 
     async def unpack(self, entry: OutboxEntry) -> tuple[list[OutboundMessage], list[int]]:
-        """The replies stored in an outbox entry that still open, and their positions.
-
-        A reply whose key was shredded meanwhile (the person or case was erased) is
-        left out: it must not be sent any more.
-        """
-        sealed = outbox.parse(entry.payload_ct)
-        if sealed is None:  # written by an older version, under a master-derived key
-            raw = self.vault.open_transient(
-                "outbox", entry.payload_ct, aad("outbox", "payload", entry.id)
-            )
-            legacy = [outbound_from_dict(d) for d in json.loads(raw)]
-            return legacy, list(range(len(legacy)))
-        if sealed.own:
-            self._own[entry.id] = sealed.own
-        deks = await self.keystore.fetch({k for k, _ in sealed.parts})
-        out: list[OutboundMessage] = []
-        positions: list[int] = []
-        for index, (key_id, blob) in enumerate(sealed.parts):
-            dek = deks.get(key_id)
-            if dek is None:
-                continue
-            raw = self.vault.open(dek, blob, outbox.part_aad(entry.id, index))
-            out.append(outbound_from_dict(json.loads(raw)))
-            positions.append(index)
-        return out, positions
+        """The replies stored in an outbox entry that still open, and their positions."""
+        return await self.replies.unpack(entry)
 
     def _limited(self, msg: InboundMessage, pseudonym: str) -> Handled:
         """Over the rate, at most one reply per notice interval: the numbers again for
@@ -480,7 +302,7 @@ class Router:
         if not self.limits.notice(pseudonym, time.monotonic()):
             return Handled()
         t = translator(pick_locale(msg.locale))
-        crisis = _crisis(msg)
+        crisis = crisis_key(msg)
         if crisis is not None:
             return Handled([OutboundMessage(msg.address, t(crisis), urgent=True)])
         return Handled([OutboundMessage(msg.address, t("limits.slow_down"))])
@@ -501,7 +323,7 @@ class Router:
                     out = await svc.release_orphans()
                 else:
                     raise ValueError(f"unknown job {job}")
-                return Handled(out, None, uow.jobs, await self._stash(uow, out, None))
+                return Handled(out, None, uow.jobs, await self.replies.stash(uow, out, None))
         except Exception as exc:
             log.error("job %s failed: %s", job, type(exc).__name__, exc_info=True)
             return Handled()

@@ -94,7 +94,7 @@ class TelegramSettings(BaseModel):
     poll_timeout: int = 30
     concurrency: int = Field(8, ge=1, le=64, description="updates handled at the same time")
     http_backend: Literal["httpx", "aiohttp"] = Field(
-        "httpx", description="aiohttp: less CPU per Bot API call (docs/PERFORMANCE.md)"
+        "aiohttp", description="aiohttp: 2-3x less CPU per Bot API call (docs/PERFORMANCE.md)"
     )
     group_per_minute: int = Field(20, ge=1, description="messages per minute into one group")
     unknown_members: Literal["remove", "report"] = Field(
@@ -161,6 +161,11 @@ class RetentionSettings(BaseModel):
     closed_grace_days: int = Field(0, description="re-contact window after closing")
     dedup_hours: int = Field(48, description="ids of processed updates")
     vanish_hours: int = Field(48, description="Telegram message ids kept for /vanish")
+
+
+#: Days a statistics event (``case_events``: categories and a day, no personal data)
+#: is kept; the funder report counts over them. Fixed, not a setting.
+STATS_DAYS = 3 * 365
 
 
 class OperatorSettings(BaseModel):

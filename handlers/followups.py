@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from config.messages import OutboundMessage
 from config.register import addressed
-from handlers.cases import CaseService, StaffRole, followup_buttons
+from handlers.casework import CaseService, StaffRole, followup_buttons
 from storage.models import Case, FollowUp
 from storage.repositories import JobChange, new_id
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from config.i18n import Translator, pick_locale, translator
 from config.messages import Button, ChatKind, InboundMessage, OutboundMessage
-from handlers.cases import OUTCOMES, CaseService, StaffRole
+from handlers.casework import OUTCOMES, CaseService, StaffRole
 from handlers.followups import FollowUpService, parse_spec
 from storage.models import Case
 

@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from storage.models import Base
-from storage.sqlite_inline import InlineDBAPI, creator
+from storage.sqlite_inline import InlineDBAPI, creator, inline_savepoints
 
 #: How long a checkpoint after an erasure waits for readers in other processes (ms).
 CHECKPOINT_WAIT_MS = 200
@@ -160,6 +161,8 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            if inline_sqlite:
+                inline_savepoints(self.engine.sync_engine.dialect)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         #: Seconds the last :meth:`checkpoint` took (None: none ran).
         self.last_checkpoint: float | None = None
@@ -174,6 +177,17 @@ class Database:
         """One unit of work: commits on success, rolls back on any exception."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    async def begin_group(self, conn: AsyncConnection) -> None:
+        """Begin the transaction of a group commit (see storage.group_commit) explicitly.
+
+        SQLite: Python's sqlite3 begins a transaction only before a write, and a
+        SAVEPOINT outside a transaction starts one whose RELEASE commits it; an explicit
+        ``BEGIN`` keeps every unit's savepoint inside the one transaction. PostgreSQL
+        (asyncpg) begins on the first statement anyway.
+        """
+        if self.is_sqlite:
+            await conn.exec_driver_sql("BEGIN")
 
     async def maintain(self, *, vacuum: bool = False, tables: Sequence[str] = ()) -> None:
         """Make deletions physical where the backend allows it.

@@ -15,8 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from config.clock import hour
-from config.settings import RetentionSettings
-from handlers.cases import STATS_DAYS
+from config.settings import STATS_DAYS, RetentionSettings
 from storage.db import Database
 from storage.keystore import KeyStore
 from storage.models import (

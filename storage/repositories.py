@@ -113,8 +113,12 @@ class Keys:
 
     async def before_commit(self) -> None:
         """Persist keys created in this unit of work."""
-        await self.store.store(self._new, self.now)
-        self._new = []
+        await self.store.store(self.take_new(), self.now)
+
+    def take_new(self) -> list[tuple[str, bytes, bytes, datetime]]:
+        """The keys created so far, to be stored (by the caller) before the commit."""
+        new, self._new = self._new, []
+        return new
 
     async def after_commit(self) -> int:
         """Destroy keys shredded in this unit of work; returns how many of them were
@@ -405,7 +409,11 @@ class UnitOfWork:
     def session(self) -> AsyncSession:
         """The ORM session of this transaction (made, with adopted rows, on first use)."""
         if self._session is None:
-            self._session = AsyncSession(bind=self.conn, expire_on_commit=False)
+            # Joins the connection's transaction - or the unit's savepoint in a group
+            # commit (storage.group_commit) - without ever committing it itself.
+            self._session = AsyncSession(
+                bind=self.conn, expire_on_commit=False, join_transaction_mode="rollback_only"
+            )
             self._session.add_all(self._adopted)
         return self._session
 

@@ -48,9 +48,8 @@ FALSE_ALARMS = [
     ("tr", "bu iş beni öldürüyor"),
 ]
 
-# Found by the red-team review after the corpus test passed: detection misses and false
-# alarms that are still open (issue 11 stays open); the ones fixed since pass (XPASS).
-pytestmark = pytest.mark.xfail(strict=False, reason="open: red-team phrasings (issue 11)")
+# Found by the red-team review after the corpus test passed. All are handled now by
+# general entries (with similar, different lines in the dev corpus), not by these sentences.
 
 
 @pytest.mark.parametrize(("lang", "text", "danger"), MISSES, ids=[m[1][:40] for m in MISSES])

@@ -1,7 +1,8 @@
 """The labelled crisis corpus: recall and false alarms per language and category.
 
 ``tests/crisis_corpus/dev`` is what the lexicon was tuned on; ``heldout`` was
-written before the detector and is only evaluated, never tuned to (issue 11).
+written before the detector and ``heldout2`` after the red-team lexicon changes
+(H7); both are only evaluated, never tuned to (issue 11).
 Figures are printed whatever pytest's capture setting; the test fails below 98 %
 recall or above 5 % false alarms in any language.
 """
@@ -119,7 +120,10 @@ def report(part: str, tallies: dict[str, Tally]) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("part", ["dev", "heldout"])
+HELD_OUT = ("heldout", "heldout2")
+
+
+@pytest.mark.parametrize("part", ["dev", *HELD_OUT])
 def test_corpus_recall_and_false_alarms(part: str, capsys: pytest.CaptureFixture[str]) -> None:
     tallies = {}
     for language in LANGUAGES:
@@ -137,13 +141,15 @@ def test_corpus_recall_and_false_alarms(part: str, capsys: pytest.CaptureFixture
 
 
 def test_corpus_size_and_balance() -> None:
-    parts = ("dev", "heldout")
+    parts = ("dev", *HELD_OUT)
     rows = {part: [r for lang in LANGUAGES for r in load(part, lang)] for part in parts}
-    total = len(rows["dev"]) + len(rows["heldout"])
+    total = sum(len(r) for r in rows.values())
+    held_out = sum(len(rows[part]) for part in HELD_OUT)
     assert total >= 400
     # Written first at ~30 % (132 of the 434 planned); the dev part grew with probes
-    # while tuning, so now ~20 %. Below 15 % the held-out figures would say too little.
-    assert 0.15 <= len(rows["heldout"]) / total <= 0.35
+    # while tuning, then a second held-out part was written (H7). Below 15 % the
+    # held-out figures would say too little.
+    assert 0.15 <= held_out / total <= 0.35
     danger = sum(label != "none" for part in rows.values() for label, _ in part)
     assert 0.4 <= danger / total <= 0.6
     for language in LANGUAGES:  # every category in every language's dev part

@@ -263,3 +263,57 @@ def test_a_huge_message_stays_cheap() -> None:
         start = time.thread_time()
         assert detect(text + " Ich will mich umbringen") == S
         assert time.thread_time() - start < 1.0
+
+
+# ---------------------------------------------- how people type (red-team review, H7)
+@pytest.mark.parametrize(
+    ("text", "danger"),
+    [
+        # spaced-out letters are read a second time with the letters joined
+        ("I C H   W I L L   M I C H   U M B R I N G E N", S),
+        ("i want to k i l l  m y s e l f", S),
+        # combining marks no longer split a word ("يُشنقون", a stress mark in "убью́")
+        ("سَأَقْتُلُهُم جميعاً", OT),
+        ("я убью\u0301 его", OT),
+        # the Arabic article on a word satisfies the word's prefix entry
+        ("بلعت الكثير من الأقراص", Danger.MEDICAL),
+    ],
+)
+def test_typing_habits_do_not_hide_danger(text: str, danger: Danger) -> None:
+    assert detect(text) == danger
+
+
+def test_one_letter_words_are_not_joined_when_the_first_reading_finds_danger() -> None:
+    # "и я в опасности": three real one-letter words; the first reading finds the threat
+    assert detect("и я в опасности") == T
+
+
+@pytest.mark.parametrize(
+    ("text", "danger"),
+    [
+        ("I want to die lol", S),  # laughter never cancels danger to the writer
+        ("they said they'll kill me haha", T),
+        ("я хочу умереть хахаха", S),
+        ("I'm not kidding, I'll kill him", OT),  # "kidding" is no laughter
+    ],
+)
+def test_laughter_cancels_only_a_joke_about_others(text: str, danger: Danger) -> None:
+    assert detect(text) == danger
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'll kill you if you're late lol",
+        "ich bring dich um, wenn du wieder zu spät kommst 😂",
+        "сейчас как убью тебя ахаха",
+    ],
+)
+def test_a_laughing_joke_about_others_is_no_danger(text: str) -> None:
+    assert detect(text) is None
+
+
+def test_an_idiom_does_not_reach_into_the_next_sentence() -> None:
+    # "dead tired" cancels "dead"; "dead. Tired" is two sentences, and the wish stays
+    assert detect("i'm dead tired") is None
+    assert detect("I want to be dead. Tired of everything") == S

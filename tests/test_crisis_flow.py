@@ -36,6 +36,7 @@ MARK = "🚨"
 def force(monkeypatch: pytest.MonkeyPatch, danger: Danger) -> None:
     """Make every danger message read as ``danger`` (the detector is someone else's work)."""
     import bot.router
+    import handlers.intake.flow
     import handlers.safety
 
     real = handlers.safety.detect
@@ -43,7 +44,7 @@ def force(monkeypatch: pytest.MonkeyPatch, danger: Danger) -> None:
     def detect(text: str) -> Danger | None:
         return danger if real(text) is not None else None
 
-    for module in (intake_mod, bot.router):
+    for module in (handlers.intake.flow, bot.router):
         monkeypatch.setattr(module, "detect", detect)
 
 

@@ -14,7 +14,7 @@ from bot.scheduler import HORIZON
 from bot.transports.memory import MemoryTransport
 from config.clock import FakeClock
 from config.settings import Settings
-from handlers.cases import CaseService
+from handlers.casework import CaseService
 from handlers.followups import FollowUpService
 from storage.models import FollowUp
 from storage.repositories import unit

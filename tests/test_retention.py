@@ -19,6 +19,7 @@ from sqlalchemy import func, insert, select
 from bot.app import App
 from config.clock import FakeClock, hour
 from config.settings import Settings
+from handlers.casework.inactivity import warning_lead
 from storage.db import Database
 from storage.keystore import KeyStore, StoredKey
 from storage.models import (
@@ -37,7 +38,7 @@ from storage.models import (
     StaffThread,
 )
 from storage.repositories import new_id, unit
-from storage.retention import TABLES, purge, warning_lead
+from storage.retention import TABLES, purge
 from tests.conftest import OFFICE_TIME, make_settings
 from tests.world import LONG_WINDOW, World, texts
 

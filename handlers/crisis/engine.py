@@ -16,9 +16,13 @@ How a message is read:
      ("nicht mehr leben");
    - an ``unless`` word stands in the same sentence (hunting, kitchen, history lesson),
      or an ``unless_clause`` word in the same clause ("mich" next to "umbringen");
-   - it overlaps an idiom ("ich könnte ihn umbringen", "killing it").
+   - it overlaps an idiom ("ich könnte ihn umbringen", "killing it"); an idiom never
+     reaches across a sentence end;
+   - it is a danger to others in a sentence that laughs ("lol", "хаха", "هههه", 😂).
 5. Of overlapping matches the one with more terms wins (it says more); of the rest
    the most urgent danger by ``URGENCY``.
+6. When nothing was found and the text spells words out letter by letter
+   ("S T E R B E N"), it is read once more with those letters joined.
 """
 
 from __future__ import annotations
@@ -69,8 +73,27 @@ _WORD = re.compile(r"\w+(?:['\-]\w+)*")
 _SENTENCES = re.compile(r"[.!?\n؟]")
 _CLAUSES = re.compile(r"[,;:،؛]")
 _EMPTY: frozenset[int] = frozenset()
+#: A hedge ("not sure", "can't promise") lifts negations up to this many words after it.
+HEDGE_REACH = 10
+#: How near the negation must stand to a hedge word to make it a hedge.
+HEDGE_NEGATION = 2
 _IDIOM = "idiom"
 _AR_CONJUNCTIONS = frozenset("وف")
+#: Arabic article and the prepositions written onto it ("الحبوب", "بالحبوب", "للانتحار").
+_AR_ARTICLES = ("بال", "كال", "ال", "لل")
+#: Runs of four or more single letters with spaces between them ("I C H   W I L L
+#: S T E R B E N"): read a second time with the letters joined, a wider gap
+#: (2+ spaces) keeping the words apart. Only when the first reading finds nothing,
+#: so real one-letter words ("и я в опасности") are never lost.
+_SPACED = re.compile(r"(?<!\w)\w(?!\w)(?:[ \t\u00a0]+\w(?!\w)){3,}")
+_WIDE = re.compile(r"[ \t\u00a0]{2,}")
+_GAP = re.compile(r"[ \t\u00a0]")
+#: Combining marks left after NFKC: Arabic vowel signs ("يُشنقون"), Cyrillic stress
+#: marks ("убью\u0301"). Python's \w does not match them, so they would split a word
+#: in two; they are dropped before the text is split into words.
+_MARKS = re.compile("[\u0300-\u036f\u0483-\u0487\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]")
+#: Laughing emoji: like a laughter word, they mark a sentence as a joke.
+_LAUGH_EMOJI = re.compile("[\U0001f602\U0001f923\U0001f606\U0001f639\U0001f605\U0001f61d]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +110,10 @@ class Pattern:
     unless: frozenset[int]
     unless_clause: frozenset[int]
     phrase: str
+    #: Only when a hedge stands before it in the sentence ("I can't promise I won't ...").
+    hedged: bool
+    #: All terms in one sentence (co-occurrence entries with a wide ``gap``).
+    sentence: bool
     #: The term that indexes the pattern: the one whose shortest word is longest,
     #: so pronouns and particles ("ich", "me", "=beni") never make a candidate alone.
     anchor: frozenset[int]
@@ -108,6 +135,11 @@ class Lexicon:
     prefix_lengths: tuple[int, ...] = ()
     negation: frozenset[int] = _EMPTY
     boundaries: frozenset[int] = _EMPTY
+    laughter: frozenset[int] = _EMPTY
+    hedges: frozenset[int] = _EMPTY  # negated before them: "not sure"
+    #: Words that negate a hedge but are no negation elsewhere: "can't" in "can't promise"
+    #: ("I can't stop thinking about killing myself" must stay a danger).
+    hedge_negation: frozenset[int] = _EMPTY
     patterns: tuple[Pattern, ...] = ()
 
     def atom(self, word: str) -> int:
@@ -148,6 +180,14 @@ class Lexicon:
             # "and"/"so" are written onto the next word ("وسأطعنه"); Snowball keeps
             # them on verbs, so the word is also looked up without them.
             surfaces.append(surface[1:])
+        if self.language == "ar":
+            # The article (and a preposition on it) is part of the written word:
+            # "الكثير" must satisfy "كثير*" as "كثير" does.
+            for form in list(surfaces):
+                for article in _AR_ARTICLES:
+                    if form.startswith(article) and len(form) - len(article) >= 3:
+                        surfaces.append(form[len(article) :])
+                        break
         for form in surfaces:
             if form in self.exact:
                 found.add(self.exact[form])
@@ -174,6 +214,11 @@ def _compile(language: str, data: dict[str, object], ids: Iterator[int]) -> Lexi
 
     lex.negation = frozenset().union(*(lex.words(str(e["words"])) for e in entries("negation")))
     lex.boundaries = frozenset().union(*(lex.words(str(e["words"])) for e in entries("boundaries")))
+    lex.laughter = frozenset().union(*(lex.words(str(e["words"])) for e in entries("laughter")))
+    lex.hedges = frozenset().union(*(lex.words(str(e["words"])) for e in entries("hedges")))
+    lex.hedge_negation = frozenset().union(
+        *(lex.words(str(e.get("negated_by", ""))) for e in entries("hedges"))
+    )
     patterns = []
     for entry in entries("patterns"):
         kind = str(entry["danger"])
@@ -195,6 +240,8 @@ def _compile(language: str, data: dict[str, object], ids: Iterator[int]) -> Lexi
                 unless=lex.words(str(entry.get("unless", ""))),
                 unless_clause=lex.words(str(entry.get("unless_clause", ""))),
                 phrase=phrase,
+                hedged=bool(entry.get("hedged", False)),
+                sentence=entry.get("scope") == "sentence",
                 firsts=frozenset().union(*terms) if entry.get("order") == "any" else terms[0],
                 anchor=terms[
                     max(
@@ -220,6 +267,9 @@ class Compiled:
     index: dict[int, tuple[int, ...]]
     negation: frozenset[int]
     boundaries: frozenset[int]
+    laughter: frozenset[int]
+    hedges: frozenset[int]
+    hedge_negation: frozenset[int]
     starts: frozenset[int]  # every atom in ``index``
 
 
@@ -246,6 +296,9 @@ def compiled() -> Compiled:
         index={a: tuple(dict.fromkeys(ps)) for a, ps in index.items()},
         negation=frozenset().union(*(lex.negation for lex in lexes.values())),
         boundaries=frozenset().union(*(lex.boundaries for lex in lexes.values())),
+        laughter=frozenset().union(*(lex.laughter for lex in lexes.values())),
+        hedges=frozenset().union(*(lex.hedges for lex in lexes.values())),
+        hedge_negation=frozenset().union(*(lex.hedge_negation for lex in lexes.values())),
         starts=frozenset(index),
     )
 
@@ -285,13 +338,28 @@ Positions = dict[int, list[int]]  # atom -> word positions holding it (ascending
 class _Message:
     """Per-message lookups, each built once (keeps long messages linear-ish)."""
 
-    __slots__ = ("_terms", "clause", "negated", "pos", "sentence")
+    __slots__ = ("_terms", "clause", "hedged", "negated", "pos", "sentence")
 
     def __init__(
-        self, pos: Positions, negated: list[bool], clause: list[int], sentence: list[int]
+        self,
+        pos: Positions,
+        negated: list[bool],
+        clause: list[int],
+        sentence: list[int],
+        hedged: list[int],
     ) -> None:
         self.pos, self.negated, self.clause, self.sentence = pos, negated, clause, sentence
+        #: Positions of hedges ("not sure", "can't promise", "weiß nicht, ob"), ascending.
+        self.hedged = hedged
         self._terms: dict[frozenset[int], list[int]] = {}
+
+    def hedge_before(self, start: int) -> bool:
+        """A hedge stands before ``start`` in its sentence, at most ``HEDGE_REACH`` words
+        ahead: what follows is a possibility, not a denial."""
+        return any(
+            start - HEDGE_REACH <= h < start and self.sentence[h] == self.sentence[start]
+            for h in self.hedged
+        )
 
     def where(self, term: frozenset[int]) -> list[int]:
         """Ascending word positions satisfying a term."""
@@ -328,15 +396,24 @@ class _Message:
 
     def cancelled(self, p: Pattern, found: tuple[int, ...]) -> bool:
         """An ``unless`` word in the sentence, an ``unless_clause`` word in the clause,
-        or a negation in the clause's scope."""
+        or a negation in the clause's scope (not after a hedge); a ``hedged`` entry
+        without a hedge; a ``scope: sentence`` entry across sentences."""
+        if p.sentence and self.sentence[found[0]] != self.sentence[found[-1]]:
+            return True
+        if p.hedged and not self.hedge_before(found[0]):
+            return True
         if p.unless:
             sentences = {self.sentence[k] for k in found}
             if any(self.sentence[j] in sentences for j in self.where(p.unless)):
                 return True
         clauses = {self.clause[k] for k in found}
+        if p.danger is None and len({self.sentence[k] for k in found}) > 1:
+            return True  # an idiom is one expression: "I want to be dead. Busy day" is none
         if p.unless_clause and any(self.clause[j] in clauses for j in self.where(p.unless_clause)):
             return True
         if p.negatable and p.danger is not None:
+            if self.hedged and self.hedge_before(found[0]):
+                return False  # "I can't promise I won't hurt myself": not a denial
             lo = max(0, found[0] - p.before)
             hi = min(len(self.negated), found[-1] + p.after + 1)
             return any(
@@ -362,8 +439,15 @@ def _matches(msg: _Message) -> Iterator[Match]:
                 break  # one match per pattern is enough to decide
 
 
-def _scan(words: list[str], sentence: list[int], clause: list[int]) -> list[Match]:
-    """Every pattern match, all languages at once (one atom space)."""
+def _scan(
+    words: list[str], sentence: list[int], clause: list[int], joking: set[int]
+) -> list[Match]:
+    """Every pattern match, all languages at once (one atom space).
+
+    A danger to others in a sentence that laughs ("سأقتلك إذا تأخرت هههه", "I'll kill
+    you lol") is a joke between friends and dropped; a danger to the writer is never
+    laughed off ("I want to die lol" is how some people say it).
+    """
     atoms = [_atoms(w) for w in words]
     c = compiled()
     if not any(a & c.starts for a in atoms):
@@ -382,33 +466,95 @@ def _scan(words: list[str], sentence: list[int], clause: list[int]) -> list[Matc
     for j, row in enumerate(atoms):
         for atom in row:
             pos.setdefault(atom, []).append(j)
-    return list(_matches(_Message(pos, negated, clause, sentence)))
+    hedged = _hedges(atoms, negated, sentence, c.hedges, c.hedge_negation)
+    found = _matches(_Message(pos, negated, clause, sentence, hedged))
+    joking = joking | {sentence[j] for j, a in enumerate(atoms) if a & c.laughter}
+    if not joking:
+        return list(found)
+    return [
+        m
+        for m in found
+        if m.pattern.danger is not Danger.OTHERS or sentence[m.positions[0]] not in joking
+    ]
 
 
-def _words(text: str) -> tuple[list[str], list[int], list[int]]:
-    """Words of a text with their sentence and clause numbers (splitting in C, not per word)."""
+def _hedges(
+    atoms: list[frozenset[int]],
+    negated: list[bool],
+    sentence: list[int],
+    hedges: frozenset[int],
+    hedge_negation: frozenset[int],
+) -> list[int]:
+    """Positions of hedges: a hedge word ("sure", "promise", "ob", "уверен") with a
+    negation at most ``HEDGE_NEGATION`` words before it in its sentence ("not sure",
+    "can't promise", "weiß nicht, ob", "не уверен"). "I'm sure I won't" is no hedge.
+    (Turkish puts its negation after the hedge and after what it hedges, "... emin
+    değilim": not covered.)"""
+    if not any(row & hedges for row in atoms):
+        return []
+    return [
+        h
+        for h, row in enumerate(atoms)
+        if row & hedges
+        and any(
+            (negated[j] or bool(atoms[j] & hedge_negation)) and sentence[j] == sentence[h]
+            for j in range(max(0, h - HEDGE_NEGATION), h)
+        )
+    ]
+
+
+Reading = tuple[list[str], list[int], list[int], set[int]]
+
+
+def _words(text: str) -> Reading:
+    """Words of a text with their sentence and clause numbers (splitting in C, not per
+    word), and the sentences holding a laughing emoji."""
     words: list[str] = []
     sentence: list[int] = []
     clause: list[int] = []
+    joking: set[int] = set()
     c = 0
-    for s, part in enumerate(_SENTENCES.split(normalise(text))):
+    for s, part in enumerate(_SENTENCES.split(_MARKS.sub("", normalise(text)))):
+        if _LAUGH_EMOJI.search(part):
+            joking.add(s)
         for piece in _CLAUSES.split(part):
             found = _WORD.findall(piece)
             words.extend(found)
             sentence.extend([s] * len(found))
             clause.extend([c] * len(found))
             c += 1
-    return words, sentence, clause
+    return words, sentence, clause, joking
+
+
+def _unspaced(text: str) -> str | None:
+    """The text with spaced-out letters joined ("S T E R B E N" -> "sterben"), or
+    None when it has no such run."""
+    if _SPACED.search(text) is None:
+        return None
+    return _SPACED.sub(
+        lambda m: " ".join(_GAP.sub("", piece) for piece in _WIDE.split(m.group())), text
+    )
+
+
+def _matches_of(text: str) -> list[Match]:
+    """The matches of a text; a second reading with spaced-out letters joined when the
+    first finds no danger."""
+    words, sentence, clause, joking = _words(text)
+    found = _scan(words, sentence, clause, joking) if words else []
+    if any(m.pattern.danger is not None for m in found):
+        return found
+    joined = _unspaced(text)
+    if joined is None:
+        return found
+    words, sentence, clause, joking = _words(joined)
+    return _scan(words, sentence, clause, joking) if words else found
 
 
 def detect(text: str) -> Danger | None:
     """The most urgent danger a message signals (see ``URGENCY``), or None."""
     if not text:
         return None
-    words, sentence, clause = _words(text)
-    if not words:
-        return None
-    return _decide(_scan(words, sentence, clause))
+    return _decide(_matches_of(text))
 
 
 def _decide(matches: list[Match]) -> Danger | None:
@@ -440,7 +586,4 @@ def is_crisis(text: str) -> bool:
 
 def explain(text: str) -> list[tuple[str, str]]:
     """(category or "idiom", phrase) of every pattern that matched: for lexicon work."""
-    words, sentence, clause = _words(text)
-    return [
-        (str(m.pattern.danger or _IDIOM), m.pattern.phrase) for m in _scan(words, sentence, clause)
-    ]
+    return [(str(m.pattern.danger or _IDIOM), m.pattern.phrase) for m in _matches_of(text)]

@@ -55,9 +55,10 @@ def debug_log() -> Iterator[io.StringIO]:
 
 
 #: Whether the core already opens case rooms (emits CASE_CLAIMED); then they are required.
-CORE_CASE_ROOMS = "OutKind.CASE_CLAIMED" in (
-    Path(__file__).resolve().parents[2] / "handlers" / "cases.py"
-).read_text(encoding="utf-8")
+CORE_CASE_ROOMS = any(
+    "OutKind.CASE_CLAIMED" in p.read_text(encoding="utf-8")
+    for p in (Path(__file__).resolve().parents[2] / "handlers" / "casework").glob("*.py")
+)
 
 
 async def claim(counsellor: Peer, transport: MatrixTransport, staff_room: str, command: str) -> str:

@@ -472,9 +472,9 @@ async def test_ready_after_the_first_short_poll(api: FakeBotApi, core: Core) -> 
     assert first["params"]["timeout"] == 0
 
 
-def outage_at_call(transport: TelegramTransport, method: str, n: int) -> None:
-    """The ``n``-th call of one of the transport's steps meets an outage (SendLater)."""
-    real = getattr(transport, method)
+def outage_at_call(step_of: object, method: str, n: int) -> None:
+    """The ``n``-th call of one of the send path's steps meets an outage (SendLater)."""
+    real = getattr(step_of, method)
     calls = 0
 
     async def step(*args: Any, **kwargs: Any) -> Any:
@@ -484,13 +484,13 @@ def outage_at_call(transport: TelegramTransport, method: str, n: int) -> None:
             raise SendLater("down")
         return await real(*args, **kwargs)
 
-    setattr(transport, method, step)
+    setattr(step_of, method, step)
 
 
 async def test_a_long_reply_cut_by_an_outage_goes_on_where_it_stopped(api: FakeBotApi) -> None:
     api.register_chat(PERSON)
     async with running(api) as transport:
-        outage_at_call(transport, "_send_part", 2)
+        outage_at_call(transport._sender.texts, "_send_part", 2)
         long = "\n\n".join(("a" * 4000, "b" * 4000, "c" * 100))  # three parts
         reply = OutboundMessage(HERE, long, send_key="box.0")
         with pytest.raises(SendLater):
@@ -503,7 +503,7 @@ async def test_a_long_reply_cut_by_an_outage_goes_on_where_it_stopped(api: FakeB
 
 async def test_a_case_topic_made_before_an_outage_is_used_again(api: FakeBotApi) -> None:
     async with running(api) as transport:
-        outage_at_call(transport, "_send_text", 1)  # after the topic was made
+        outage_at_call(transport._sender.texts, "send", 1)  # after the topic was made
         opened = OutboundMessage(
             Address(Platform.TELEGRAM, str(FORUM)),
             "Neuer Fall K-ABCD",

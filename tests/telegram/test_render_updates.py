@@ -216,5 +216,5 @@ def test_transport_from_settings_and_factory() -> None:
     assert (config.base_url, config.mode, config.read_timeout) == (
         "https://bot-api.example.org/", "webhook", 7.0,
     )  # fmt: skip
-    assert (config.poll_timeout, config.rate_limit, config.http_backend) == (25, True, "httpx")
+    assert (config.poll_timeout, config.rate_limit, config.http_backend) == (25, True, "aiohttp")
     assert "secret" not in repr(config)

@@ -1,4 +1,4 @@
-"""A python-telegram-bot request backend on aiohttp (opt-in: ``http_backend="aiohttp"``).
+"""A python-telegram-bot request backend on aiohttp (the default ``http_backend``).
 
 Measured against httpx (docs/PERFORMANCE.md): 2-5x less CPU per Bot API call, where
 httpx spends its time in httpcore's connection-pool bookkeeping and anyio's socket

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiolimiter import AsyncLimiter
 from telegram.ext import BaseRateLimiter
+
+from bot.transports.telegram.slots import outside_slot
 
 #: What a Bot API call returns before PTB turns it into objects.
 ApiResult = bool | dict[str, Any] | list[dict[str, Any]]
@@ -18,6 +19,10 @@ MAX_GROUPS = 512
 
 class FloodLimiter(BaseRateLimiter[bool]):
     """Throttles like PTB's ``AIORateLimiter`` (overall per second, per group per minute).
+
+    Each group waits on its own: a staff group at its limit holds only the calls into
+    that group, and while a call waits for it the update that caused it gives its slot
+    back (:mod:`.slots`), so other chats' updates go on being handled.
 
     Differences: ``rate_limit_args=True`` marks an urgent call (a crisis reply) that
     skips every queue, and 429 answers are not retried here - the transport retries
@@ -76,13 +81,23 @@ class FloodLimiter(BaseRateLimiter[bool]):
         """Run one Bot API call, waiting for capacity unless it is urgent."""
         if rate_limit_args or "chat_id" not in data:
             return await callback(*args, **kwargs)
-        async with contextlib.AsyncExitStack() as stack:
-            group = self._group(data["chat_id"])
-            if group is not None:
-                await stack.enter_async_context(group)
-            if self._overall is not None:
-                await stack.enter_async_context(self._overall)
-            return await callback(*args, **kwargs)
+        group = self._group(data["chat_id"])
+        if group is not None:
+            await _take_group(group)
+        if self._overall is not None:
+            # Everyone shares this one (~30/s, short waits): the slot is kept, so the
+            # updates in hand stay few (a stop lets them finish within seconds).
+            await self._overall.acquire()
+        return await callback(*args, **kwargs)
+
+
+async def _take_group(limiter: AsyncLimiter) -> None:
+    """One unit of a group's limit; a wait for it does not hold the update's slot."""
+    if limiter.has_capacity():
+        await limiter.acquire()
+        return
+    async with outside_slot():
+        await limiter.acquire()
 
 
 def _group_key(chat: object) -> int | str | None:

@@ -1,4 +1,4 @@
-"""The programme directory: schema, loader with line-numbered errors, lookups.
+"""The directory schema: programmes, their staff and contacts, mediation, lookups.
 
 The directory is configuration, not personal data: programmes, their regions,
 office hours, contact details for people who do not want to chat, and the staff
@@ -7,90 +7,23 @@ accounts (per platform) with the alias a person sees.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
-from datetime import date, datetime, time, timedelta
-from functools import cache, cached_property
-from pathlib import Path
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Literal
 
-import holidays
-import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from config.directory.fields import Locale, LocalText, Strict, complete, mentions
+from config.directory.hours import OfficeHours
 from config.vocabulary import MV_DISTRICTS, NATIONAL, STATES, Audience, Kind, Scene
 
-Locale = Literal["de", "en", "ru", "uk", "ar", "tr"]
-
-
-class Texts(dict[str, str]):
-    """An operator text per language (German and English required, the other four
-    optional): a language without its own text reads the English one."""
-
-    def __missing__(self, key: str) -> str:
-        if key == "en":
-            raise KeyError(key)
-        return self["en"]
-
-
-LocalText = Annotated[dict[Locale, str], AfterValidator(Texts)]
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_SPAN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
-#: Validation context key: :func:`parse_directory` checks references itself (with lines).
-_DEFER_REFERENCES = "defer_references"
+#: Validation context key: loading checks references itself (with line numbers).
+DEFER_REFERENCES = "defer_references"
+#: Where in the file a problem is: keys and list positions from the top.
 Loc = tuple[str | int, ...]
 
 
-@cache
-def _public_holidays(state: str, year: int) -> frozenset[date]:
-    """Public holidays of a German state in a year (computed once per process)."""
-    return frozenset(holidays.country_holidays("DE", subdiv=state, years=year))
-
-
-def mentions(text: str, name: str) -> bool:
-    """Whether ``text`` contains ``name`` as a word of its own (any case)."""
-    pattern = rf"(?<!\w){re.escape(name)}(?!\w)"
-    return re.search(pattern, text, re.IGNORECASE) is not None
-
-
-class DirectoryError(ValueError):
-    """The directory file is unusable; the message names file, line and field."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _complete(text: LocalText, what: str) -> LocalText:
-    if "de" not in text or "en" not in text:
-        raise ValueError(f"{what} needs German ('de') and English ('en') text")
-    return text
-
-
-def _check_span(span: str) -> str:
-    if not _SPAN.match(span):
-        raise ValueError(f"'{span}' is not HH:MM-HH:MM (00:00 to 24:00)")
-    start, end = span.split("-")
-    if end != "24:00" and end <= start:
-        raise ValueError(f"'{span}' ends before it starts (split spans that cross midnight)")
-    return span
-
-
-Span = Annotated[str, AfterValidator(_check_span)]
-
-
-class ContactInfo(_Strict):
+class ContactInfo(Strict):
     """How to reach a programme without the chat (only what the programme published).
 
     ``email`` may list several addresses (e.g. the programme's and its operator's general
@@ -117,7 +50,7 @@ class ContactInfo(_Strict):
         return bool(self.phone or self.emails or self.web or self.postal or self.via_police)
 
 
-class Discretion(_Strict):
+class Discretion(Strict):
     """What the person's phone may show (lock screens show a message's first line).
 
     By default counsellor messages carry the alias only and no first line names a
@@ -127,90 +60,7 @@ class Discretion(_Strict):
     name_programme: bool = False
 
 
-class OfficeHours(_Strict):
-    """Weekly hours in a time zone, closed on public holidays of a state."""
-
-    timezone: str = "Europe/Berlin"
-    weekly: dict[Weekday, list[Span]] = Field(default_factory=dict)
-    holidays_state: str | None = None
-    closed_dates: list[date] = Field(default_factory=list)
-
-    @field_validator("holidays_state")
-    @classmethod
-    def _state(cls, value: str | None) -> str | None:
-        if value is not None and value not in STATES:
-            raise ValueError(f"unknown state '{value}' (use one of {', '.join(STATES)})")
-        return value
-
-    @cached_property
-    def zone(self) -> ZoneInfo:
-        """The time zone object."""
-        return ZoneInfo(self.timezone)
-
-    def _closed_on(self, day: date) -> bool:
-        if day in self.closed_dates:
-            return True
-        if self.holidays_state is None:
-            return False
-        return day in _public_holidays(self.holidays_state, day.year)
-
-    def _spans_on(self, day: date) -> list[tuple[time, time]]:
-        if self._closed_on(day):
-            return []
-        out = []
-        for span in self.weekly.get(WEEKDAYS[day.weekday()], []):
-            start, end = span.split("-")
-            end_t = time.max if end == "24:00" else time.fromisoformat(end)
-            out.append((time.fromisoformat(start), end_t))
-        return out
-
-    def is_open(self, when: datetime) -> bool:
-        """Whether the programme is staffed at ``when`` (aware datetime)."""
-        local = when.astimezone(self.zone)
-        return any(s <= local.time() < e for s, e in self._spans_on(local.date()))
-
-    def next_opening(self, when: datetime) -> datetime | None:
-        """The next moment the programme opens (``when`` itself if open), within 3 weeks."""
-        local = when.astimezone(self.zone)
-        for offset in range(22):
-            day = local.date() + timedelta(days=offset)
-            for start, end in self._spans_on(day):
-                begin = datetime.combine(day, start, self.zone)
-                finish = datetime.combine(day, end, self.zone)
-                if local < finish:
-                    return max(begin, local)
-        return None
-
-    def after_open_time(self, when: datetime, minutes: int) -> datetime:
-        """The moment ``minutes`` of open (staffed) time have passed since ``when``.
-
-        Closed time does not count: a case that turns urgent at 16:55 with a 15-minute
-        window in hours ending at 17:00 is due ten minutes after the next opening.
-        Without an opening in the next three weeks, wall-clock time counts.
-        """
-        left = timedelta(minutes=minutes)
-        cursor = when
-        while left > timedelta(0):
-            start = self.next_opening(cursor)
-            if start is None:
-                return cursor + left
-            local = start.astimezone(self.zone)
-            end = next(
-                datetime.combine(local.date(), e, self.zone)
-                for s, e in self._spans_on(local.date())
-                if datetime.combine(local.date(), s, self.zone)
-                <= local
-                < datetime.combine(local.date(), e, self.zone)
-            )
-            if end.time() == time.max:  # "24:00": the span ends at midnight
-                end = datetime.combine(local.date() + timedelta(days=1), time(), self.zone)
-            step = min(left, end - local)
-            left -= step
-            cursor = local + step
-        return cursor.astimezone(when.tzinfo)
-
-
-class Operator(_Strict):
+class Operator(Strict):
     """Who runs a programme. ``state_authority``: a public authority (e.g. an interior
     ministry); a person is told so, and chooses, before a case is handed there."""
 
@@ -218,7 +68,7 @@ class Operator(_Strict):
     name: str
 
 
-class StaffMember(_Strict):
+class StaffMember(Strict):
     """A counsellor or coordinator. ``accounts`` maps platform -> account id."""
 
     id: str
@@ -228,7 +78,7 @@ class StaffMember(_Strict):
     locale: Locale = "de"
 
 
-class Programme(_Strict):
+class Programme(Strict):
     """One service a person can be routed to."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")
@@ -302,20 +152,20 @@ class Programme(_Strict):
     @field_validator("description", "notice")
     @classmethod
     def _texts(cls, value: LocalText | None) -> LocalText | None:
-        return None if value is None else _complete(value, "text")
+        return None if value is None else complete(value, "text")
 
     @field_validator("canned")
     @classmethod
     def _canned(cls, value: dict[str, LocalText]) -> dict[str, LocalText]:
         for name, text in value.items():
-            _complete(text, f"canned.{name}")
+            complete(text, f"canned.{name}")
         return value
 
     @field_validator("info")
     @classmethod
     def _infos(cls, value: dict[Audience, LocalText]) -> dict[Audience, LocalText]:
         for audience, text in value.items():
-            _complete(text, f"info.{audience}")
+            complete(text, f"info.{audience}")
         return value
 
     @property
@@ -339,7 +189,7 @@ class Programme(_Strict):
         return any(m.role == "counsellor" for m in self.staff)
 
 
-class Mediation(_Strict):
+class Mediation(Strict):
     """A language mediation service ("Sprachmittler" pool) for some states.
 
     Offered to a person when the programme they are routed to does not (or is not known
@@ -360,7 +210,7 @@ class Mediation(_Strict):
         return value
 
 
-class Directory(_Strict):
+class Directory(Strict):
     """All programmes plus the last-resort fallback chain."""
 
     verify_before_going_live: bool = False
@@ -382,7 +232,7 @@ class Directory(_Strict):
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> Directory:
-        if isinstance(info.context, dict) and info.context.get(_DEFER_REFERENCES):
+        if isinstance(info.context, dict) and info.context.get(DEFER_REFERENCES):
             return self
         problems = self.reference_problems()
         if problems:
@@ -471,67 +321,3 @@ class Directory(_Strict):
         if programme is None:
             return None
         return next((m for m in programme.staff if m.id == member_id), None)
-
-
-def load_directory(path: Path) -> Directory:
-    """Load and validate a directory file.
-
-    Raises:
-        DirectoryError: with file, line and field of each problem.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DirectoryError(f"{path}: cannot read: {exc.strerror}") from exc
-    return parse_directory(text, str(path))
-
-
-def parse_directory(text: str, source: str = "<directory>") -> Directory:
-    """Validate directory YAML text; see :func:`load_directory`."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise DirectoryError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-    if not isinstance(data, dict):
-        raise DirectoryError(f"{source}: the directory must be a mapping with 'programmes'")
-    try:
-        directory = Directory.model_validate(data, context={_DEFER_REFERENCES: True})
-    except ValidationError as exc:
-        problems = [(tuple(err["loc"]), err["msg"]) for err in exc.errors()]
-        raise DirectoryError(_describe(node, source, problems)) from None
-    problems = directory.reference_problems()
-    if problems:
-        raise DirectoryError(_describe(node, source, problems))
-    return directory
-
-
-def _describe(node: Any, source: str, problems: Iterable[tuple[Loc, str]]) -> str:
-    """One ``source:line: field.path: message`` line per problem."""
-    lines = []
-    for loc, message in problems:
-        path = ".".join(str(p) for p in loc) or "(top level)"
-        lines.append(f"{source}:{_line_of(node, loc)}: {path}: {message}")
-    return "\n".join(lines)
-
-
-def _line_of(node: Any, loc: Iterable[Any]) -> int:
-    """Best line number (1-based) for a pydantic error location in a YAML node tree."""
-    current = node
-    line = (node.start_mark.line + 1) if node is not None else 1
-    for part in loc:
-        if isinstance(current, yaml.MappingNode):
-            match = next((v for k, v in current.value if k.value == str(part)), None)
-            if match is None:
-                break
-            current = match
-        elif isinstance(current, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(current.value):
-                break
-            current = current.value[part]
-        else:
-            break
-        line = current.start_mark.line + 1
-    return line
