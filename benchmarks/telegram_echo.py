@@ -121,6 +121,7 @@ async def _serve_ausweg(
         clock=FakeClock(OFFICE_TIME),
         directory=telegram_directory(load_directory(EXAMPLE_DIRECTORY)),
         limits=None if core_limits else Limits(unlimited),
+        wait_for_sends=False,  # as `ausweg run`: commit, then confirm, then send
     )
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -358,11 +359,17 @@ async def _claim_cases(api: Any, people: list[int]) -> None:
         await _settled(api, api.push_message(user, user, "/start"))
     for user in people:
         for data in INTAKE:
-            await _settled(api, api.push_callback(user, user, data, _button(api, user, data)))
-    announcements = [
-        c for c in api.sent[before:] if c["method"] == "sendMessage"
-        and c["params"].get("chat_id") == FORUM and "claim:" in json.dumps(c["params"])
-    ]  # fmt: skip
+            message_id = await _button(api, user, data)
+            await _settled(api, api.push_callback(user, user, data, message_id))
+
+    def announcement(c: dict[str, Any]) -> bool:
+        return bool(
+            c["method"] == "sendMessage" and c["ok"]
+            and c["params"].get("chat_id") == FORUM and "claim:" in json.dumps(c["params"])
+        )  # fmt: skip
+
+    # Updates are confirmed once committed; the replies go out after: wait for them.
+    announcements = await api.wait_for_all(announcement, len(people), timeout=60, since=before)
     for call in announcements:
         code = json.dumps(call["params"]).split("claim:")[1][:6]
         thread = call["params"].get("message_thread_id")
@@ -400,7 +407,15 @@ async def run_requests(http: str, calls: int) -> dict[str, float]:
         await api.stop()
 
 
-def _button(api: Any, chat: int, data: str) -> int:
+async def _button(api: Any, chat: int, data: str) -> int:
+    """The message carrying button ``data`` in ``chat`` (once the bot sent it: updates
+    are confirmed once committed, their replies go out after)."""
+    await api.wait_for_sent(
+        lambda c: (
+            c["ok"] and c["params"].get("chat_id") == chat and data in json.dumps(c["params"])
+        ),
+        timeout=60,
+    )
     for message in reversed(api.messages_in(chat)):
         rows = message.get("reply_markup", {}).get("inline_keyboard", [])
         if any(b.get("callback_data") == data for row in rows for b in row):

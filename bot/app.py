@@ -1,10 +1,11 @@
 """Composition root: settings -> database -> vault -> directory -> router -> transports.
 
 Start order: check secrets, take the lease, migrate, build the core, load staff
-threads, start the transports every instance runs, then - when leading - rebuild
-scheduled follow-ups, start the leader's transports and send what a crashed leader
-left in the outbox. Stop order is the reverse; transports stop before the database
-closes and pending message refs are flushed.
+threads, start the transports every instance runs, then - when leading - start the
+leader's transports, queue what a crashed leader left in the outbox, and rebuild the
+scheduled follow-ups (jobs last: a follow-up due at once finds its platform
+connected). Stop order is the reverse; transports stop before the database closes
+and pending message refs are flushed.
 
 Leadership (:mod:`bot.leader`): with PostgreSQL two instances can share one
 database; only the leader polls Telegram, syncs Matrix, fires follow-ups and
@@ -15,73 +16,42 @@ lease takes all of that over; a leader that loses it stops those parts at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
-from bot.bounded import BoundedDict
+from bot.jobs import Jobs
 from bot.leader import Lease, lease_for
 from bot.metrics import Metrics
 from bot.router import Handled, Router
 from bot.scheduler import REFRESH_MINUTES, Scheduler
-from bot.transports.base import SendLater, Transport, Withheld
-from config.clock import Clock, SystemClock, hour
+from bot.sending import Sender
+from bot.sending.delivery import Delivery, Stores
+from bot.sending.progress import Progress
+from bot.sending.queues import MAX_ITEMS
+from bot.transports.base import Transport
+from config.clock import Clock, SystemClock
 from config.directory import Directory, load_directory
-from config.i18n import translator
 from config.langdetect import warm_up
-from config.messages import (
-    Address,
-    InboundMessage,
-    OutboundMessage,
-    OutKind,
-    Platform,
-    SendResult,
-)
+from config.messages import InboundMessage, OutboundMessage, Platform
 from config.settings import Settings, decode_key
-from handlers.casework.inactivity import InactivityReport, close_inactive
+from handlers.casework.inactivity import InactivityReport
 from handlers.limits import Limits
 from storage.db import Database
 from storage.keystore import KeyStore
 from storage.migrate import upgrade
-from storage.models import Case, Contact, FollowUp, MessageRef, OutboxEntry, StaffThread
-from storage.repositories import JobChange, new_id, unit
-from storage.retention import PurgeReport, purge
+from storage.models import OutboxEntry
+from storage.retention import PurgeReport
 from storage.threads import ThreadMap
 from storage.vault import Vault
 
 log = logging.getLogger(__name__)
-#: The hourly purge also runs VACUUM once a day.
-VACUUM_EVERY = 24
-#: Message refs are written in batches, off the hot path.
-REF_BATCH = 200
-REF_FLUSH_SECONDS = 1.0
 #: How often replies a platform could not take (it was unreachable) are tried again.
 RETRY_SECONDS = 30.0
-#: Sent outbox entries remembered in memory (concurrent redeliveries of one update).
-DONE_REMEMBERED = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class _Waiting:
-    """Replies kept for a platform that was unreachable.
-
-    Attributes:
-        indices: which replies of the set are still to be sent (in order).
-        platforms: the platforms they go to (newer replies queue behind them).
-        box: the outbox entry they come from (read again for each attempt), or None
-            for replies without one (crisis numbers when the database failed), which
-            are then kept here in memory (``out``).
-    """
-
-    indices: list[int]
-    platforms: frozenset[Platform]
-    box: str | None
-    out: list[OutboundMessage] | None
+#: On stop: seconds to go on sending what is queued, then for sends in flight to finish.
+STOP_GRACE = 1.0
+STOP_FINISH = 0.5
 
 
 def build_vault(settings: Settings) -> Vault:
@@ -92,8 +62,9 @@ def build_vault(settings: Settings) -> Vault:
     )
 
 
-class App:
-    """The running bot: owns the database, the core, the scheduler and the transports."""
+class App(Jobs):
+    """The running bot: owns the database, the core, the scheduler, the send queues and
+    the transports."""
 
     def __init__(
         self,
@@ -106,7 +77,13 @@ class App:
         limits: Limits | None = None,
         retry_seconds: float = RETRY_SECONDS,
         lease: Lease | None = None,
+        wait_for_sends: bool = True,
+        max_queued: int = MAX_ITEMS,
     ) -> None:
+        """``wait_for_sends``: :meth:`on_message` (and every job) returns only once its
+        replies went out or wait for their platform - for tests and the console demo.
+        ``ausweg run`` sets it off: an update is confirmed once it is committed and its
+        replies go out from the queues (commit, then confirm, then send)."""
         self.settings = settings
         self.clock = clock or SystemClock()
         self.transports: dict[Platform, Transport] = {t.platform: t for t in transports}
@@ -124,25 +101,30 @@ class App:
         self._turn = asyncio.Lock()
         self.metrics = Metrics()
         self.limits = limits or Limits()
-        self.dropped = 0
-        self._refs: dict[str, list[str]] = defaultdict(list)
-        self._ref_count = 0
-        self._ref_wake = asyncio.Event()
+        self.wait_for_sends = wait_for_sends
+        self.delivery = Delivery(
+            self.transports,
+            self.threads,
+            self.metrics,
+            self.clock,
+            vanish_hours=settings.retention.vanish_hours,
+            default_locale=settings.default_locale,
+            directory=lambda: (
+                self._with_created_rooms(self._directory) if self._directory else None
+            ),
+            tell=self._tell,
+        )
+        self.sender = Sender(
+            self.delivery.deliver, loader=self._load, held=self._held, max_items=max_queued
+        )
         self._flusher: asyncio.Task[None] | None = None
-        self._sending: set[str] = set()
         #: Staff rooms transports created for programmes without one (see ``_hand_directory``).
         self._created: dict[Platform, dict[str, str]] = {}
-        #: Outbox entries sent lately: a copy read before its delete committed is skipped.
-        self._done: BoundedDict[str, None] = BoundedDict(DONE_REMEMBERED)
-        #: Outbox entries to send again (a platform was unreachable); see ``_retry_loop``.
-        self._later: dict[str, _Waiting] = {}
-        #: /vanish refs of a deletion that must wait (never flushed: the retry needs them).
-        self._held_refs: dict[str, list[str]] = {}
         self._retry_seconds = retry_seconds
         self._retrier: asyncio.Task[None] | None = None
         #: A reload's release of removed staff's cases, awaited before the next message.
         self._orphans: asyncio.Task[None] | None = None
-        #: Set once the outbox left by a crash was sent (inbound messages wait for it).
+        #: Set once the outbox left by a crash was queued (inbound messages wait for it).
         self._drained = asyncio.Event()
         self._purges = 0
         self.last_purge: PurgeReport | None = None
@@ -185,8 +167,11 @@ class App:
             controller=self.settings.controller(),
         )
         await self.threads.load(self.db)
-        self._flusher = asyncio.create_task(self._flush_loop())
+        self.delivery.stores = Stores(self.db, self.keystore)
+        self._flusher = asyncio.create_task(self.delivery.flush_loop(self.router.forget_delivered))
         self.router.outbox = any(getattr(t, "redelivers", False) for t in self.transports.values())
+        if self.router.outbox:  # progress per reply, so a crash resends only what was in flight
+            self.sender.progress = Progress(self.db, self._sent)
         for platform in self.transports:  # every series present from the start
             for counter in (self.metrics.messages_in, self.metrics.messages_out):
                 counter.labels(platform=platform.value)
@@ -216,11 +201,24 @@ class App:
         return _leader_only(transport) and not self.leading
 
     async def _lead(self) -> None:
-        """Run the leader's parts: jobs, the leader's transports, the outbox a crashed
-        leader left (sent before any new message is handled)."""
+        """Run the leader's parts: the leader's transports, the outbox a crashed leader
+        left (queued before any new message is handled), then the jobs.
+
+        Transports first: a job that fires (a follow-up due at a take-over) must find
+        its platform connected - a send before that would park the platform's queues
+        until the next retry round. Jobs after the drain: a follow-up queues behind
+        what the crashed leader left for the same chat.
+        """
         if self.router is None:
             return
         self._drained.clear()
+        for transport in self.transports.values():
+            if _leader_only(transport):
+                await transport.start(self.on_message)
+        if self.router.outbox:
+            await self.drain_outbox()
+            if self.wait_for_sends:
+                await self.sender.idle_or_waiting()
         if self.scheduler is not None:
             self.scheduler.start(self.fire_followup)
             self.scheduler.every("escalate", 15, self.escalate)
@@ -230,11 +228,6 @@ class App:
             self.scheduler.every("purge", 60, self.purge)
             self.scheduler.every("followup-window", REFRESH_MINUTES, self.load_followup_window)
             await self.load_followup_window()
-        for transport in self.transports.values():
-            if _leader_only(transport):
-                await transport.start(self.on_message)
-        if self.router.outbox:
-            await self.drain_outbox()
         # Staff removed while the bot was down leave no case without anyone holding it.
         await self.release_orphans()
         self._drained.set()
@@ -252,9 +245,12 @@ class App:
             await self._stop_leader_parts()
 
     async def _stop_leader_parts(self) -> None:
+        led = {p for p, t in self.transports.items() if _leader_only(t)}
         for transport in reversed(list(self.transports.values())):
             if _leader_only(transport):
                 await self._stop_transport(transport)
+        # The new leader sends what is in the outbox: queued copies here would come twice.
+        self.sender.drop_platforms(led)
         if self.scheduler is not None:
             self.scheduler.stop()
             self.scheduler = Scheduler(self.clock, self.scheduler.horizon)
@@ -277,6 +273,8 @@ class App:
             self._retrier.cancel()
             await asyncio.gather(self._retrier, return_exceptions=True)
             self._retrier = None
+        # Queued replies go on for a moment; what is left stays in the outbox.
+        await self.sender.close(STOP_GRACE, STOP_FINISH)
         for transport in reversed(list(self.transports.values())):
             await self._stop_transport(transport)
         if self.scheduler is not None:
@@ -333,11 +331,16 @@ class App:
 
     # -- messages -----------------------------------------------------------------------
     async def on_message(self, msg: InboundMessage) -> None:
-        """Handle one inbound message and deliver the replies (after the commit)."""
+        """Handle one inbound message: commit its effects and replies, queue the replies.
+
+        Returns once the update is durable (committed with its replies in the outbox),
+        not when the replies went out - unless the app waits for sends
+        (``wait_for_sends``: tests, and ``ausweg demo``).
+        """
         if self.router is None:
             raise RuntimeError("app not started")
         if not self._drained.is_set():
-            # Replies a crash left behind go first: a new answer must not overtake them.
+            # Replies a crash left behind are queued first: a new answer must not overtake them.
             await self._drained.wait()
         if self._orphans is not None:  # a reload's release first (it may call the coordinator)
             orphans, self._orphans = self._orphans, None
@@ -349,112 +352,84 @@ class App:
             self.metrics.error("handler")
             raise
         if msg.message_ref and handled.contact_id:
-            self._note_ref(handled.contact_id, msg.message_ref)
+            self.delivery.note_ref(handled.contact_id, msg.message_ref)
         await self._finish(handled)
 
     async def _finish(self, handled: Handled) -> None:
-        """Schedule the jobs, send the replies, clear the outbox entry once all went out."""
+        """Schedule the jobs, queue the replies (and wait for them if the app does)."""
         if self.scheduler is not None:
             for job in handled.jobs:
                 self.scheduler.followup(job.followup_id, job.due)
-        box = handled.outbox_id
-        waiting = self._later.get(box) if box is not None else None
-        only = waiting.indices if waiting is not None else None  # a redelivered waiting set
-        await self._send_set(
-            box, handled.out, only, self._blocked(box), positions=handled.positions
-        )
+        replies = self.sender.submit(handled.outbox_id, handled.out, handled.positions)
+        if self.wait_for_sends:
+            await replies.wait()
+            if self.sender.progress is not None:
+                await self.sender.progress.flush()
 
-    async def _send_set(
-        self,
-        box: str | None,
-        out: Sequence[OutboundMessage],
-        only: list[int] | None,
-        blocked: set[Platform],
-        key: str | None = None,
-        positions: Sequence[int] | None = None,
-    ) -> None:
-        """Send ``out`` (only the indices ``only``), in order per platform.
+    async def _send(self, out: Sequence[OutboundMessage]) -> None:
+        """Queue replies that have no outbox entry (purge notices, staff notes)."""
+        if out:
+            await self._finish(Handled(list(out)))
 
-        A platform that is unreachable - now, or in ``blocked`` because older replies
-        still wait for it - gets its replies kept (with their index) for the retry loop;
-        the other platforms' replies go on. ``key`` names an existing waiting entry.
-        ``positions`` are the indices of ``out`` in its outbox entry when replies there
-        were erased meanwhile (they are not sent, and count as done).
-        """
-        at = list(positions) if positions is not None else list(range(len(out)))
-        if box is not None:
-            if box in self._sending or box in self._done:
-                return  # the same replies are on their way or out (drain vs. redelivery)
-            self._sending.add(box)
-        later: list[int] = []
-        try:
-            for index, message in zip(at, out, strict=True):
-                if only is not None and index not in only:
-                    continue  # went out before the platform became unreachable
-                platform = message.address.platform
-                if platform not in blocked:
-                    if box is not None:
-                        message = replace(message, send_key=f"{box}.{index}")
-                    if await self.deliver(message):
-                        continue
-                    blocked.add(platform)
-                later.append(index)
-            key = key or box
-            if later:
-                where = dict(zip(at, out, strict=True))
-                platforms = frozenset(where[i].address.platform for i in later)
-                stored = None if box is not None else list(out)  # box: read from the outbox
-                self._later[key or f"mem:{new_id()}"] = _Waiting(later, platforms, box, stored)
-                return
-            if key is not None:
-                self._later.pop(key, None)
-            if box is not None:
-                self._done[box] = None
-                await self._sent(box)
-        finally:
-            if box is not None:
-                self._sending.discard(box)
+    def _held(self, message: OutboundMessage) -> bool:
+        """The transport's hint (``held(message)``, if it has one): sends to this
+        destination wait for the platform's limit now, so the queues merge staff relays."""
+        hint = getattr(self.transports.get(message.address.platform), "held", None)
+        return bool(callable(hint) and hint(message))
 
-    def _blocked(self, exclude: str | None) -> set[Platform]:
-        """Platforms older reply sets still wait for: new replies queue behind them."""
-        return {p for k, w in self._later.items() if k != exclude for p in w.platforms}
+    def _tell(self, out: Sequence[OutboundMessage]) -> None:
+        self.sender.submit(None, out)
 
-    async def _sent(self, outbox_id: str) -> None:
-        """Forget replies once they were handed to the platforms.
+    async def deliver(self, out: OutboundMessage) -> bool:
+        """Send one message now, outside the queues (see :meth:`Delivery.deliver`)."""
+        return await self.delivery.deliver(out)
 
-        The entry is deleted with the next unit of work (or by the flush loop within
-        ``REF_FLUSH_SECONDS`` when idle), not in a transaction of its own; after a
-        crash the few entries not yet deleted are sent again (at least once).
-        """
+    async def flush_refs(self) -> None:
+        """Write remembered message refs now."""
+        await self.delivery.flush_refs()
+
+    @property
+    def dropped(self) -> int:
+        """Messages for a platform without transport."""
+        return self.delivery.dropped
+
+    def _sent(self, outbox_id: str) -> None:
+        """An entry with nothing left to send: deleted with the next unit of work (or by
+        the flush loop within a second when idle), with its own key."""
         if self.router is not None:
             self.router.delivered.add(outbox_id)
 
     async def drain_outbox(self) -> int:
-        """Send replies a crash left behind (committed, never sent); returns how many sets."""
+        """Queue the replies a crash left behind (committed, not all sent); returns how
+        many sets. Entries are read when the queues have room; only the replies not
+        marked as sent go out again."""
         if self.db is None or self.router is None:
             return 0
         async with self.db.transaction() as s:
-            entries = (await s.execute(select(OutboxEntry))).scalars().all()
-        # Inbound messages wait for this (``_drained``): no redelivery sends these meanwhile.
-        for entry in entries:
-            found = await self._unpack(entry)
-            if found is not None:
-                await self._finish(Handled(found[0], outbox_id=entry.id, positions=found[1]))
-        await self.router.forget_delivered()
-        if entries:
-            log.info("outbox: %d reply set(s) sent after a restart", len(entries))
-        return len(entries)
+            ids = [i for (i,) in await s.execute(select(OutboxEntry.id))]
+        # Inbound messages wait for this (``_drained``): their replies queue behind these.
+        fresh = [box for box in ids if not self.sender.knows(box)]
+        for box in fresh:
+            self.sender.adopt(box)
+        if fresh:
+            log.info("outbox: %d reply set(s) to send after a restart", len(fresh))
+        return len(fresh)
 
     @property
     def waiting(self) -> int:
         """Reply sets kept for a platform that was unreachable (for health checks)."""
-        return len(self._later)
+        return self.sender.waiting
+
+    @property
+    def _later(self) -> set[str]:
+        """Outbox entries of the waiting reply sets."""
+        return self.sender.waiting_boxes()
 
     async def _retry_loop(self) -> None:
         """Every ``retry_seconds``, try the waiting reply sets again."""
         while True:
             await asyncio.sleep(self._retry_seconds)
-            if self._later:
+            if self.sender.waiting:
                 try:
                     await self.retry_waiting()
                 except Exception as exc:  # a bug must not end the retries
@@ -462,284 +437,31 @@ class App:
                     self.metrics.error("retry")
 
     async def retry_waiting(self) -> None:
-        """One round over the waiting reply sets, oldest first.
-
-        A platform that fails again is not tried again in this round, so the sets behind
-        it keep their order.
-        """
-        failed: set[Platform] = set()
-        for key, waiting in list(self._later.items()):
-            if self._later.get(key) is not waiting:
-                continue  # sent meanwhile (a redelivery)
-            try:
-                found = (waiting.out, None) if waiting.out is not None else await self._load(key)
-            except Exception as exc:  # the database is away: next round
-                log.error("outbox retry failed: %s", type(exc).__name__)
-                continue
-            if found is None:  # gone: sent by a redelivery, erased, or unreadable
-                self._later.pop(key, None)
-                continue
-            out, positions = found
-            await self._send_set(waiting.box, out, waiting.indices, failed, key, positions)
+        """One round over the waiting reply sets, oldest first (read again from the
+        outbox: replies erased meanwhile are not sent)."""
+        await self.sender.retry()
+        if self.sender.progress is not None:
+            await self.sender.progress.flush()
 
     async def _load(self, box: str) -> tuple[list[OutboundMessage], list[int]] | None:
-        """The replies of an outbox entry and their positions (None: gone, or unreadable
-        and dropped)."""
+        """The replies of an outbox entry still to send and their positions (None: gone,
+        or unreadable and dropped)."""
         if self.db is None or self.router is None:
             return None
         async with self.db.transaction() as s:
             entry = await s.get(OutboxEntry, box)
-        return None if entry is None else await self._unpack(entry)
-
-    async def _unpack(self, entry: OutboxEntry) -> tuple[list[OutboundMessage], list[int]] | None:
-        """The replies of an entry still to send, with their positions; an entry with
-        none left (erased) or unreadable (a retired key) is dropped."""
-        if self.router is None:
+        if entry is None:
             return None
         try:
             out, positions = await self.router.unpack(entry)
         except Exception as exc:
             log.error("outbox entry unreadable: %s", type(exc).__name__)
-            await self._sent(entry.id)
+            self._sent(entry.id)
             return None
-        if not out:  # every reply in it was erased
-            await self._sent(entry.id)
+        if not out:  # every reply in it was sent or erased
+            self._sent(entry.id)
             return None
         return out, positions
-
-    async def deliver(self, out: OutboundMessage) -> bool:
-        """Send through the transport of the address's platform; remember refs / threads.
-
-        Returns False only when the platform could not take the message now
-        (:class:`SendLater`); a permanent refusal is logged and counts as done.
-        """
-        if out.case_code and out.programme:
-            # Per programme: after a transfer the old programme's thread is never used.
-            thread = self.threads.thread_of(out.case_code, out.programme, out.address.platform)
-            if thread is not None:
-                out = replace(out, address=thread)
-        pending: list[str] = []
-        if out.kind is OutKind.VANISH and out.contact_id:
-            pending = self._refs.pop(out.contact_id, []) + self._held_refs.pop(out.contact_id, [])
-            out = replace(out, refs=(*out.refs, *pending))
-        transport = self.transports.get(out.address.platform)
-        if transport is None:
-            self.dropped += 1
-            log.warning("no transport for %s; message not sent", out.address.platform.value)
-            return True
-        platform = out.address.platform.value
-        try:
-            result = await transport.send(out)
-        except SendLater:
-            log.warning("%s unreachable; a reply waits to be sent again", out.address.platform)
-            self.metrics.send_retries.labels(platform=platform).inc()
-            if pending and out.contact_id:
-                self._held_refs[out.contact_id] = pending  # for the next attempt
-            return False
-        except Withheld:
-            log.warning("a reply was withheld: someone else is in the person's chat")
-            await self._tell_withheld(out)
-            return True
-        except Exception as exc:
-            log.error("sending failed on %s: %s", platform, type(exc).__name__)
-            self.metrics.error("send")
-            return True
-        self.metrics.messages_out.labels(platform=platform).inc()
-        if result is not None:
-            await self._remember(out, result)
-        if out.kind is OutKind.CLOSE:
-            self.threads.drop(out.address)  # its row went with the transfer's transaction
-        return True
-
-    async def _tell_withheld(self, out: OutboundMessage) -> None:
-        """Tell the staff of the person's case (in its thread) that a reply was not
-        delivered; names the case code only. Failures are logged, never raised."""
-        if out.contact_id is None or self.db is None or self._directory is None:
-            return
-        try:
-            async with self.db.transaction() as s:
-                case = (
-                    await s.execute(select(Case).where(Case.contact_id == out.contact_id))
-                ).scalars().first()
-            directory = self._with_created_rooms(self._directory)
-            programme = directory.by_id.get(case.programme_id) if case else None
-            if case is None or programme is None:
-                return
-            staff = programme.staff
-            t = translator(staff[0].locale if staff else self.settings.default_locale)
-            text = t("staff.person_chat_watched", code=case.code)
-            for platform, room in programme.staff_rooms.items():
-                note = OutboundMessage(
-                    Address(Platform(platform), room),
-                    text,
-                    protect=False,
-                    case_code=case.code,
-                    programme=programme.id,
-                )
-                await self.deliver(note)
-        except Exception as exc:
-            log.error("telling staff about a withheld reply failed: %s", type(exc).__name__)
-
-    async def _remember(self, out: OutboundMessage, result: SendResult) -> None:
-        if result.ref and out.contact_id and out.kind is not OutKind.VANISH:
-            self._note_ref(out.contact_id, result.ref)
-        if result.thread is not None and out.case_code and out.programme and self.db is not None:
-            await self._store_thread(out.case_code, out.programme, result.thread)
-
-    async def _store_thread(self, code: str, programme: str, thread: Address) -> None:
-        if self.db is None:
-            return
-        async with self.db.transaction() as s:
-            case = (await s.execute(select(Case).where(Case.code == code))).scalar_one_or_none()
-            if case is None or case.programme_id != programme:
-                return  # moved on meanwhile: the old programme gets no thread of it
-            s.add(
-                StaffThread(
-                    id=new_id(),
-                    case_id=case.id,
-                    programme_id=programme,
-                    platform=thread.platform.value,
-                    chat_id=thread.chat_id,
-                    thread_id=thread.thread_id,
-                    delete_after=case.delete_after,
-                )
-            )
-        self.threads.add(code, programme, thread)
-
-    # -- message refs for /vanish ----------------------------------------------------------
-    def _note_ref(self, contact_id: str, ref: str) -> None:
-        self._refs[contact_id].append(ref)
-        self._ref_count += 1
-        if self._ref_count >= REF_BATCH:
-            self._ref_wake.set()
-
-    async def _flush_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ref_wake.wait(), REF_FLUSH_SECONDS)
-            self._ref_wake.clear()
-            try:
-                await self.flush_refs()
-                if self.router is not None:
-                    await self.router.forget_delivered()
-            except Exception as exc:
-                log.error("storing message refs failed: %s", type(exc).__name__)
-
-    async def flush_refs(self) -> None:
-        """Write remembered message refs (encrypted, 48 h) in one transaction."""
-        if not self._refs or self.db is None or self.keystore is None:
-            return
-        pending, self._refs, self._ref_count = dict(self._refs), defaultdict(list), 0
-        until = hour(self.clock.now()) + timedelta(hours=self.settings.retention.vanish_hours)
-        async with unit(self.db, self.keystore, self.clock.now()) as uow:
-            keys = uow.keys
-            rows = (
-                await uow.conn.execute(
-                    select(Contact.id, Contact.key_id).where(Contact.id.in_(list(pending)))
-                )
-            ).all()
-            deks = await keys.get_many([k for _, k in rows])
-            values = []
-            for contact_id, key_id in rows:
-                dek = deks.get(key_id)
-                if dek is None:
-                    continue
-                for ref in pending[contact_id]:
-                    row_id = new_id()
-                    values.append(
-                        {
-                            "id": row_id,
-                            "contact_id": contact_id,
-                            "delete_after": until,
-                            "ref_ct": keys.seal_json(dek, "message_refs", "ref", row_id, ref),
-                        }
-                    )
-            if values:  # one executemany, no ORM objects to track
-                await uow.conn.execute(insert(MessageRef), values)
-
-    # -- scheduled work ------------------------------------------------------------------
-    async def fire_followup(self, followup_id: str) -> None:
-        """Scheduler callback: send one follow-up if it is due."""
-        if self.router is not None:
-            self.metrics.followups_fired.inc()
-            try:
-                handled = await self.router.run("followup", followup_id)
-            except Exception:
-                self.metrics.error("followup")
-                raise
-            await self._finish(handled)
-
-    async def escalate(self) -> None:
-        """Scheduler callback: remind staff of overdue cases."""
-        if self.router is not None:
-            await self._finish(await self.router.run("escalate"))
-
-    async def escalate_urgent(self) -> None:
-        """Scheduler callback: unclaimed urgent cases past their window to the coordinator."""
-        if self.router is not None:
-            await self._finish(await self.router.run("urgent"))
-
-    async def purge(self, *, vacuum: bool | None = None) -> None:
-        """Scheduler callback: retention by the app's clock (see storage.retention).
-
-        Warns about and closes inactive cases (messages go out through
-        :meth:`deliver`), purges expired rows, removes jobs of purged follow-ups.
-        Reports land in ``last_inactivity`` / ``last_purge``; failures are logged
-        by type only and retried at the next run.
-        """
-        if self.db is None or self.keystore is None or self.router is None:
-            return
-        now = self.clock.now()
-        self._purges += 1
-        try:
-            inactive = await close_inactive(
-                self.db, self.keystore, self.router.directory, self.settings.retention, now
-            )
-            self._apply_jobs(inactive.jobs)
-            for out in inactive.out:
-                await self.deliver(out)
-            if vacuum is None:
-                vacuum = self._purges % VACUUM_EVERY == 0
-            report = await purge(self.db, self.keystore, now, vacuum=vacuum)
-        except Exception as exc:
-            log.error("purge failed: %s", type(exc).__name__)
-            self.metrics.error("purge")
-            return
-        self.metrics.purges.inc()
-        for kind, count in report.counts.items():
-            self.metrics.purged.labels(kind=kind).inc(count)
-        self._apply_jobs([JobChange(fid, None) for fid in report.followup_ids])
-        for room in report.rooms:  # the person's chat on platforms with rooms
-            await self.deliver(OutboundMessage(room, "", kind=OutKind.FORGET))
-        for code in report.case_codes:
-            for thread in self.threads.threads_of(code):
-                await self.deliver(OutboundMessage(thread, "", kind=OutKind.FORGET))
-            self.threads.forget(code)
-        self.last_inactivity, self.last_purge = inactive, report
-        log.info(
-            "purge: %d rows, %d keys, %d warned, %d closed inactive, %.2f s",
-            report.total,
-            report.counts["data_keys"],
-            inactive.warned,
-            inactive.closed,
-            report.seconds,
-        )
-
-    def _apply_jobs(self, jobs: Sequence[JobChange]) -> None:
-        if self.scheduler is not None:
-            for job in jobs:
-                self.scheduler.followup(job.followup_id, job.due)
-
-    async def run_due_followups(self) -> int:
-        """Fire every follow-up that is due by the app's clock; returns how many ran."""
-        if self.db is None:
-            return 0
-        async with self.db.transaction() as s:
-            rows = await s.execute(select(FollowUp.id).where(FollowUp.due_at <= self.clock.now()))
-            due = [fid for (fid,) in rows]
-        for fid in due:
-            await self.fire_followup(fid)
-        return len(due)
 
     async def refresh_metrics(self) -> None:
         """Bring the gauges up to date (called when /metrics is scraped)."""
@@ -748,20 +470,6 @@ class App:
         if self.db is not None and self.router is not None:
             programmes = {p.id for p in self.router.directory.programmes}
             await self.metrics.refresh(self.db, self.clock.now(), programmes)
-
-    async def load_followup_window(self) -> int:
-        """Schedule the stored follow-ups due within the scheduler's window (at start, after
-        a restart, and periodically); returns how many. One indexed range query."""
-        if self.db is None or self.scheduler is None:
-            return 0
-        end = self.scheduler.window_end()
-        async with self.db.transaction() as s:
-            rows = (
-                await s.execute(select(FollowUp.id, FollowUp.due_at).where(FollowUp.due_at <= end))
-            ).all()
-        for fid, due in rows:
-            self.scheduler.followup(fid, due)
-        return len(rows)
 
 
 def _leader_only(transport: Transport) -> bool:

@@ -18,6 +18,12 @@ in every copy, and deleting an entry never needs a key. Layout (binary)::
 
 Entries written before this format start with 0x01 (sealed under a key derived from
 the master key): they are still read once, never written.
+
+Progress per reply (:func:`mark_sent`): a reply handed to its platform has its part
+replaced by an empty one (no key id, no bytes) right after the send, so after a crash
+only the replies whose request was in flight are sent again, not the whole entry.
+Positions stay (each sealed part is bound to its index); an entry whose every part
+is empty is deleted with the next unit of work (see bot.router).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import OutboxEntry
@@ -38,6 +44,14 @@ _U8 = struct.Struct(">B")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _DROP = delete(OutboxEntry).where(OutboxEntry.id.in_(bindparam("ids", expanding=True)))
+_REWRITE = (
+    update(OutboxEntry)
+    .where(OutboxEntry.id == bindparam("entry"))
+    .values(payload_ct=bindparam("blob"))
+    .execution_options(synchronize_session=False)
+)
+#: A reply already handed to its platform (its sealed part removed).
+SENT_PART: tuple[str, bytes] = ("", b"")
 
 
 class MalformedEntry(ValueError):
@@ -53,8 +67,18 @@ class Sealed:
 
     @property
     def key_ids(self) -> set[str]:
-        """Every key the entry needs."""
-        return {k for k, _ in self.parts} | ({self.own} if self.own else set())
+        """Every key the entry needs (parts already sent need none)."""
+        return {k for k, _ in self.parts if k} | ({self.own} if self.own else set())
+
+    @property
+    def part_keys(self) -> set[str]:
+        """The keys of the replies still to send."""
+        return {k for k, _ in self.parts if k}
+
+    @property
+    def unsent(self) -> list[int]:
+        """Positions of the replies not yet handed to a platform."""
+        return [i for i, part in enumerate(self.parts) if part != SENT_PART]
 
 
 def part_aad(entry_id: str, index: int) -> bytes:
@@ -110,6 +134,36 @@ def _sealed(blob: bytes) -> Sealed | None:
         return None
 
 
+async def mark_sent(conn: AsyncConnection, marks: dict[str, set[int]]) -> set[str]:
+    """Record replies as handed to their platform (in the caller's transaction).
+
+    ``marks`` maps entry ids to positions sent. Returns the entries with nothing left
+    to send (the caller deletes them, with their own key). Entries gone meanwhile and
+    entries in the old format (sent again whole after a crash) are skipped.
+    """
+    if not marks:
+        return set()
+    rows = await conn.execute(
+        select(OutboxEntry.id, OutboxEntry.payload_ct).where(OutboxEntry.id.in_(list(marks)))
+    )
+    changed: list[dict[str, object]] = []
+    finished: set[str] = set()
+    for entry_id, blob in rows:
+        sealed = _sealed(blob)
+        if sealed is None:
+            continue
+        parts = list(sealed.parts)
+        for position in marks[entry_id]:
+            if 0 <= position < len(parts):
+                parts[position] = SENT_PART
+        changed.append({"entry": entry_id, "blob": pack(sealed.own, parts)})
+        if all(part == SENT_PART for part in parts):
+            finished.add(entry_id)
+    if changed:
+        await conn.execute(_REWRITE, changed)
+    return finished
+
+
 async def drop_covered(conn: AsyncConnection, shredded: Iterable[str]) -> int:
     """Delete entries whose every reply is sealed under one of ``shredded`` (in the
     caller's transaction): after the shred nothing in them could be sent or read."""
@@ -120,7 +174,7 @@ async def drop_covered(conn: AsyncConnection, shredded: Iterable[str]) -> int:
     ids = []
     for entry_id, blob in rows:
         sealed = _sealed(blob)
-        if sealed is not None and sealed.parts and sealed.key_ids <= gone:
+        if sealed is not None and sealed.unsent and sealed.part_keys <= gone:
             ids.append(entry_id)
     if ids:
         await conn.execute(_DROP, {"ids": ids})

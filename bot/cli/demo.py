@@ -55,7 +55,10 @@ async def demo(settings: Settings) -> int:
     from bot.transports.console import ConsoleTransport
 
     console = ConsoleTransport(locale=settings.default_locale)
-    app = App(settings, [console])
+    # The demo waits for its sends (unlike `run`): the console has no outbox, so a reply
+    # still queued when input ends would be lost, and a reply printed after the next
+    # prompt would make the transcript hard to follow. The queues are the same.
+    app = App(settings, [console], wait_for_sends=True)
     await app.start()
     try:
         await console.run()

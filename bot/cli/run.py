@@ -30,7 +30,7 @@ async def run(settings: Settings) -> int:
     findings.raise_if_refused()
     for line in stores_used(settings):
         log.info("%s", " ".join(line.split()))
-    app = App(settings, build_transports(settings))
+    app = App(settings, build_transports(settings), wait_for_sends=False)
 
     def reload() -> None:
         """SIGHUP: a directory `run` would refuse does not replace the one in force."""

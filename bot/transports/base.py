@@ -8,9 +8,13 @@ from typing import Protocol, runtime_checkable
 
 from config.messages import InboundMessage, OutboundMessage, Platform, SendResult
 
-#: What a transport calls for every inbound event. It returns once the event's
-#: transaction has committed and its replies were sent: only then may a transport
-#: acknowledge the event to its platform.
+#: What a transport calls for every inbound event. It returns once the event's effects
+#: and its replies are committed (with a redelivering platform: the replies are in the
+#: outbox), so the transport may then acknowledge the event to its platform. The replies
+#: go out apart, from the app's per-destination send queues (commit, then confirm, then
+#: send), through :meth:`Transport.send`; an app that waits for its sends (tests, the
+#: console demo) returns only after them. A transport relies on neither: only on "when
+#: it returned, the event is durable".
 InboundHandler = Callable[[InboundMessage], Awaitable[None]]
 
 
@@ -53,6 +57,12 @@ class Transport(Protocol):
 
     async def send(self, message: OutboundMessage) -> SendResult | None:
         """Deliver one outbound message (copy, never forward).
+
+        Called by the send queues, one call at a time per destination (platform and
+        chat), many destinations at once: a wait for one destination's limit must not
+        hold up the others. A transport may also offer ``held(message) -> bool``: True
+        while a send to that destination would wait for the platform's limit (the
+        queues then merge pending staff relays of one case into one message).
 
         Raises:
             SendLater: the platform is unreachable now; the core tries again later.

@@ -47,6 +47,43 @@ class MemoryTransport:
         self.redelivers = redelivers
         self._changed = asyncio.Condition()
         self.started = False
+        #: Chats at their platform limit (see :meth:`hold`): sends left before they wait.
+        self._limits: dict[str, int] = {}
+        #: Sends waiting at a chat's limit now, per chat.
+        self.waiting: dict[str, int] = defaultdict(int)
+
+    def hold(self, chat: str) -> None:
+        """Put ``chat`` at its limit (like a Telegram group after 20 messages a minute):
+        sends there wait for :meth:`allow` or :meth:`release`; :meth:`held` says so."""
+        self._limits.setdefault(chat, 0)
+
+    async def allow(self, chat: str, sends: int = 1) -> None:
+        """Let ``sends`` more sends into a held chat (it stays at its limit after them)."""
+        async with self._changed:
+            self._limits[chat] = self._limits.get(chat, 0) + sends
+            self._changed.notify_all()
+
+    async def release(self, chat: str) -> None:
+        """Lift the limit of ``chat``: waiting sends go on."""
+        async with self._changed:
+            self._limits.pop(chat, None)
+            self._changed.notify_all()
+
+    def held(self, message: OutboundMessage) -> bool:
+        """True while a send to the message's chat would wait for its limit."""
+        return self._limits.get(message.address.chat_id) == 0
+
+    async def _limit(self, chat: str) -> None:
+        if chat not in self._limits:
+            return
+        async with self._changed:
+            self.waiting[chat] += 1
+            try:
+                await self._changed.wait_for(lambda: self._limits.get(chat, 1) > 0)
+            finally:
+                self.waiting[chat] -= 1
+            if chat in self._limits:
+                self._limits[chat] -= 1
 
     async def start(self, on_message: InboundHandler) -> None:
         """Remember the core's handler."""
@@ -59,6 +96,7 @@ class MemoryTransport:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """Record an outbound message; open a thread for a new case when enabled."""
+        await self._limit(message.address.chat_id)
         if message.kind is OutKind.VANISH:
             self.vanished.append((message.address.chat_id, message.refs))
             return SendResult()

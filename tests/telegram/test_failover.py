@@ -6,9 +6,15 @@ follow-ups; the other stands by. Under a steady load of new people:
 
 - SIGKILL of the leader: the other takes over (measured: from the kill to the first
   reply to a message written after it), no message is lost, follow-ups are neither
-  lost nor doubled. Replies: Telegram has no idempotent send, so a reply set in flight
-  at the kill, or sent just before it while its outbox delete was not yet committed,
-  arrives twice (privacy check 13); the figure is printed and bounded.
+  lost nor doubled. Replies: each reply is recorded as sent right after its send, and a
+  destination's next send waits for that record, so only a reply whose request was in
+  flight at the kill (or whose record was not yet committed) is sent again - at most one
+  per chat. Telegram has no idempotent send (no transaction id, no way to read a chat),
+  so that one reply cannot be told apart from one that never arrived: it is sent again
+  rather than lost (privacy check 13). The test kills right after replies were seen at
+  the API, which is exactly that window, so zero is not reliable; the figure is
+  printed and bounded per chat and in total. (Matrix: the reply's transaction id is
+  its outbox id and position, so the homeserver drops the repeat.)
 - SIGTERM of the leader: it exits within 2 s, the other takes over, nothing is lost
   and nothing doubled.
 """
@@ -56,7 +62,9 @@ LOAD_GAP = 0.1
 #: People in the load; each writes every POOL * LOAD_GAP s (the per-person limit is 0.5/s).
 POOL = 40
 TAKEOVER_LIMIT = 10.0
-#: Replies in flight at a SIGKILL (the transport's concurrency, telegram.concurrency).
+#: Replies in doubt at a SIGKILL: sent, but their record not yet committed (one per chat
+#: at most; at 20 replies a second and a record committed within a fraction of a second,
+#: a few chats).
 IN_FLIGHT = 8
 
 
@@ -169,20 +177,21 @@ async def prepare_followups(
         await tg.app.stop()
 
 
-async def set_due(settings: Settings, seconds: list[float]) -> int:
-    """Make the follow-ups due ``seconds`` from now (the test moves time, not the bot)."""
+async def set_due(settings: Settings, seconds: dict[str, float] | None = None) -> list[str]:
+    """Make follow-up ``id`` due ``seconds[id]`` from now (the test moves time, not the
+    bot); returns the ids of the stored follow-ups (before the change)."""
     schema = settings.database.connect_args["server_settings"]["search_path"]
     conn = await asyncpg.connect(PG_URL.replace("+asyncpg", ""))
     try:
         await conn.execute(f"SET search_path TO {schema}")
         ids = [r["id"] for r in await conn.fetch("SELECT id FROM followups ORDER BY id")]
-        for fid, delay in zip(ids, seconds, strict=True):
+        for fid, delay in (seconds or {}).items():
             await conn.execute(
                 "UPDATE followups SET due_at = now() + make_interval(secs => $2) WHERE id = $1",
                 fid,
                 delay,
             )
-        return len(ids)
+        return ids
     finally:
         await conn.close()
 
@@ -238,11 +247,21 @@ class Load:
         return REPLIES_PER_START * sum(self.sent.values())
 
     def tally(self, api: FakeBotApi) -> tuple[int, int]:
-        """(messages lost, messages answered twice) over the whole load."""
+        """(messages lost, replies sent twice) over the whole load."""
         got = counts(api, self.users)
         lost = sum(max(0, REPLIES_PER_START * n - got[u]) for u, n in self.sent.items())
-        extra = sum(max(0, got[u] - REPLIES_PER_START * n) for u, n in self.sent.items())
-        return lost // REPLIES_PER_START, extra // REPLIES_PER_START
+        return lost // REPLIES_PER_START, sum(self.twice(api).values())
+
+    def twice(self, api: FakeBotApi) -> Counter[int]:
+        """Replies each person got more than once."""
+        got = counts(api, self.users)
+        return Counter(
+            {
+                u: got[u] - REPLIES_PER_START * n
+                for u, n in self.sent.items()
+                if got[u] > REPLIES_PER_START * n
+            }
+        )
 
 
 def replies_to(users: set[int]) -> object:
@@ -272,6 +291,14 @@ async def wait_replies(api: FakeBotApi, users: list[int], count: int, within: fl
     await api.wait_for_all(replies_to(set(users)), count, timeout=within)  # type: ignore[arg-type]
 
 
+async def wait_each(api: FakeBotApi, load: Load, within: float) -> None:
+    """Until every person got every reply. Not a total: a reply sent twice must not hide
+    one still queued (updates are confirmed once committed, replies go out after)."""
+    async with asyncio.timeout(within):
+        for user, n in load.sent.items():
+            await api.wait_for_all(replies_to({user}), REPLIES_PER_START * n, timeout=within)  # type: ignore[arg-type]
+
+
 async def test_sigkill_of_the_leader_under_load_the_other_takes_over(
     api: FakeBotApi,
     settings: Settings,
@@ -281,8 +308,14 @@ async def test_sigkill_of_the_leader_under_load_the_other_takes_over(
 ) -> None:
     a, b = pair
     await prepare_followups(api, settings, clock, directory)
-    # Two follow-ups fall due while a leads, two after the kill (b must fire them).
-    assert await set_due(settings, [20.0, 22.0, 60.0, 62.0]) == len(FOLLOWED)
+    # Two follow-ups fall due while a leads (whenever its start ends: under load the
+    # instances may take longer than these seconds to start; counted from here), two
+    # only after the kill (b must fire them: see below). A leader schedules what is due
+    # within its window when it starts, so the last two stay an hour out until the kill.
+    since = len(api.sent)
+    ids = await set_due(settings)
+    assert len(ids) == len(FOLLOWED)
+    await set_due(settings, dict(zip(ids, [20.0, 22.0, 3600.0, 3600.0], strict=True)))
     await a.start()
     assert (await a.ready()).startswith("ready: telegram")
     await b.start()
@@ -292,7 +325,6 @@ async def test_sigkill_of_the_leader_under_load_the_other_takes_over(
 
     load = Load(api, 5_700_100_001)
     load.start()
-    since = len(api.sent)
     # Kill once two follow-ups went out completely (person and staff topic) and a later
     # unit of work was answered (it removes sent outbox entries): a kill between sends.
     await api.wait_for_all(
@@ -303,8 +335,12 @@ async def test_sigkill_of_the_leader_under_load_the_other_takes_over(
     )  # fmt: skip
     later = [load.fresh() for _ in range(3)]
     await wait_replies(api, later, REPLIES_PER_START * len(later), 30)
+    # The last two fall due now; a has them an hour out, so only b can fire them (at
+    # its take-over it loads the window from the database).
+    await set_due(settings, {ids[2]: 2.0, ids[3]: 3.0})
     await a.kill()
     killed_at = time.monotonic()
+    at_kill = len(api.sent)
     probe = load.fresh()
     await api.wait_for_sent(replies_to({probe}), timeout=TAKEOVER_LIMIT + 20)  # type: ignore[arg-type]
     takeover = time.monotonic() - killed_at
@@ -315,13 +351,18 @@ async def test_sigkill_of_the_leader_under_load_the_other_takes_over(
         len(FOLLOWED), timeout=90, since=since,
     )  # fmt: skip
     await load.stop()
-    await wait_replies(api, load.users, load.expected(), 60)
     await api.wait_until_confirmed(load.update_ids[-1], timeout=30)
+    await wait_each(api, load, 60)
     status, line = await b.readyz()
     assert (status, line) == (200, "ready: telegram\n")
 
     lost, doubled = load.tally(api)
     checkins = counts(api, FOLLOWED, CHECKIN)
+    by_b = Counter(
+        int(c["params"]["chat_id"])
+        for c in api.sent[at_kill:]
+        if c["method"] == "sendMessage" and c["ok"] and CHECKIN in str(c["params"].get("text"))
+    )
     followups_doubled = sum(1 for u in FOLLOWED if checkins[u] > 1)
     followups_lost = sum(1 for u in FOLLOWED if checkins[u] < 1)
     got = counts(api, load.users)
@@ -336,9 +377,14 @@ async def test_sigkill_of_the_leader_under_load_the_other_takes_over(
     assert lost == 0
     assert followups_doubled == 0
     assert followups_lost == 0
-    # Only sets in flight at the kill, or sent just before it with their outbox delete not
-    # yet committed (batched with the next unit of work), may come twice.
-    assert doubled <= IN_FLIGHT, "more doubles than sets in flight at the kill"
+    # The two due after the kill came from b (a sent the other two before it).
+    assert len(by_b) == 2, by_b
+    assert set(by_b) <= set(FOLLOWED)
+    assert all(checkins[u] == 1 for u in by_b)
+    # Only the reply in doubt per chat (in flight at the kill) may come twice: never two
+    # of one chat, never more than the sends in flight.
+    assert max(load.twice(api).values(), default=0) <= 1, "more than the reply in doubt"
+    assert doubled <= IN_FLIGHT, "more doubles than sends in flight at the kill"
     assert not api.pending_updates
     log_b = b.log_path.read_text(encoding="utf-8")
     assert "standing by" in log_b
@@ -365,8 +411,8 @@ async def test_sigterm_stops_within_2_s_and_the_other_takes_over_with_no_lost_wo
     probe = load.fresh()
     await api.wait_for_sent(replies_to({probe}), timeout=TAKEOVER_LIMIT + 20)  # type: ignore[arg-type]
     await load.stop()
-    await wait_replies(api, load.users, load.expected(), 60)
     await api.wait_until_confirmed(load.update_ids[-1], timeout=30)
+    await wait_each(api, load, 60)
     lost, doubled = load.tally(api)
     print(
         f"\nSIGTERM: stopped in {stopped_in:.2f} s, messages {len(load.update_ids)},"

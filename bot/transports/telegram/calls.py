@@ -86,6 +86,10 @@ class BotCalls:
         """Whether the throttle is on (urgent calls then mark themselves for it)."""
         return self.config.rate_limit
 
+    def paused(self, chat: object) -> bool:
+        """Whether ordinary calls to ``chat`` wait for a 429 pause."""
+        return chat in self._paused
+
     def backoff(self, attempt: int) -> float:
         """Exponential back-off for ``attempt`` (1-based), bounded."""
         return float(min(self.config.backoff_max, self.config.backoff_base * 2 ** (attempt - 1)))

@@ -45,20 +45,21 @@ class FloodLimiter(BaseRateLimiter[bool]):
     async def shutdown(self) -> None:
         """Nothing to release."""
 
+    def held(self, chat: object) -> bool:
+        """True while a call into ``chat`` would wait: its group or the whole bot is at
+        its limit (the send queues then merge staff relays; nothing is taken here)."""
+        key = _group_key(chat)
+        group = self._groups.get(key) if key is not None else None
+        if group is not None and not group.has_capacity():
+            return True
+        return self._overall is not None and not self._overall.has_capacity()
+
     def _group(self, chat: object) -> AsyncLimiter | None:
         if self._group_rate <= 0:
             return None
-        key: int | str
-        if isinstance(chat, int):
-            key = chat
-        elif isinstance(chat, str) and chat.lstrip("-").isdigit():
-            key = int(chat)
-        elif isinstance(chat, str):
-            key = chat  # @username: a channel or public group
-        else:
+        key = _group_key(chat)
+        if key is None:
             return None
-        if isinstance(key, int) and key > 0:
-            return None  # private chat
         if key not in self._groups and len(self._groups) >= MAX_GROUPS:
             for name, limiter in list(self._groups.items()):
                 if limiter.has_capacity(limiter.max_rate):
@@ -97,3 +98,19 @@ async def _take_group(limiter: AsyncLimiter) -> None:
         return
     async with outside_slot():
         await limiter.acquire()
+
+
+def _group_key(chat: object) -> int | str | None:
+    """The key of a group's limiter (None: a private chat, or no chat)."""
+    key: int | str
+    if isinstance(chat, int):
+        key = chat
+    elif isinstance(chat, str) and chat.lstrip("-").isdigit():
+        key = int(chat)
+    elif isinstance(chat, str):
+        key = chat  # @username: a channel or public group
+    else:
+        return None
+    if isinstance(key, int) and key > 0:
+        return None  # private chat
+    return key

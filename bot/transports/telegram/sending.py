@@ -13,6 +13,7 @@ import contextlib
 from functools import partial
 
 from bot.transports.telegram.calls import BotCalls, SendFailed
+from bot.transports.telegram.limiter import FloodLimiter
 from bot.transports.telegram.media import Media
 from bot.transports.telegram.render import chat_id, chunks, message_ids
 from bot.transports.telegram.texts import TextSender
@@ -28,6 +29,16 @@ class Sender:
         self.texts = TextSender(calls)
         self.topics = Topics(calls, self.texts)
         self.media = Media(calls, self.texts)
+
+    def held(self, message: OutboundMessage) -> bool:
+        """True while a send to the message's chat would wait: its group (or the whole
+        bot) is at its flood limit, or a 429 pause holds the chat. Nothing is taken;
+        call only after the transport started."""
+        chat = chat_id(message.address.chat_id)
+        if self._calls.paused(chat):
+            return True
+        limiter = self._calls.bot.rate_limiter
+        return isinstance(limiter, FloodLimiter) and limiter.held(chat)
 
     async def send(self, message: OutboundMessage) -> SendResult | None:
         """Render and send one message; permanent failures are logged, not raised.

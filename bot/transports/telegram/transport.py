@@ -227,6 +227,11 @@ class TelegramTransport:
 
     # ------------------------------------------------------------------ sending
 
+    def held(self, message: OutboundMessage) -> bool:
+        """True while a send to the message's chat would wait (a hint for the send
+        queues: they merge pending staff relays then); see :meth:`Sender.held`."""
+        return self._connection.app is not None and self._sender.held(message)
+
     async def send(self, message: OutboundMessage) -> SendResult | None:
         """Render and send one message; permanent failures are logged, not raised.
 
