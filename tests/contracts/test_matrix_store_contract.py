@@ -1,6 +1,6 @@
 """Matrix crypto store contract: the bot's SQLCipher store against matrix-nio's own.
 
-``EncryptedSqliteStore`` (bot/transports/matrix_store.py) swaps nio's SQLite database
+``EncryptedSqliteStore`` (bot.transports.matrix.crypto_store.py) swaps nio's SQLite database
 for SQLCipher; everything nio keeps there must come back after a reopen exactly as
 nio's plain ``SqliteStore`` gives it back (account, devices and their trust, Olm and
 Megolm sessions, encrypted rooms, key requests, the sync token). Run on both, so a
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bot.transports.matrix_store import make_encrypted_store
 from nio.crypto import (
     InboundGroupSession,
     OlmAccount,
@@ -26,6 +25,8 @@ from nio.crypto import (
 )
 from nio.crypto.key_request import OutgoingKeyRequest
 from nio.store import SqliteStore
+
+from bot.transports.matrix.crypto_store import make_encrypted_store
 
 USER, DEVICE = "@ausweg:example.org", "BOTDEVICE"
 PEER, PEER_DEVICE = "@person:example.org", "PERSONPHONE"
