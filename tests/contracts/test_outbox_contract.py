@@ -51,7 +51,9 @@ async def test_shredding_drops_exactly_the_entries_nothing_can_open(db: Database
         db,
         {
             "only-a": (outbox.pack(None, [("a", BLOB)]), NOW),
+            # an own key that seals no reply keeps nothing alive (only replies count)
             "a-and-own": (outbox.pack("own1", [("a", BLOB)]), NOW),
+            "a-and-own-notice": (outbox.pack("own2", [("a", BLOB), ("own2", BLOB)]), NOW),
             "a-and-b": (outbox.pack(None, [("a", BLOB), ("b", BLOB)]), NOW),
             "c": (outbox.pack(None, [("c", BLOB)]), NOW),
             "legacy": (b"\x01" + BLOB, NOW),  # the old format: never judged here
@@ -59,11 +61,11 @@ async def test_shredding_drops_exactly_the_entries_nothing_can_open(db: Database
         },
     )
     async with db.engine.begin() as conn:
-        assert await outbox.drop_covered(conn, ["a"]) == 1
+        assert await outbox.drop_covered(conn, ["a"]) == 2
         assert await outbox.drop_covered(conn, []) == 0
-    assert await _ids(db) == {"a-and-own", "a-and-b", "c", "legacy", "malformed"}
+    assert await _ids(db) == {"a-and-own-notice", "a-and-b", "c", "legacy", "malformed"}
     async with db.engine.begin() as conn:
-        assert await outbox.drop_covered(conn, ["a", "b", "own1"]) == 2
+        assert await outbox.drop_covered(conn, ["a", "b", "own2"]) == 2
     assert await _ids(db) == {"c", "legacy", "malformed"}
 
 
