@@ -406,7 +406,13 @@ class App(Jobs):
         if self.db is None or self.router is None:
             return 0
         async with self.db.transaction() as s:
-            ids = [i for (i,) in await s.execute(select(OutboxEntry.id))]
+            # In the order written: one chat's sets must go out in their order.
+            ids = [
+                i
+                for (i,) in await s.execute(
+                    select(OutboxEntry.id).order_by(OutboxEntry.seq.nulls_first(), OutboxEntry.id)
+                )
+            ]
         # Inbound messages wait for this (``_drained``): their replies queue behind these.
         fresh = [box for box in ids if not self.sender.knows(box)]
         for box in fresh:

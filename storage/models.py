@@ -343,8 +343,12 @@ class OutboxEntry(Base):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (_expiry("outbox", "id"),)
+    __table_args__ = (_expiry("outbox", "id"), Index("ix_outbox_seq", "seq"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     payload_ct: Mapped[bytes] = mapped_column(LargeBinary)
     delete_after: Mapped[datetime] = mapped_column(_ts())
+    #: Order of writing (the last entry's + 1, in the writing transaction): after a
+    #: crash the sets go out in this order, so one chat's replies keep theirs. A
+    #: counter, not a time (stored times are coarse). None: written before 0009.
+    seq: Mapped[int | None] = mapped_column(Integer, nullable=True)

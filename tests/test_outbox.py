@@ -320,3 +320,30 @@ async def test_new_messages_wait_until_the_replies_left_by_a_crash_went_out(
         assert question < len(texts) - 1, "the left-over question first, then the new answer"
     finally:
         await app2.stop()
+
+
+async def test_sets_left_by_a_crash_go_out_in_the_order_they_were_written(
+    settings: Settings, clock: FakeClock, directory: Directory
+) -> None:
+    """Updates are confirmed once committed, so one chat may leave several sets; the
+    drain queues them in the order written (ids are random: never by id)."""
+    from bot.routing.replies import _STASH
+    from storage import outbox
+
+    app = App(settings, [MemoryTransport(redelivers=True)], clock=clock, directory=directory)
+    await app.start()
+    try:
+        assert app.db is not None
+        written = [f"z{n}" for n in range(8, 0, -1)]  # against the ids' own order
+        async with app.db.engine.begin() as conn:
+            for box in written:
+                await conn.execute(
+                    _STASH,
+                    {"id": box, "payload_ct": outbox.pack(None, []), "delete_after": clock.now()},
+                )
+        adopted: list[str] = []
+        app.sender.adopt = adopted.append  # type: ignore[method-assign,assignment]
+        assert await app.drain_outbox() == len(written)
+        assert adopted == written
+    finally:
+        await app.stop()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 
 from config.clock import hour
 from config.messages import OutboundMessage, outbound_from_dict, outbound_to_dict
@@ -22,7 +22,11 @@ from storage.repositories import UnitOfWork, new_id
 from storage.vault import Vault, aad
 
 #: A Core insert on the unit's connection: storing replies needs no ORM session.
-_STASH = insert(OutboxEntry)
+#: ``seq`` is the last entry's + 1 in the same transaction: a chat's next update is
+#: handled after this one committed, so its entry sorts after this one (both databases).
+_STASH = insert(OutboxEntry).values(
+    seq=select(func.coalesce(func.max(OutboxEntry.seq), 0) + 1).scalar_subquery()
+)
 _CONTACT_KEY = select(Contact.key_id).where(Contact.id == bindparam("i"))
 _CASE_KEY = select(Case.key_id).where(Case.code == bindparam("c"))
 _UNSTASH = delete(OutboxEntry).where(OutboxEntry.id.in_(bindparam("ids", expanding=True)))
