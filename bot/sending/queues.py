@@ -47,6 +47,8 @@ MAX_ITEMS = 20_000
 HELD_SECONDS = 0.5
 #: Outbox entries sent lately: a copy read before its delete committed is skipped.
 DONE_REMEMBERED = 4096
+#: The longest a retry round waits for its sets to settle (then it returns, logged).
+RETRY_WAIT = 300.0
 
 
 @dataclass(eq=False, slots=True)
@@ -220,6 +222,7 @@ class Sender:
                 if taken is None:
                     return
                 item, urgent = taken
+                self._unpark(item)
                 members = [item]
                 # Held: the last send waited for the limit, or the transport says the
                 # next one will (then the merge starts before the first wait).
@@ -273,6 +276,7 @@ class Sender:
             if not closed and topic(item.message) == where:
                 grown = size + len(item.message.text) + 2
                 if mergeable(item.message) and grown <= MERGE_LIMIT:
+                    self._unpark(item)
                     members.append(item)
                     size = grown
                     continue
@@ -280,6 +284,14 @@ class Sender:
             keep.append(item)
         dest.normal = keep
         return members
+
+    def _unpark(self, item: _Item) -> None:
+        """A parked reply taken to be sent counts as unsettled again (its set waits)."""
+        if item.parked:
+            item.parked = False
+            item.rs.parked -= 1
+            item.rs.unsettled += 1
+            self._check(item.rs)
 
     def _sent(self, item: _Item) -> asyncio.Future[None] | None:
         rs = item.rs
@@ -357,13 +369,15 @@ class Sender:
                     seen.setdefault(id(item.rs), item.rs)
         return list(seen.values())
 
-    async def retry(self) -> None:
+    async def retry(self, timeout: float | None = RETRY_WAIT) -> None:  # noqa: ASYNC109
         """Try the parked destinations again, oldest first; wait until each set settled.
 
         Waiting sets are read again from the outbox first: replies erased meanwhile
         are dropped, never sent.
         """
-        self._down.clear()
+        # The outbox is read while the platforms still count as down: new traffic parks
+        # meanwhile, and no worker sends a parked reply behind this round's back. The
+        # un-parking below runs without an await in between.
         sets = self._waiting_sets()
         for rs in sets:
             if rs.box is not None and self._loader is not None:
@@ -373,6 +387,8 @@ class Sender:
                     log.error("outbox retry failed: %s", type(exc).__name__)
                     continue
                 self._drop(_erased(rs, set(found[1]) if found is not None else set()))
+        self._down.clear()
+        sets = self._waiting_sets()  # also what parked while the outbox was read
         for dest in list(self._dests.values()):
             for item in dest.items():
                 if item.parked:
@@ -382,7 +398,11 @@ class Sender:
                     self._check(item.rs)
             if dest:
                 self._wake(dest)
-        await asyncio.gather(*(rs.wait() for rs in sets))
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(*(rs.wait() for rs in sets))
+        except TimeoutError:  # a bound: the retry loop goes on, the sets keep sending
+            log.error("retry round: %d reply sets not settled in time", len(sets))
 
     def _drop(self, gone: Callable[[_Item], bool]) -> int:
         dropped = 0
