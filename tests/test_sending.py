@@ -268,3 +268,26 @@ async def test_a_retry_round_overlapping_new_traffic_settles() -> None:
     assert [m.text for m in platform.sent["p"]] == ["old", "new"]
     assert sender.waiting == 0
     await sender.close()
+
+
+async def test_an_erasure_drops_queued_replies_before_their_send() -> None:
+    """H11.2: after recheck() every queued set is read again; erased ones never go out."""
+    platform = Platformish()
+    platform.gates["p"] = asyncio.Event()
+    erased: set[str] = set()
+
+    async def loader(box: str) -> tuple[list[OutboundMessage], list[int]] | None:
+        return None if box in erased else ([to("p", box)], [0])
+
+    sender = Sender(platform.deliver, loader=loader)
+    sender.submit("first", [to("p", "first")])
+    await platform.entered["p"].wait()  # in flight: it goes
+    sender.submit("gone", [to("p", "gone")])
+    sender.submit("kept", [to("p", "kept")])
+    erased.add("gone")
+    sender.recheck()
+    platform.gates["p"].set()
+    async with asyncio.timeout(5):
+        await sender.idle()
+    assert [m.text for m in platform.sent["p"]] == ["first", "kept"]
+    await sender.close()

@@ -135,6 +135,8 @@ class Sender:
         self._empty = asyncio.Event()
         self._empty.set()
         self._closing = False
+        #: Outbox entries to read again before their next send (an erasure committed).
+        self._recheck: set[str] = set()
         #: Messages sent, and replies that went out merged into another message.
         self.sent = 0
         self.coalesced = 0
@@ -218,6 +220,10 @@ class Sender:
                 if dest.key[0] in self._down:
                     self._park(dest)
                     return
+                if self._recheck and not await self._reread(dest):
+                    self._down.add(dest.key[0])  # the outbox is away: the retry reads it
+                    self._park(dest)
+                    return
                 taken = dest.take()
                 if taken is None:
                     return
@@ -255,6 +261,36 @@ class Sender:
             dest.worker = None
             if not dest and self._dests.get(dest.key) is dest:
                 del self._dests[dest.key]
+
+    def recheck(self) -> None:
+        """An erasure committed: every queued set with an outbox entry is read again
+        before its next send, so replies it erased are dropped, never sent."""
+        for dest in self._dests.values():
+            for item in dest.items():
+                if item.rs.box is not None:
+                    self._recheck.add(item.rs.box)
+
+    async def _reread(self, dest: _Destination) -> bool:
+        """Drop what erasures took from this destination's queued sets (False: the
+        outbox could not be read; nothing of those sets may go out now)."""
+        boxes = list(
+            dict.fromkeys(
+                i.rs.box for i in dest.items() if i.rs.box is not None and i.rs.box in self._recheck
+            )
+        )
+        for box in boxes:
+            rs = self._boxes.get(box)
+            if rs is None or self._loader is None:
+                self._recheck.discard(box)
+                continue
+            try:
+                found = await self._loader(box)
+            except Exception as exc:
+                log.error("reading a queued reply set again failed: %s", type(exc).__name__)
+                return False
+            self._recheck.discard(box)
+            self._drop(_erased(rs, set(found[1]) if found is not None else set()))
+        return True
 
     def _holds(self, message: OutboundMessage) -> bool:
         """The transport's hint: sends to this destination wait for its limit now."""
@@ -386,6 +422,7 @@ class Sender:
                 except Exception as exc:  # the database is away: next round
                     log.error("outbox retry failed: %s", type(exc).__name__)
                     continue
+                self._recheck.discard(rs.box)
                 self._drop(_erased(rs, set(found[1]) if found is not None else set()))
         self._down.clear()
         sets = self._waiting_sets()  # also what parked while the outbox was read
