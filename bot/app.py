@@ -170,6 +170,7 @@ class App(Jobs):
         self.delivery.stores = Stores(self.db, self.keystore)
         self._flusher = asyncio.create_task(self.delivery.flush_loop(self.router.forget_delivered))
         self.router.outbox = any(getattr(t, "redelivers", False) for t in self.transports.values())
+        self.router.on_erased = self.sender.recheck  # queued replies an erasure took: dropped
         if self.router.outbox:  # progress per reply, so a crash resends only what was in flight
             self.sender.progress = Progress(self.db, self._sent)
         for platform in self.transports:  # every series present from the start

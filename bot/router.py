@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -120,10 +121,11 @@ class Router:
         self.relay_attachments = relay_attachments
         #: Replies kept until sent (outbox; on for transports that redeliver).
         self.replies = Replies(vault, keystore, retention.dedup_hours)
+        #: Called after a commit that shredded keys (an erasure): the send queues read
+        #: their waiting sets again before sending (bot.app wires it to the Sender).
+        self.on_erased: Callable[[], None] | None = None
         #: Messages arriving together share one transaction (each in a savepoint).
-        self.commits = GroupCommit(
-            db, keystore, clock.now, prologue=self.replies.forget_delivered
-        )
+        self.commits = GroupCommit(db, keystore, clock.now, prologue=self.replies.forget_delivered)
         #: Unconfigured groups told that the bot leaves (once), with when it last left them.
         self._leaving: BoundedDict[tuple[str, str], float] = BoundedDict(LEAVING_REMEMBERED)
         #: A person's last message without danger (pseudonym -> tail, when): memory only.
@@ -241,8 +243,14 @@ class Router:
             out, contact_id = await self._person(uow, svc, msg, pseudonyms)
             return Handled(out, contact_id, uow.jobs, await self.replies.stash(uow, out, key))
 
+        async def work_then_recheck(uow: UnitOfWork) -> Handled:
+            handled = await work(uow)
+            if uow.keys.shredding and self.on_erased is not None:
+                uow.on_commit.append(self.on_erased)  # replies queued in memory: read again
+            return handled
+
         try:
-            return await self.commits.run(work)
+            return await self.commits.run(work_then_recheck)
         except Busy:
             return self._fallback(msg, "limits.busy")
         except Exception as exc:  # one bad update must never stop the bot
@@ -407,9 +415,7 @@ class Router:
         now = time.monotonic()
         last = self._fragments.pop(contact.pseudonym, None)
         previous = last[0] if last is not None and now - last[1] < FRAGMENT_SECONDS else None
-        tr = intake.step(
-            self._ctx, contact.state, profile, contact.locale, msg, audience, previous
-        )
+        tr = intake.step(self._ctx, contact.state, profile, contact.locale, msg, audience, previous)
         if msg.text and not msg.button and not any(r.urgent for r in tr.replies):
             self._fragments[contact.pseudonym] = (msg.text[-FRAGMENT_CHARS:], now)
         out = [

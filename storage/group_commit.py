@@ -34,7 +34,7 @@ from typing import Any, Generic, TypeVar
 from storage import outbox
 from storage.db import Database, is_disconnect
 from storage.keystore import KeyStore
-from storage.repositories import UnitOfWork, unit
+from storage.repositories import UnitOfWork, after_commit, unit
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -179,15 +179,9 @@ class GroupCommit:
             for item in batch:
                 _settle(item, exc=exc)
             return
-        erased = 0
-        for u in units:
-            erased += await u.keys.after_commit()
-        if erased:
-            await self.db.checkpoint()
-            await self.keystore.db.checkpoint()
-        for u in units:
-            for callback in u.on_commit:
-                callback()
+        # Committed: whatever fails from here on is logged, and every unit still gets
+        # its result (a cancelled one would count as not handled and pin the platform).
+        await after_commit(self.db, self.keystore, units)
         for item, _, value in done:
             _settle(item, result=value)
         for item, error in failed:

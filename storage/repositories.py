@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -37,6 +38,8 @@ from storage.vault import aad
 _M = TypeVar("_M", bound=Base)
 OPEN_STATUSES = ("new", "claimed", "active", "waiting")
 _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+log = logging.getLogger(__name__)
 
 
 def new_id() -> str:
@@ -473,11 +476,31 @@ async def unit(db: Database, keystore: KeyStore, now: datetime) -> AsyncIterator
             await uow.commit()
         finally:
             await uow.close()
-    if await uow.keys.after_commit():
-        await db.checkpoint()
-        await keystore.db.checkpoint()
-    for done in uow.on_commit:
-        done()
+    await after_commit(db, keystore, [uow])
+
+
+async def after_commit(db: Database, keystore: KeyStore, units: Sequence[UnitOfWork]) -> None:
+    """Shred the keys of committed units, checkpoint after an erasure, run their
+    on-commit callbacks; never raises (the data is committed: a failure is logged)."""
+    erased = 0
+    for uow in units:
+        try:
+            erased += await uow.keys.after_commit()
+        except Exception as exc:
+            log.error("shredding keys after a commit failed: %s", type(exc).__name__)
+            erased += 1  # checkpoint anyway: what was shredded must leave the files
+    if erased:
+        try:
+            await db.checkpoint()
+            await keystore.db.checkpoint()
+        except Exception as exc:
+            log.error("checkpoint after an erasure failed: %s", type(exc).__name__)
+    for uow in units:
+        for done in uow.on_commit:
+            try:
+                done()
+            except Exception as exc:
+                log.error("an on-commit step failed: %s", type(exc).__name__)
 
 
 async def drop_followups(uow: UnitOfWork, case_ids: Sequence[str]) -> None:

@@ -163,3 +163,38 @@ async def test_a_failed_commit_fails_every_message_of_the_batch(
         assert await _count(app, Contact) == 4
     finally:
         await app.stop()
+
+
+async def test_an_error_after_the_commit_still_answers_every_committed_message(
+    settings: Settings,
+    clock: FakeClock,
+    directory: Directory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """H11.3: the key store failing after COMMIT (shred, checkpoint) must not cancel the
+    units that did commit (a cancelled update pins Telegram's offset); logged instead."""
+    transport = MemoryTransport()
+    app = await _app(settings, clock, directory, transport)
+    store = app.keystore
+    assert store is not None
+
+    async def failing_shred(ids: Any) -> None:
+        raise OSError("key store away")
+
+    monkeypatch.setattr(store, "shred", failing_shred)
+    try:
+        async with asyncio.timeout(10):
+            await asyncio.gather(
+                *(transport.push(f"p{i}", "/start", update_id=f"u{i}") for i in range(4))
+            )
+        assert _router(app).commits.stats.batches == 1
+        generic = translator("de")("error.generic")
+        for i in range(4):
+            got = [m.text for m in transport.pop(f"p{i}")]
+            assert got, f"p{i} got no reply"
+            assert generic not in got
+        assert await _count(app, Contact) == 4
+        await transport.push("p9", "/start", update_id="u9")  # alone: the same
+        assert generic not in [m.text for m in transport.pop("p9")]
+    finally:
+        await app.stop()

@@ -236,3 +236,58 @@ async def test_the_telegram_limiter_says_when_a_group_is_held() -> None:
     whole = FloodLimiter(overall_per_second=1, group_per_minute=20)
     await whole.process_request(call, (), {}, "sendMessage", {"chat_id": person}, None)
     assert whole.held(person)
+
+
+async def test_a_retry_round_overlapping_new_traffic_settles() -> None:
+    """Red team H11.1: new traffic to a parked chat while the retry reads the outbox
+    must not send the parked reply behind the retry's back and leave its set unsettled."""
+    platform = Platformish()
+    reading = asyncio.Event()
+    go = asyncio.Event()
+
+    async def loader(box: str) -> tuple[list[OutboundMessage], list[int]] | None:
+        reading.set()
+        await go.wait()
+        return [to("p", "old")], [0]
+
+    sender = Sender(platform.deliver, loader=loader)
+    platform.down = True
+    old = sender.submit("b1", [to("p", "old")])
+    await old.wait()
+    assert sender.waiting == 1
+    platform.down = False
+    retry = asyncio.create_task(sender.retry())
+    await reading.wait()  # the retry reads the outbox ...
+    new = sender.submit(None, [to("p", "new")])  # ... while new traffic arrives
+    await asyncio.sleep(0)
+    go.set()
+    async with asyncio.timeout(5):
+        await retry
+        await new.wait()
+    assert old.settled.is_set()
+    assert [m.text for m in platform.sent["p"]] == ["old", "new"]
+    assert sender.waiting == 0
+    await sender.close()
+
+
+async def test_an_erasure_drops_queued_replies_before_their_send() -> None:
+    """H11.2: after recheck() every queued set is read again; erased ones never go out."""
+    platform = Platformish()
+    platform.gates["p"] = asyncio.Event()
+    erased: set[str] = set()
+
+    async def loader(box: str) -> tuple[list[OutboundMessage], list[int]] | None:
+        return None if box in erased else ([to("p", box)], [0])
+
+    sender = Sender(platform.deliver, loader=loader)
+    sender.submit("first", [to("p", "first")])
+    await platform.entered["p"].wait()  # in flight: it goes
+    sender.submit("gone", [to("p", "gone")])
+    sender.submit("kept", [to("p", "kept")])
+    erased.add("gone")
+    sender.recheck()
+    platform.gates["p"].set()
+    async with asyncio.timeout(5):
+        await sender.idle()
+    assert [m.text for m in platform.sent["p"]] == ["first", "kept"]
+    await sender.close()

@@ -171,3 +171,36 @@ async def test_a_followup_due_at_the_start_finds_its_platform_connected(
         assert app.waiting == 0
     finally:
         await app.stop()
+
+
+async def test_relays_queued_in_memory_are_not_sent_after_the_persons_delete(
+    live: World,
+) -> None:
+    """Red team H11.2 (privacy check 18): a person's relays queued behind a held staff
+    group are dropped once their /delete committed; another case's relays still go."""
+    w, t, app = live, live.t, live.app
+    gone, kept = await claimed(w, "p1"), await claimed(w, "p2")
+    t.sent.clear()
+    app.wait_for_sends = False
+    t.hold(ROOM)
+    async with asyncio.timeout(PROMPT):
+        await t.push("p2", "vorne in der Schlange")  # waits at the limit
+        for i in range(3):
+            await t.push("p1", f"geheim {i}")
+            await t.push("p2", f"bleibt {i}")
+    assert app.sender.queued == 7
+    async with asyncio.timeout(PROMPT):
+        await t.push("p1", "/delete")
+        await t.push("p1", button="delete:yes")
+        await replies(t, "p1", 2)  # the question and the receipt (the person's chat is free)
+    await t.release(ROOM)
+    async with asyncio.timeout(PROMPT):
+        await app.sender.idle()
+    got = [m for m in t.sent if m.address.chat_id == ROOM]
+    assert not [m for m in got if "geheim" in m.text], [m.text for m in got]
+    about_gone = [m.text for m in relays(got, gone)]
+    assert len(about_gone) == 1, about_gone  # the notice that the case was closed
+    assert "geheim" not in about_gone[0]
+    assert in_order(
+        relays(got, kept), ["vorne in der Schlange", *(f"bleibt {i}" for i in range(3))]
+    )

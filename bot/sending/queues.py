@@ -47,6 +47,8 @@ MAX_ITEMS = 20_000
 HELD_SECONDS = 0.5
 #: Outbox entries sent lately: a copy read before its delete committed is skipped.
 DONE_REMEMBERED = 4096
+#: The longest a retry round waits for its sets to settle (then it returns, logged).
+RETRY_WAIT = 300.0
 
 
 @dataclass(eq=False, slots=True)
@@ -133,6 +135,8 @@ class Sender:
         self._empty = asyncio.Event()
         self._empty.set()
         self._closing = False
+        #: Outbox entries to read again before their next send (an erasure committed).
+        self._recheck: set[str] = set()
         #: Messages sent, and replies that went out merged into another message.
         self.sent = 0
         self.coalesced = 0
@@ -216,10 +220,15 @@ class Sender:
                 if dest.key[0] in self._down:
                     self._park(dest)
                     return
+                if self._recheck and not await self._reread(dest):
+                    self._down.add(dest.key[0])  # the outbox is away: the retry reads it
+                    self._park(dest)
+                    return
                 taken = dest.take()
                 if taken is None:
                     return
                 item, urgent = taken
+                self._unpark(item)
                 members = [item]
                 # Held: the last send waited for the limit, or the transport says the
                 # next one will (then the merge starts before the first wait).
@@ -253,6 +262,36 @@ class Sender:
             if not dest and self._dests.get(dest.key) is dest:
                 del self._dests[dest.key]
 
+    def recheck(self) -> None:
+        """An erasure committed: every queued set with an outbox entry is read again
+        before its next send, so replies it erased are dropped, never sent."""
+        for dest in self._dests.values():
+            for item in dest.items():
+                if item.rs.box is not None:
+                    self._recheck.add(item.rs.box)
+
+    async def _reread(self, dest: _Destination) -> bool:
+        """Drop what erasures took from this destination's queued sets (False: the
+        outbox could not be read; nothing of those sets may go out now)."""
+        boxes = list(
+            dict.fromkeys(
+                i.rs.box for i in dest.items() if i.rs.box is not None and i.rs.box in self._recheck
+            )
+        )
+        for box in boxes:
+            rs = self._boxes.get(box)
+            if rs is None or self._loader is None:
+                self._recheck.discard(box)
+                continue
+            try:
+                found = await self._loader(box)
+            except Exception as exc:
+                log.error("reading a queued reply set again failed: %s", type(exc).__name__)
+                return False
+            self._recheck.discard(box)
+            self._drop(_erased(rs, set(found[1]) if found is not None else set()))
+        return True
+
     def _holds(self, message: OutboundMessage) -> bool:
         """The transport's hint: sends to this destination wait for its limit now."""
         if self._held is None:
@@ -273,6 +312,7 @@ class Sender:
             if not closed and topic(item.message) == where:
                 grown = size + len(item.message.text) + 2
                 if mergeable(item.message) and grown <= MERGE_LIMIT:
+                    self._unpark(item)
                     members.append(item)
                     size = grown
                     continue
@@ -280,6 +320,14 @@ class Sender:
             keep.append(item)
         dest.normal = keep
         return members
+
+    def _unpark(self, item: _Item) -> None:
+        """A parked reply taken to be sent counts as unsettled again (its set waits)."""
+        if item.parked:
+            item.parked = False
+            item.rs.parked -= 1
+            item.rs.unsettled += 1
+            self._check(item.rs)
 
     def _sent(self, item: _Item) -> asyncio.Future[None] | None:
         rs = item.rs
@@ -357,13 +405,15 @@ class Sender:
                     seen.setdefault(id(item.rs), item.rs)
         return list(seen.values())
 
-    async def retry(self) -> None:
+    async def retry(self, timeout: float | None = RETRY_WAIT) -> None:  # noqa: ASYNC109
         """Try the parked destinations again, oldest first; wait until each set settled.
 
         Waiting sets are read again from the outbox first: replies erased meanwhile
         are dropped, never sent.
         """
-        self._down.clear()
+        # The outbox is read while the platforms still count as down: new traffic parks
+        # meanwhile, and no worker sends a parked reply behind this round's back. The
+        # un-parking below runs without an await in between.
         sets = self._waiting_sets()
         for rs in sets:
             if rs.box is not None and self._loader is not None:
@@ -372,7 +422,10 @@ class Sender:
                 except Exception as exc:  # the database is away: next round
                     log.error("outbox retry failed: %s", type(exc).__name__)
                     continue
+                self._recheck.discard(rs.box)
                 self._drop(_erased(rs, set(found[1]) if found is not None else set()))
+        self._down.clear()
+        sets = self._waiting_sets()  # also what parked while the outbox was read
         for dest in list(self._dests.values()):
             for item in dest.items():
                 if item.parked:
@@ -382,7 +435,11 @@ class Sender:
                     self._check(item.rs)
             if dest:
                 self._wake(dest)
-        await asyncio.gather(*(rs.wait() for rs in sets))
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(*(rs.wait() for rs in sets))
+        except TimeoutError:  # a bound: the retry loop goes on, the sets keep sending
+            log.error("retry round: %d reply sets not settled in time", len(sets))
 
     def _drop(self, gone: Callable[[_Item], bool]) -> int:
         dropped = 0

@@ -519,3 +519,32 @@ async def test_a_case_topic_made_before_an_outage_is_used_again(api: FakeBotApi)
     assert result is not None
     assert result.thread is not None
     assert [m.get("text") for m in api.messages_in(FORUM)].count("Neuer Fall K-ABCD") == 1
+
+
+async def test_a_press_returns_while_its_keyboard_removal_still_waits(
+    api: FakeBotApi, core: Core
+) -> None:
+    """H11.4: removing the keyboard (which may wait out the chat's 429) and answering
+    the press run apart: the update counts as returned once the core returned."""
+    api.register_chat(PERSON)
+    question = OutboundMessage(HERE, "Frage?", ((Button("Ja", "q:yes"),),))
+    async with running(api, core) as transport:
+        result = await transport.send(question)
+        assert result is not None
+        assert result.ref is not None
+        receiver = transport._receiver
+        stuck = asyncio.Event()
+        entered = asyncio.Event()
+
+        async def waiting_out_a_429(*_args: Any) -> None:
+            entered.set()
+            await stuck.wait()
+
+        receiver._remove_keyboard = waiting_out_a_429  # type: ignore[method-assign]
+        receiver._answer_callback = waiting_out_a_429  # type: ignore[method-assign]
+        update = api.push_callback(PERSON, PERSON, "q:yes", int(result.ref))
+        await transport.wait_handled(update["update_id"], timeout=5)
+        assert entered.is_set()
+        assert not stuck.is_set()
+        assert update["update_id"] not in receiver.open
+        stuck.set()

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from functools import partial
 from typing import Any
 
@@ -44,6 +44,10 @@ DONE_MEMORY = 10_000
 #: batch, as long as nothing waits), or after at most this long: new updates of other
 #: chats wait no longer than this behind a chat that waits.
 REPOLL = 0.1
+#: A button answer or keyboard removal gives up after this long (it may wait for a 429).
+TIDY_SECONDS = 60.0
+#: At most this many of them wait at once.
+TIDY_MAX = 1000
 
 
 class Receiver:
@@ -65,6 +69,8 @@ class Receiver:
         self._slots = Slots(config.concurrency)
         self._lanes: dict[str, deque[Incoming]] = {}
         self._lane_tasks: set[asyncio.Task[None]] = set()
+        #: Button answers and keyboard removals running apart from the lanes.
+        self._tidying: set[asyncio.Task[None]] = set()
         #: Updates taken into a lane that have not returned yet (polling's offset).
         self.open: set[int] = set()
         #: Set while no update is open.
@@ -138,9 +144,15 @@ class Receiver:
     async def drain(self, timeout: float) -> None:  # noqa: ASYNC109
         """Let the lanes finish the update in hand (stop); cancel them after ``timeout``."""
         tasks = set(self._lane_tasks)
-        if not tasks:
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        tidying = set(self._tidying)  # cosmetic: they get a moment, then they stop
+        if not tidying:
             return
-        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        _, pending = await asyncio.wait(tidying, timeout=min(timeout, 0.5))
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -149,10 +161,12 @@ class Receiver:
 
     async def process(self, incoming: Incoming) -> None:
         """Answer a button press at once, hand the message to the core, tidy up; never
-        raises (but a cancelled update does not count as returned)."""
-        answer = None
+        raises. The update counts as returned once the core returned (also when it was
+        cancelled, unless the transport stops); answering the press and removing the
+        keyboard run apart (they may wait out a chat's 429), bounded by ``TIDY_SECONDS``."""
         if incoming.callback_id is not None:
-            answer = asyncio.create_task(self._answer_callback(incoming.callback_id))
+            self._apart(self._answer_callback(incoming.callback_id))
+        returned = False
         try:
             if incoming.member is not None:
                 await self._membership.on_member(incoming.member)
@@ -162,14 +176,32 @@ class Receiver:
                 self.stats.ignored += 1
             else:
                 await self._deliver(incoming)
-            if incoming.keyboard_at is not None:
-                await self._remove_keyboard(*incoming.keyboard_at)
+            returned = True
         except Exception as exc:
+            returned = True
             log.error("an update could not be processed: %s", type(exc).__name__)
         finally:
-            if answer is not None:
-                await asyncio.gather(answer, return_exceptions=True)
-        self.mark_done(incoming.update_id)
+            if returned or not self.stopping.is_set():
+                self.mark_done(incoming.update_id)
+        if incoming.keyboard_at is not None:
+            self._apart(self._remove_keyboard(*incoming.keyboard_at))
+
+    def _apart(self, call: Coroutine[Any, Any, None]) -> None:
+        """Run a tidying call in the background, for at most ``TIDY_SECONDS``; beyond
+        ``TIDY_MAX`` of them at once it is skipped (a cosmetic call, never a reply)."""
+        if len(self._tidying) >= TIDY_MAX:
+            call.close()
+            log.warning("a button answer or keyboard removal skipped: too many waiting")
+            return
+
+        async def bounded() -> None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TIDY_SECONDS):
+                    await call
+
+        task = asyncio.get_running_loop().create_task(bounded())
+        self._tidying.add(task)
+        task.add_done_callback(self._tidying.discard)
 
     async def _deliver(self, incoming: Incoming) -> None:
         if incoming.message is None or self.handler is None:
