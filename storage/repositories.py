@@ -1,5 +1,8 @@
 """Typed data access. Each repository wraps one session (one transaction)."""
 
+# size: the unit of work and its repositories share one session, one connection and the
+# steps after commit; the next split is one module per repository (issue 13 follow-up).
+
 from __future__ import annotations
 
 import hashlib

@@ -17,6 +17,9 @@ merge see every pending relay of a topic (see :mod:`bot.sending.merge`).
 * Bounded memory: beyond ``max_items`` queued replies, new sets with an outbox
   entry keep only its id and are read again once the queues have room, in order.
 """
+# size: the queues, the parking of unreachable platforms, the retry round and the spill to
+# the outbox share one state (what is queued, parked and settled per reply set); apart,
+# each would reach into the others. Next split: the retry round into its own module.
 
 from __future__ import annotations
 

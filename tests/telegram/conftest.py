@@ -90,7 +90,10 @@ class Tg:
     sleep: FastSleep = field(default_factory=FastSleep)
 
     async def handled(self, update: dict[str, Any]) -> None:
+        """The update returned, and its button answer and keyboard removal (which run
+        apart) are done: tests look at the whole exchange."""
         await self.transport.wait_handled(int(update["update_id"]))
+        await self.transport.wait_tidied(int(update["update_id"]))
 
     async def say(self, user: int, text: str, **kw: Any) -> list[ApiCall]:
         """A person writes in their private chat; returns the calls made while handling."""

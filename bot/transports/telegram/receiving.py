@@ -71,6 +71,8 @@ class Receiver:
         self._lane_tasks: set[asyncio.Task[None]] = set()
         #: Button answers and keyboard removals running apart from the lanes.
         self._tidying: set[asyncio.Task[None]] = set()
+        #: The tidying tasks of each update (tests wait for them: :meth:`wait_tidied`).
+        self._tidy_of: dict[int, set[asyncio.Task[None]]] = {}
         #: Updates taken into a lane that have not returned yet (polling's offset).
         self.open: set[int] = set()
         #: Set while no update is open.
@@ -165,7 +167,7 @@ class Receiver:
         cancelled, unless the transport stops); answering the press and removing the
         keyboard run apart (they may wait out a chat's 429), bounded by ``TIDY_SECONDS``."""
         if incoming.callback_id is not None:
-            self._apart(self._answer_callback(incoming.callback_id))
+            self._apart(incoming.update_id, self._answer_callback(incoming.callback_id))
         returned = False
         try:
             if incoming.member is not None:
@@ -184,9 +186,9 @@ class Receiver:
             if returned or not self.stopping.is_set():
                 self.mark_done(incoming.update_id)
         if incoming.keyboard_at is not None:
-            self._apart(self._remove_keyboard(*incoming.keyboard_at))
+            self._apart(incoming.update_id, self._remove_keyboard(*incoming.keyboard_at))
 
-    def _apart(self, call: Coroutine[Any, Any, None]) -> None:
+    def _apart(self, update_id: int, call: Coroutine[Any, Any, None]) -> None:
         """Run a tidying call in the background, for at most ``TIDY_SECONDS``; beyond
         ``TIDY_MAX`` of them at once it is skipped (a cosmetic call, never a reply)."""
         if len(self._tidying) >= TIDY_MAX:
@@ -202,6 +204,15 @@ class Receiver:
         task = asyncio.get_running_loop().create_task(bounded())
         self._tidying.add(task)
         task.add_done_callback(self._tidying.discard)
+        mine = self._tidy_of.setdefault(update_id, set())
+        mine.add(task)
+
+        def forget(done: asyncio.Task[None]) -> None:
+            mine.discard(done)
+            if not mine:
+                self._tidy_of.pop(update_id, None)
+
+        task.add_done_callback(forget)
 
     async def _deliver(self, incoming: Incoming) -> None:
         if incoming.message is None or self.handler is None:
@@ -262,6 +273,13 @@ class Receiver:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await first_of(self._idle, self.stopping)
+
+    async def wait_tidied(self, update_id: int, timeout: float | None = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until an update's button answer and keyboard removal ran (tests)."""
+        tasks = set(self._tidy_of.get(update_id, ()))
+        if tasks:
+            async with asyncio.timeout(timeout):
+                await asyncio.wait(tasks)
 
     async def wait_handled(self, update_id: int, timeout: float | None = 10.0) -> None:  # noqa: ASYNC109
         """Wait until an update returned (for the webhook, tests and benchmarks)."""

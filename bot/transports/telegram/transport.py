@@ -225,6 +225,10 @@ class TelegramTransport:
         """Wait until an update was handled (for tests and benchmarks)."""
         await self._receiver.wait_handled(update_id, timeout)
 
+    async def wait_tidied(self, update_id: int, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until an update's button answer and keyboard removal ran (for tests)."""
+        await self._receiver.wait_tidied(update_id, timeout)
+
     # ------------------------------------------------------------------ sending
 
     def held(self, message: OutboundMessage) -> bool:
