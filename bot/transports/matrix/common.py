@@ -83,6 +83,9 @@ class MatrixState:
         #: The last saved sync token (every event before it was handled).
         self.since: str | None = None
         self.keys_lock = asyncio.Lock()
+        #: Rooms the bot left and forgot: a sync already in flight must not bring them
+        #: back into the client's memory (see ``receiving.Receiver._sync``).
+        self.forgotten: set[str] = set()
         self._room_locks: dict[str, asyncio.Lock] = {}
         #: Counters for tests and health checks (no identifiers).
         self.stats: dict[str, int] = {

@@ -272,6 +272,10 @@ class Receiver:
             failed.cancel()
         if request in done:
             result: SyncResponse | SyncError = request.result()
+            # A sync sent before the bot forgot a room may bring it back into memory.
+            for room_id in client.rooms.keys() & self._state.forgotten:
+                if self._state.user_id not in client.rooms[room_id].users:
+                    client.rooms.pop(room_id, None)
             return result
         request.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

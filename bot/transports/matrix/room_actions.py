@@ -126,6 +126,7 @@ class RoomActions:
             try:
                 await client.room_leave(room_id)
                 await client.room_forget(room_id)
+                self._state.forgotten.add(room_id)
             except Exception as exc:
                 log.info("matrix: room could not be forgotten: %s", type(exc).__name__)
             if self._state.settings.matrix.admin_purge:
@@ -141,6 +142,7 @@ class RoomActions:
             try:
                 await client.room_leave(room_id)
                 await client.room_forget(room_id)
+                self._state.forgotten.add(room_id)
             except Exception as exc:
                 log.info("matrix: room could not be left: %s", type(exc).__name__)
         self._rooms.staff_rooms.discard(room_id)
@@ -181,6 +183,7 @@ class RoomActions:
                 client.invalidate_outbound_session(room_id)
             await client.room_leave(room_id)
             await client.room_forget(room_id)
+            self._state.forgotten.add(room_id)
         for key in [k for k, r in rooms.case_rooms.items() if r == room_id]:
             del rooms.case_rooms[key]
         self._sender.last_buttons.pop(room_id, None)
